@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/ingest"
+	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/publisher"
+	"github.com/heraldrelay/herald/queue"
+	"github.com/heraldrelay/herald/status"
+)
+
+// role says which parts of Herald a process runs.
+type role struct {
+	ingest bool // the HTTP ingest
+	worker bool // the consumer pool
+	// embedded starts an in-process NATS server when nats.url is empty. When
+	// false and nats.url is empty, the process connects to nats.embedded.listen,
+	// where a `herald serve` on this host listens.
+	embedded bool
+}
+
+var (
+	roleServe  = role{ingest: true, worker: true, embedded: true}
+	roleIngest = role{ingest: true}
+	roleWorker = role{worker: true}
+)
+
+// App is one running Herald process: what Main wires from Config.
+type App struct {
+	cfg    Config
+	role   role
+	logger *slog.Logger
+
+	ns *server.Server
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	keys    *crypto.Keyring
+
+	ln      net.Listener // HTTP: ingest, or the worker's ops endpoints
+	httpSrv *http.Server
+	pool    *consumer.Pool
+
+	closeOnce sync.Once
+}
+
+// Open starts everything the role needs except the long-running loops: the
+// embedded server, the NATS connection, the streams, the HTTP listener. Errors
+// here (bad key, port in use, NATS unreachable) surface before Run.
+func (a *App) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if a.role.ingest || a.role.worker {
+		if err := ensureSecrets(&a.cfg, a.logger); err != nil {
+			return err
+		}
+	}
+	a.keys, err = crypto.NewKeyring(a.cfg.Encryption.Keys...)
+	if err != nil {
+		return fmt.Errorf("config: encryption.keys (or ENCRYPTION_KEY): %w", err)
+	}
+	a.reg = prometheus.NewRegistry()
+	a.metrics = metrics.New(a.reg)
+
+	url := a.cfg.NATS.URL
+	if url == "" && a.role.embedded {
+		a.ns, err = queue.StartEmbedded(queue.EmbeddedConfig{
+			Listen:       a.cfg.NATS.Embedded.Listen,
+			StoreDir:     filepath.Join(a.cfg.DataDir, "jetstream"),
+			SyncInterval: a.cfg.NATS.Embedded.SyncInterval,
+			SyncAlways:   a.cfg.NATS.Embedded.SyncAlways,
+		}, a.logger)
+		if err != nil {
+			return fmt.Errorf("start embedded NATS on %s (nats.embedded.listen): %w", a.cfg.NATS.Embedded.Listen, err)
+		}
+		url = a.ns.ClientURL()
+		a.logger.Info("embedded NATS JetStream started", "url", url, "store", filepath.Join(a.cfg.DataDir, "jetstream"))
+	} else if url == "" {
+		url = "nats://" + a.cfg.NATS.Embedded.Listen
+	}
+
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a.nc, err = queue.Connect(connectCtx, url, a.cfg.NATS.Name, a.logger)
+	if err != nil {
+		return fmt.Errorf("connect to NATS (nats.url): %w", err)
+	}
+	a.js, err = jetstream.New(a.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if _, err := queue.EnsureJobsStream(connectCtx, a.js, queue.StreamConfig{
+		Replicas:        a.cfg.NATS.Stream.Replicas,
+		DuplicateWindow: a.cfg.NATS.Stream.DuplicateWindow,
+		MaxAge:          a.cfg.NATS.Stream.MaxAge,
+		MaxBytes:        a.cfg.NATS.Stream.MaxBytes,
+	}); err != nil {
+		return fmt.Errorf("jobs stream: %w", err)
+	}
+	kv, err := queue.EnsureStatusBucket(connectCtx, a.js, a.cfg.NATS.StatusTTL, a.cfg.NATS.Stream.Replicas)
+	if err != nil {
+		return fmt.Errorf("status bucket: %w", err)
+	}
+	statuses := status.New(kv, a.nc)
+
+	client := channels.NewHTTPClient(a.cfg.Channels.Timeout)
+	discord, err := channels.NewDiscord(channels.DiscordConfig{
+		AllowedHosts:  a.cfg.Channels.Discord.AllowedHosts,
+		AllowHTTP:     a.cfg.Channels.Discord.AllowHTTP,
+		MaxRetryAfter: a.cfg.Consumer.MaxRetryAfter,
+	}, client)
+	if err != nil {
+		return fmt.Errorf("config: channels.discord: %w", err)
+	}
+	telegram, err := channels.NewTelegram(channels.TelegramConfig{
+		APIBase:       a.cfg.Channels.Telegram.APIBase,
+		MaxRetryAfter: a.cfg.Consumer.MaxRetryAfter,
+	}, client)
+	if err != nil {
+		return fmt.Errorf("config: channels.telegram: %w", err)
+	}
+
+	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
+	var handler http.Handler
+	addr := a.cfg.HTTP.Addr
+	if a.role.ingest {
+		srv, err := ingest.New(ingest.Config{
+			APISecrets:   a.cfg.Ingest.APISecrets,
+			MaxBodyBytes: a.cfg.Ingest.MaxBodyBytes,
+			StreakyWait:  a.cfg.Ingest.Streaky.Wait,
+			Version:      version,
+		}, ingest.Deps{
+			Publisher: publisher.New(a.js),
+			Status:    statuses,
+			Keys:      a.keys,
+			Checkers: map[herald.Channel]ingest.TargetChecker{
+				herald.ChannelDiscord:  discord,
+				herald.ChannelTelegram: telegram,
+			},
+			Ready:    ready,
+			Metrics:  a.metrics,
+			Gatherer: a.reg,
+			Logger:   a.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("config: ingest: %w", err)
+		}
+		handler = srv.Handler()
+	} else if a.cfg.Worker.HTTPAddr != "" {
+		handler = opsHandler(a.reg, ready)
+		addr = a.cfg.Worker.HTTPAddr
+	}
+
+	if a.role.worker {
+		a.pool, err = consumer.New(consumer.Config{
+			Workers:       a.cfg.Consumer.Workers,
+			AckWait:       a.cfg.Consumer.AckWait,
+			MaxAckPending: a.cfg.Consumer.MaxAckPending,
+			SendTimeout:   a.cfg.Consumer.SendTimeout,
+			MinBackoff:    a.cfg.Consumer.MinBackoff,
+			MaxBackoff:    a.cfg.Consumer.MaxBackoff,
+			MaxRetryAfter: a.cfg.Consumer.MaxRetryAfter,
+			DrainTimeout:  a.cfg.Consumer.DrainTimeout,
+		}, consumer.Deps{
+			JS:   a.js,
+			Keys: a.keys,
+			Senders: map[herald.Channel]consumer.Sender{
+				herald.ChannelDiscord:  discord,
+				herald.ChannelTelegram: telegram,
+			},
+			Status:  statuses,
+			Logger:  a.logger,
+			Metrics: a.metrics,
+		})
+		if err != nil {
+			return fmt.Errorf("config: consumer: %w", err)
+		}
+	}
+
+	if handler != nil {
+		// Listen before serving, so a port in use fails Open, not Run.
+		a.ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (http.addr): %w", addr, err)
+		}
+		a.httpSrv = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+			// Above the Streaky wait, so a waiting reply is never cut off.
+			WriteTimeout: a.cfg.Ingest.Streaky.Wait + 10*time.Second,
+			IdleTimeout:  2 * time.Minute,
+			ErrorLog:     slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+		}
+		a.logger.Info("HTTP listening", "addr", a.ln.Addr().String(), "ingest", a.role.ingest)
+	}
+	return nil
+}
+
+// opsHandler serves a worker's /metrics, /health and /readyz.
+func opsHandler(g prometheus.Gatherer, ready func(context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"healthy"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"unavailable"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	return mux
+}
+
+// HTTPAddr is the address the HTTP server listens on ("" when none).
+func (a *App) HTTPAddr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// NATSURL is the embedded server's client URL ("" when none).
+func (a *App) NATSURL() string {
+	if a.ns == nil {
+		return ""
+	}
+	return a.ns.ClientURL()
+}
+
+// Run serves until ctx is cancelled, then shuts down in order: the HTTP server
+// stops accepting and finishes its requests, the consumer drains its in-flight
+// jobs, and the NATS connection and embedded server close last.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	// The pool outlives the HTTP server: requests still waiting for a delivery
+	// outcome need workers until the server has finished them.
+	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPool()
+	g, gctx := errgroup.WithContext(ctx)
+	if a.httpSrv != nil {
+		g.Go(func() error {
+			if err := a.httpSrv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		a.logger.Info("shutting down")
+		if a.httpSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+			defer cancel()
+			if err := a.httpSrv.Shutdown(sctx); err != nil {
+				a.logger.Warn("http shutdown", "error", err)
+			}
+		}
+		stopPool()
+		return nil
+	})
+	if a.pool != nil {
+		g.Go(func() error {
+			if err := a.pool.Run(poolCtx); err != nil {
+				return fmt.Errorf("consumer: %w", err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	a.logger.Info("stopped")
+	return err
+}
+
+// Close releases what Open acquired. Safe to call more than once.
+func (a *App) Close() {
+	a.closeOnce.Do(func() {
+		if a.ln != nil && a.httpSrv == nil {
+			a.ln.Close()
+		}
+		if a.nc != nil {
+			if err := a.nc.Drain(); err != nil {
+				a.nc.Close()
+			}
+			for i := 0; i < 100 && !a.nc.IsClosed(); i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		if a.ns != nil {
+			a.ns.Shutdown()
+			a.ns.WaitForShutdown()
+		}
+	})
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// No Docker engine runs in CI, so check what can be checked of
+// docker-compose.yml: it parses, every HERALD_* variable it sets is a real
+// config key, and every command it runs is a real subcommand.
+func TestDockerComposeIsConsistent(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Services map[string]struct {
+			Command     any               `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+			Image       string            `yaml:"image"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("docker-compose.yml does not parse: %v", err)
+	}
+	envKeys := map[string]bool{}
+	for k := range defaults {
+		envKeys["HERALD_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	subcommands := map[string]bool{}
+	for _, c := range newRootCmd(envMap(nil), nil, nil).Commands() {
+		subcommands[c.Name()] = true
+	}
+	var nats, heralds, workers int
+	for name, svc := range doc.Services {
+		if strings.HasPrefix(svc.Image, "nats") {
+			nats++
+			if cmd, _ := svc.Command.([]any); !containsArg(cmd, "--jetstream") {
+				t.Errorf("%s: NATS without JetStream", name)
+			}
+			continue
+		}
+		if svc.Image != "herald:latest" {
+			continue
+		}
+		heralds++
+		cmd, _ := svc.Command.([]any)
+		if len(cmd) == 0 || !subcommands[cmd[0].(string)] {
+			t.Errorf("%s: command %v is not a herald subcommand", name, svc.Command)
+		} else if cmd[0] == "worker" {
+			workers++
+		}
+		for k := range svc.Environment {
+			if strings.HasPrefix(k, "HERALD_") && !envKeys[k] {
+				t.Errorf("%s: %s is not a config key", name, k)
+			}
+		}
+		if svc.Environment["HERALD_NATS_URL"] == "" || svc.Environment["HERALD_NATS_STREAM_REPLICAS"] != "3" {
+			t.Errorf("%s: not pointed at the cluster with 3 replicas", name)
+		}
+	}
+	if nats != 3 || heralds != 3 || workers != 2 {
+		t.Errorf("want 3 NATS nodes, 1 ingest and 2 workers; got %d NATS, %d herald, %d workers", nats, heralds, workers)
+	}
+}
+
+func containsArg(args []any, want string) bool {
+	for _, a := range args {
+		if a == want {
+			return true
+		}
+	}
+	return false
+}

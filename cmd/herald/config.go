@@ -1,0 +1,278 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Config is everything `herald` reads from config.yaml, HERALD_* environment
+// variables and Streaky's own variable names. config.yaml at the repository
+// root documents every key with its default; defaults below must match it.
+type Config struct {
+	DataDir    string           `mapstructure:"data_dir"`
+	Log        LogConfig        `mapstructure:"log"`
+	HTTP       HTTPConfig       `mapstructure:"http"`
+	NATS       NATSConfig       `mapstructure:"nats"`
+	Encryption EncryptionConfig `mapstructure:"encryption"`
+	Ingest     IngestConfig     `mapstructure:"ingest"`
+	Consumer   ConsumerConfig   `mapstructure:"consumer"`
+	Worker     WorkerConfig     `mapstructure:"worker"`
+	Channels   ChannelsConfig   `mapstructure:"channels"`
+}
+
+type LogConfig struct {
+	Format string `mapstructure:"format"`
+	Level  string `mapstructure:"level"`
+}
+
+type HTTPConfig struct {
+	Addr            string        `mapstructure:"addr"`
+	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+type NATSConfig struct {
+	URL       string          `mapstructure:"url"`
+	Name      string          `mapstructure:"name"`
+	Embedded  EmbeddedConfig  `mapstructure:"embedded"`
+	Stream    StreamConfig    `mapstructure:"stream"`
+	StatusTTL time.Duration   `mapstructure:"status_ttl"`
+}
+
+type EmbeddedConfig struct {
+	Listen       string        `mapstructure:"listen"`
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	SyncAlways   bool          `mapstructure:"sync_always"`
+}
+
+type StreamConfig struct {
+	Replicas        int           `mapstructure:"replicas"`
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	MaxAge          time.Duration `mapstructure:"max_age"`
+	MaxBytes        int64         `mapstructure:"max_bytes"`
+}
+
+type EncryptionConfig struct {
+	Keys []string `mapstructure:"keys"`
+}
+
+type IngestConfig struct {
+	APISecrets   []string            `mapstructure:"api_secrets"`
+	MaxBodyBytes int64               `mapstructure:"max_body_bytes"`
+	Streaky      StreakyIngestConfig `mapstructure:"streaky"`
+}
+
+type StreakyIngestConfig struct {
+	Wait time.Duration `mapstructure:"wait"`
+}
+
+type ConsumerConfig struct {
+	Workers       int           `mapstructure:"workers"`
+	AckWait       time.Duration `mapstructure:"ack_wait"`
+	MaxAckPending int           `mapstructure:"max_ack_pending"`
+	SendTimeout   time.Duration `mapstructure:"send_timeout"`
+	MinBackoff    time.Duration `mapstructure:"min_backoff"`
+	MaxBackoff    time.Duration `mapstructure:"max_backoff"`
+	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
+	DrainTimeout  time.Duration `mapstructure:"drain_timeout"`
+}
+
+type WorkerConfig struct {
+	HTTPAddr string `mapstructure:"http_addr"`
+}
+
+type ChannelsConfig struct {
+	Timeout  time.Duration         `mapstructure:"timeout"`
+	Discord  DiscordChannelConfig  `mapstructure:"discord"`
+	Telegram TelegramChannelConfig `mapstructure:"telegram"`
+}
+
+type DiscordChannelConfig struct {
+	AllowedHosts []string `mapstructure:"allowed_hosts"`
+	AllowHTTP    bool     `mapstructure:"allow_http"`
+}
+
+type TelegramChannelConfig struct {
+	APIBase string `mapstructure:"api_base"`
+}
+
+// defaults lists every key with its default value. config.yaml repeats them
+// with documentation; TestConfigYAMLMatchesDefaults keeps the two in step.
+var defaults = map[string]any{
+	"data_dir":   "./data",
+	"log.format": "text",
+	"log.level":  "info",
+
+	"http.addr":             ":8000",
+	"http.read_timeout":     "10s",
+	"http.shutdown_timeout": "15s",
+
+	"nats.url":                       "",
+	"nats.name":                      "herald",
+	"nats.embedded.listen":           "127.0.0.1:4222",
+	"nats.embedded.sync_interval":    "0s",
+	"nats.embedded.sync_always":      false,
+	"nats.stream.replicas":           1,
+	"nats.stream.duplicate_window":   "2m",
+	"nats.stream.max_age":            "0s",
+	"nats.stream.max_bytes":          0,
+	"nats.status_ttl":                "24h",
+	"encryption.keys":                []string{},
+	"ingest.api_secrets":             []string{},
+	"ingest.max_body_bytes":          2 << 20,
+	"ingest.streaky.wait":            "10s",
+	"consumer.workers":               32,
+	"consumer.ack_wait":              "30s",
+	"consumer.max_ack_pending":       0,
+	"consumer.send_timeout":          "10s",
+	"consumer.min_backoff":           "1s",
+	"consumer.max_backoff":           "5m",
+	"consumer.max_retry_after":       "1h",
+	"consumer.drain_timeout":         "15s",
+	"worker.http_addr":               ":9090",
+	"channels.timeout":               "10s",
+	"channels.discord.allowed_hosts": []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
+	"channels.discord.allow_http":    false,
+	"channels.telegram.api_base":     "https://api.telegram.org",
+}
+
+// loadConfig reads path (optional; "" means ./config.yaml when it exists),
+// then HERALD_* variables, then Streaky's ENCRYPTION_KEY, VPS_SECRET and PORT.
+// getenv is os.Getenv outside tests.
+func loadConfig(path string, getenv func(string) string) (Config, error) {
+	v := viper.New()
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	// HERALD_<SECTION>_<KEY> overrides the file. The variables are read through
+	// getenv rather than viper.AutomaticEnv so tests stay hermetic.
+	for k := range defaults {
+		name := "HERALD_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
+		if val := getenv(name); val != "" {
+			v.Set(k, val)
+		}
+	}
+
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+		}
+	}
+
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+
+	// Streaky's proxy names, so a Worker's deployment works unchanged.
+	if k := getenv("ENCRYPTION_KEY"); k != "" {
+		cfg.Encryption.Keys = append([]string{k}, cfg.Encryption.Keys...)
+	}
+	if s := getenv("VPS_SECRET"); s != "" {
+		cfg.Ingest.APISecrets = append([]string{s}, cfg.Ingest.APISecrets...)
+	}
+	if p := getenv("PORT"); p != "" && getenv("HERALD_HTTP_ADDR") == "" {
+		cfg.HTTP.Addr = ":" + p
+	}
+	cfg.Encryption.Keys = compact(cfg.Encryption.Keys)
+	cfg.Ingest.APISecrets = compact(cfg.Ingest.APISecrets)
+	cfg.Channels.Discord.AllowedHosts = compact(cfg.Channels.Discord.AllowedHosts)
+	return cfg, cfg.validate()
+}
+
+// compact trims entries and drops empty ones (env lists like "a, b,").
+func compact(in []string) []string {
+	out := in[:0:0]
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// validate checks what cannot be checked by the packages' own Validate, and
+// names the key at fault.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		bad("log.level", "%v", err)
+	}
+	if err := checkAddr(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%v", err)
+	}
+	if c.Worker.HTTPAddr != "" {
+		if err := checkAddr(c.Worker.HTTPAddr); err != nil {
+			bad("worker.http_addr", "%v", err)
+		}
+	}
+	if c.NATS.URL == "" {
+		if err := checkAddr(c.NATS.Embedded.Listen); err != nil {
+			bad("nats.embedded.listen", "%v", err)
+		}
+	}
+	if c.NATS.Stream.Replicas < 1 || c.NATS.Stream.Replicas > 5 {
+		bad("nats.stream.replicas", "must be between 1 and 5, not %d", c.NATS.Stream.Replicas)
+	}
+	if c.NATS.Stream.DuplicateWindow < 0 {
+		bad("nats.stream.duplicate_window", "must not be negative")
+	}
+	if c.NATS.StatusTTL < time.Second {
+		bad("nats.status_ttl", "must be at least 1s")
+	}
+	if c.Ingest.MaxBodyBytes < 1024 {
+		bad("ingest.max_body_bytes", "must be at least 1024")
+	}
+	if c.Ingest.Streaky.Wait < 0 || c.Ingest.Streaky.Wait > 14*time.Second {
+		bad("ingest.streaky.wait", "must be between 0s and 14s (the Worker gives up after 15 s), not %s", c.Ingest.Streaky.Wait)
+	}
+	if c.Consumer.Workers < 1 {
+		bad("consumer.workers", "must be at least 1, not %d", c.Consumer.Workers)
+	}
+	if c.Consumer.SendTimeout <= 0 || c.Consumer.SendTimeout >= c.Consumer.AckWait {
+		bad("consumer.send_timeout", "must be above 0 and below consumer.ack_wait (%s)", c.Consumer.AckWait)
+	}
+	if c.Consumer.MinBackoff <= 0 || c.Consumer.MaxBackoff < c.Consumer.MinBackoff {
+		bad("consumer.min_backoff", "must be above 0 and at most consumer.max_backoff")
+	}
+	if c.Channels.Timeout <= 0 {
+		bad("channels.timeout", "must be above 0")
+	}
+	if len(c.Channels.Discord.AllowedHosts) == 0 {
+		bad("channels.discord.allowed_hosts", "must name at least one host")
+	}
+	if !strings.HasPrefix(c.Channels.Telegram.APIBase, "https://") && !strings.HasPrefix(c.Channels.Telegram.APIBase, "http://") {
+		bad("channels.telegram.api_base", "must be an http(s) URL")
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	return nil
+}

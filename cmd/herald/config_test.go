@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// The documented config.yaml must say exactly what the built-in defaults say.
+func TestConfigYAMLMatchesDefaults(t *testing.T) {
+	fromFile, err := loadConfig(filepath.Join("..", "..", "config.yaml"), envMap(nil))
+	if err != nil {
+		t.Fatalf("config.yaml does not load: %v", err)
+	}
+	builtIn, err := loadConfig(writeFile(t, "empty.yaml", "{}\n"), envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromFile, builtIn) {
+		t.Fatalf("config.yaml and defaults differ:\nfile:     %+v\ndefaults: %+v", fromFile, builtIn)
+	}
+	if builtIn.HTTP.Addr != ":8000" || builtIn.NATS.Embedded.Listen != "127.0.0.1:4222" ||
+		builtIn.Ingest.Streaky.Wait != 10*time.Second || builtIn.Channels.Telegram.APIBase != "https://api.telegram.org" {
+		t.Fatalf("unexpected defaults: %+v", builtIn)
+	}
+	// Every default key appears in config.yaml.
+	doc, _ := os.ReadFile(filepath.Join("..", "..", "config.yaml"))
+	for k := range defaults {
+		last := k[strings.LastIndex(k, ".")+1:]
+		if !strings.Contains(string(doc), last+":") {
+			t.Errorf("config.yaml does not document %s", k)
+		}
+	}
+}
+
+func TestConfigEnvironment(t *testing.T) {
+	cfg, err := loadConfig(writeFile(t, "c.yaml", "consumer:\n  workers: 4\n"), envMap(map[string]string{
+		"HERALD_CONSUMER_WORKERS":               "7",
+		"HERALD_NATS_URL":                       "nats://n1:4222,nats://n2:4222",
+		"HERALD_CHANNELS_DISCORD_ALLOWED_HOSTS": "discord.com, 127.0.0.1",
+		"HERALD_CHANNELS_DISCORD_ALLOW_HTTP":    "true",
+		"HERALD_CHANNELS_TELEGRAM_API_BASE":     "http://127.0.0.1:9999",
+		"HERALD_INGEST_STREAKY_WAIT":            "3s",
+		"ENCRYPTION_KEY":                        "0123456789abcdef0123456789abcdef",
+		"VPS_SECRET":                            "worker-secret",
+		"PORT":                                  "8080",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Consumer.Workers != 7 {
+		t.Errorf("workers = %d, want 7 (env beats file)", cfg.Consumer.Workers)
+	}
+	if cfg.NATS.URL != "nats://n1:4222,nats://n2:4222" {
+		t.Errorf("nats.url = %q", cfg.NATS.URL)
+	}
+	if want := []string{"discord.com", "127.0.0.1"}; !reflect.DeepEqual(cfg.Channels.Discord.AllowedHosts, want) {
+		t.Errorf("allowed_hosts = %q, want %q", cfg.Channels.Discord.AllowedHosts, want)
+	}
+	if !cfg.Channels.Discord.AllowHTTP || cfg.Channels.Telegram.APIBase != "http://127.0.0.1:9999" || cfg.Ingest.Streaky.Wait != 3*time.Second {
+		t.Errorf("env not applied: %+v", cfg)
+	}
+	if cfg.HTTP.Addr != ":8080" || !reflect.DeepEqual(cfg.Encryption.Keys, []string{"0123456789abcdef0123456789abcdef"}) ||
+		!reflect.DeepEqual(cfg.Ingest.APISecrets, []string{"worker-secret"}) {
+		t.Errorf("Streaky names not applied: addr %q keys %d secrets %d", cfg.HTTP.Addr, len(cfg.Encryption.Keys), len(cfg.Ingest.APISecrets))
+	}
+	cfg, err = loadConfig(writeFile(t, "c.yaml", "{}"), envMap(map[string]string{"PORT": "8080", "HERALD_HTTP_ADDR": "127.0.0.1:1234"}))
+	if err != nil || cfg.HTTP.Addr != "127.0.0.1:1234" {
+		t.Errorf("HERALD_HTTP_ADDR should beat PORT: %q %v", cfg.HTTP.Addr, err)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		wantKey    string
+	}{
+		{"zero workers", "consumer:\n  workers: 0\n", nil, "consumer.workers"},
+		{"unknown key", "consumer:\n  wrokers: 3\n", nil, "wrokers"},
+		{"bad duration", "ingest:\n  streaky:\n    wait: soon\n", nil, "wait"},
+		{"wait too long", "", map[string]string{"HERALD_INGEST_STREAKY_WAIT": "20s"}, "ingest.streaky.wait"},
+		{"bad addr", "", map[string]string{"HERALD_HTTP_ADDR": "8000"}, "http.addr"},
+		{"bad log format", "log:\n  format: xml\n", nil, "log.format"},
+		{"send timeout above ack wait", "consumer:\n  send_timeout: 40s\n", nil, "consumer.send_timeout"},
+		{"no discord hosts", "", map[string]string{"HERALD_CHANNELS_DISCORD_ALLOWED_HOSTS": " , "}, "channels.discord.allowed_hosts"},
+		{"replicas", "nats:\n  stream:\n    replicas: 0\n", nil, "nats.stream.replicas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(writeFile(t, "c.yaml", tt.file+"\n"), envMap(tt.env))
+			if err == nil {
+				t.Fatal("loadConfig accepted bad config")
+			}
+			if !strings.Contains(err.Error(), tt.wantKey) {
+				t.Fatalf("error %q does not name %s", err, tt.wantKey)
+			}
+		})
+	}
+}
+
+func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	cfg := Config{DataDir: filepath.Join(dir, "data")}
+	if err := ensureSecrets(&cfg, logger); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Encryption.Keys) != 1 || len(cfg.Ingest.APISecrets) != 1 {
+		t.Fatalf("secrets not filled: %d keys, %d api secrets", len(cfg.Encryption.Keys), len(cfg.Ingest.APISecrets))
+	}
+	key, secret := cfg.Encryption.Keys[0], cfg.Ingest.APISecrets[0]
+	for _, name := range []string{encryptionKeyFile, apiSecretFile} {
+		fi, err := os.Stat(filepath.Join(cfg.DataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", name, fi.Mode().Perm())
+		}
+		if !strings.Contains(logs.String(), filepath.Join(cfg.DataDir, name)) {
+			t.Errorf("no log line names %s", name)
+		}
+	}
+	if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), secret) {
+		t.Fatal("a generated secret was logged")
+	}
+	if strings.Count(logs.String(), "\n") != 2 {
+		t.Errorf("want one log line per generated secret, got:\n%s", logs.String())
+	}
+
+	logs.Reset()
+	again := Config{DataDir: cfg.DataDir}
+	if err := ensureSecrets(&again, logger); err != nil {
+		t.Fatal(err)
+	}
+	if again.Encryption.Keys[0] != key || again.Ingest.APISecrets[0] != secret {
+		t.Fatal("secrets were not reused on the second start")
+	}
+	if logs.Len() != 0 {
+		t.Errorf("reusing secrets logged: %s", logs.String())
+	}
+	// Configured values are left alone.
+	own := Config{DataDir: t.TempDir(), Encryption: EncryptionConfig{Keys: []string{"k"}}, Ingest: IngestConfig{APISecrets: []string{"s"}}}
+	if err := ensureSecrets(&own, logger); err != nil || own.Encryption.Keys[0] != "k" || own.Ingest.APISecrets[0] != "s" {
+		t.Fatal("configured secrets were replaced")
+	}
+}
