@@ -38,11 +38,11 @@ type HTTPConfig struct {
 }
 
 type NATSConfig struct {
-	URL       string          `mapstructure:"url"`
-	Name      string          `mapstructure:"name"`
-	Embedded  EmbeddedConfig  `mapstructure:"embedded"`
-	Stream    StreamConfig    `mapstructure:"stream"`
-	StatusTTL time.Duration   `mapstructure:"status_ttl"`
+	URL       string         `mapstructure:"url"`
+	Name      string         `mapstructure:"name"`
+	Embedded  EmbeddedConfig `mapstructure:"embedded"`
+	Stream    StreamConfig   `mapstructure:"stream"`
+	StatusTTL time.Duration  `mapstructure:"status_ttl"`
 }
 
 type EmbeddedConfig struct {

@@ -401,4 +401,3 @@ func assertNoSecrets(t *testing.T, text string, secrets ...string) {
 		}
 	}
 }
-
