@@ -1,0 +1,107 @@
+// Package status keeps job status records in the herald.StatusBucket
+// key-value bucket: one JSON-encoded herald.Status per job id, expiring with
+// the bucket's TTL.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound is returned when a job has no status record (never recorded,
+// expired, or not a valid job id).
+var ErrNotFound = errors.New("status not found")
+
+// Store reads and writes status records. It is safe for concurrent use.
+type Store struct {
+	kv  jetstream.KeyValue
+	nc  *nats.Conn
+	now func() time.Time
+}
+
+// New returns a Store over kv, the status bucket (see queue.EnsureStatusBucket).
+// nc is the connection Watch subscribes on; it may be nil when Watch is not
+// used. The caller owns both.
+func New(kv jetstream.KeyValue, nc *nats.Conn) *Store {
+	return &Store{kv: kv, nc: nc, now: time.Now}
+}
+
+// Queued records rec with State herald.StateQueued, but only if the job has
+// no record yet: a worker may already have written a later state, which must
+// not be overwritten, so an existing record is not an error. UpdatedAt is set
+// to now when zero. rec.ID must be a valid job id.
+func (s *Store) Queued(ctx context.Context, rec herald.Status) error {
+	rec.State = herald.StateQueued
+	data, err := s.encode(&rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, rec.ID, data); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		return fmt.Errorf("status: record %s queued: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// Put writes rec, replacing any earlier record of the job. UpdatedAt is set to
+// now when zero. rec.ID must be a valid job id and rec.State non-empty.
+func (s *Store) Put(ctx context.Context, rec herald.Status) error {
+	if rec.State == "" {
+		return fmt.Errorf("status: record %s: empty state", rec.ID)
+	}
+	data, err := s.encode(&rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, rec.ID, data); err != nil {
+		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
+	}
+	return nil
+}
+
+func (s *Store) encode(rec *herald.Status) ([]byte, error) {
+	if !herald.ValidID(rec.ID) {
+		return nil, errors.New("status: invalid job id")
+	}
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = s.now().UTC()
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("status: encode record %s: %w", rec.ID, err)
+	}
+	return data, nil
+}
+
+// Get returns the job's record, or ErrNotFound when it has none or id is not
+// a valid job id.
+func (s *Store) Get(ctx context.Context, id string) (herald.Status, error) {
+	if !herald.ValidID(id) {
+		return herald.Status{}, ErrNotFound
+	}
+	e, err := s.kv.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return herald.Status{}, ErrNotFound
+		}
+		return herald.Status{}, fmt.Errorf("status: get %s: %w", id, err)
+	}
+	return decode(id, e.Value())
+}
+
+func decode(id string, data []byte) (herald.Status, error) {
+	var rec herald.Status
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return herald.Status{}, fmt.Errorf("status: decode record %s: %w", id, err)
+	}
+	return rec, nil
+}
