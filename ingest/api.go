@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/publisher"
+)
+
+// SourceAPI is the Source of jobs built from POST /v1/notifications.
+const SourceAPI = "api"
+
+// maxIdempotencyKeyLen bounds the Idempotency-Key header.
+const maxIdempotencyKeyLen = 200
+
+// NotificationRequest is the body of POST /v1/notifications. Unknown fields
+// are refused. Credentials are sealed with Herald's keyring, in the Streaky
+// format (see package crypto).
+type NotificationRequest struct {
+	Channel     herald.Channel     `json:"channel"`
+	Credentials herald.Credentials `json:"credentials"`
+	Message     herald.Message     `json:"message"`
+}
+
+// Accepted is the 202 answer of POST /v1/notifications.
+type Accepted struct {
+	// ID is the job id; GET /v1/notifications/{id} reports its status.
+	ID string `json:"id"`
+	// Status is always "queued".
+	Status herald.State `json:"status"`
+	// Duplicate is true when the same Idempotency-Key was seen within the
+	// stream's duplicate window: nothing new was stored.
+	Duplicate bool `json:"duplicate"`
+}
+
+// handleCreate serves POST /v1/notifications.
+//
+// Auth is X-API-Secret or "Authorization: Bearer <secret>". An optional
+// Idempotency-Key (1-200 printable ASCII characters) makes the job id a
+// function of the client's secret and the key, so a retried request maps to
+// the same job: it answers 202 with the same id and "duplicate":true, and the
+// stream holds one job (within the stream's duplicate window). Errors are
+// {"error":{"code","message"}} with the status of errorTable.
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sec, ok := s.authAPI(r)
+	if !ok {
+		s.apiFail(w, r, routeCreate, reject(errUnauthorized, "missing or wrong API secret"))
+		return
+	}
+	var opts []publisher.Option
+	id := ""
+	if keys, present := r.Header["Idempotency-Key"]; present {
+		key := keys[0]
+		if err := checkIdempotencyKey(key, len(keys)); err != nil {
+			s.apiFail(w, r, routeCreate, err)
+			return
+		}
+		id = herald.IDFromKey(sec.scope, key)
+		opts = append(opts, publisher.WithMsgID(id))
+	}
+	if err := checkContentType(r); err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
+	}
+	req, err := decodeStrict(body)
+	if err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
+	}
+	job := &herald.Job{
+		Version:     herald.JobVersion,
+		ID:          id,
+		Channel:     req.Channel,
+		Source:      SourceAPI,
+		Credentials: req.Credentials,
+		Message:     req.Message,
+	}
+	if err := s.checkJob(job); err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
+	}
+	res, err := s.publish(ctx, job, opts...)
+	if err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
+	}
+	s.accepted(ctx, job, res.Duplicate)
+	if !res.Duplicate {
+		s.markQueued(ctx, job)
+	}
+	w.Header().Set("Location", "/v1/notifications/"+url.PathEscape(res.ID))
+	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Status: herald.StateQueued, Duplicate: res.Duplicate})
+}
+
+func checkIdempotencyKey(key string, n int) error {
+	if n != 1 {
+		return reject(errInvalidIdempotencyKey, "send one Idempotency-Key header, not %d", n)
+	}
+	if len(key) == 0 || len(key) > maxIdempotencyKeyLen {
+		return reject(errInvalidIdempotencyKey, "Idempotency-Key must be 1-%d characters", maxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c > 0x7e {
+			return reject(errInvalidIdempotencyKey, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes one NotificationRequest and nothing after it,
+// refusing unknown fields.
+func decodeStrict(body []byte) (NotificationRequest, error) {
+	var req NotificationRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		kind, text := describeJSONError(err)
+		return req, reject(kind, "%s", text)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, reject(errMalformedJSON, "unexpected data after the JSON object")
+	}
+	return req, nil
+}
+
+// checkJob validates job, opens its credentials to see that they open, and
+// asks the channel's checker whether Herald may send there. Error texts name
+// the field and never hold a credential.
+func (s *Server) checkJob(job *herald.Job) error {
+	if err := job.Validate(); err != nil {
+		return err // wraps herald.ErrInvalidJob; its text holds no credential
+	}
+	open := func(field, sealed string) (string, error) {
+		plain, err := s.keys.Open(sealed)
+		if err != nil {
+			return "", reject(errBadCredentials, "credentials.%s: %s", field, err.Error())
+		}
+		return plain, nil
+	}
+	var target herald.Target
+	var err error
+	switch job.Channel {
+	case herald.ChannelDiscord:
+		if target.WebhookURL, err = open("webhook", job.Credentials.Webhook); err != nil {
+			return err
+		}
+	case herald.ChannelTelegram:
+		if target.BotToken, err = open("bot_token", job.Credentials.BotToken); err != nil {
+			return err
+		}
+		if target.ChatID, err = open("chat_id", job.Credentials.ChatID); err != nil {
+			return err
+		}
+	default: // Validate refused it already
+		return reject(herald.ErrInvalidJob, "unknown channel")
+	}
+	return s.checkTarget(job.Channel, target)
+}
+
+// handleGetStatus serves GET /v1/notifications/{id}: the job's status record,
+// or 404 when there is none (also for an id that cannot be a job id).
+func (s *Server) handleGetStatus(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authAPI(r); !ok {
+		s.apiFail(w, r, routeGetStatus, reject(errUnauthorized, "missing or wrong API secret"))
+		return
+	}
+	id := r.PathValue("id")
+	if !herald.ValidID(id) {
+		s.apiFail(w, r, routeGetStatus, errNotFound)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), queuedTimeout)
+	defer cancel()
+	st, err := s.status.Get(ctx, id)
+	if err != nil {
+		if !isNotFound(err) {
+			err = fmt.Errorf("%w: %w", errUnavailable, err)
+		}
+		s.apiFail(w, r, routeGetStatus, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// isNotFound reports whether err is one errorTable answers with 404.
+func isNotFound(err error) bool {
+	row, _ := classify(err)
+	return row.status == http.StatusNotFound
+}
+
+// apiFail answers a refused or failed request of Herald's own API.
+func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, route string, err error) {
+	row, text := classify(err)
+	s.rejected(r.Context(), route, row, row.status, err)
+	switch row.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
+	writeJSON(w, row.status, apiError{Error: apiErrorBody{Code: row.code, Message: text}})
+}

@@ -1,0 +1,82 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults and bounds of Config.
+const (
+	// DefaultMaxBodyBytes is the largest request body accepted when
+	// Config.MaxBodyBytes is 0: 2 MiB, the limit of axum (which Streaky's Rust
+	// proxy runs on), so a body the proxy accepted is accepted here too.
+	DefaultMaxBodyBytes = 2 << 20
+	// DefaultStreakyWait is the recommended Config.StreakyWait (cmd's default
+	// for ingest.streaky.wait): long enough for a typical delivery, and well
+	// below the Streaky Worker's 15 s abort timeout.
+	DefaultStreakyWait = 10 * time.Second
+	// MaxStreakyWait bounds Config.StreakyWait: the Worker gives up after
+	// 15 s, and a reply it never reads is worse than an honest "queued".
+	MaxStreakyWait = 14 * time.Second
+)
+
+// Config configures the ingest. The zero value is not valid: at least one
+// API secret is required.
+type Config struct {
+	// APISecrets are the accepted API secrets, sent as X-API-Secret (the
+	// Streaky Worker's VPS_SECRET) or, on Herald's own API, as
+	// "Authorization: Bearer <secret>". Several allow rotation. Each is
+	// compared in constant time through its SHA-256 digest, so neither its
+	// content nor its length leaks through timing.
+	APISecrets []string
+	// MaxBodyBytes bounds a request body; larger bodies get 413.
+	// DefaultMaxBodyBytes when 0.
+	MaxBodyBytes int64
+	// StreakyWait is how long POST /send-notification waits for the delivery
+	// result before answering {"success":true,"queued":true}: the Worker only
+	// records the synchronous reply. 0 answers as soon as the job is stored.
+	// At most MaxStreakyWait; DefaultStreakyWait is the recommended value.
+	StreakyWait time.Duration
+	// Version is Herald's version, sent in the X-Herald-Version header of
+	// /health and /readyz.
+	Version string
+}
+
+// Validate reports the first problem with c, naming the setting. Error texts
+// never include a secret.
+func (c Config) Validate() error {
+	if len(c.APISecrets) == 0 {
+		return errors.New("ingest: at least one API secret is required")
+	}
+	for i, s := range c.APISecrets {
+		if s == "" {
+			return fmt.Errorf("ingest: API secret %d is empty", i+1)
+		}
+		// HTTP strips surrounding whitespace from header values and refuses
+		// control characters, so such a secret could never match.
+		for j := 0; j < len(s); j++ {
+			if b := s[j]; b < 0x20 || b == 0x7f {
+				return fmt.Errorf("ingest: API secret %d contains a control character", i+1)
+			}
+		}
+		if s[0] == ' ' || s[len(s)-1] == ' ' {
+			return fmt.Errorf("ingest: API secret %d begins or ends with a space", i+1)
+		}
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("ingest: max body bytes %d is negative", c.MaxBodyBytes)
+	}
+	if c.StreakyWait < 0 || c.StreakyWait > MaxStreakyWait {
+		return fmt.Errorf("ingest: streaky wait %s must be between 0s and %s (the Worker gives up after 15s)", c.StreakyWait, MaxStreakyWait)
+	}
+	return nil
+}
+
+// withDefaults fills the zero values that have defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return c
+}
