@@ -1,0 +1,144 @@
+package channels
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// maxWebhookURL bounds the length of a webhook URL ParseWebhook looks at.
+// Discord's are about 120 characters.
+const maxWebhookURL = 2048
+
+// discordWebhookPath matches /api/webhooks/{id}/{token} and
+// /api/v{N}/webhooks/{id}/{token}. Ids are snowflakes (decimal, up to 20
+// digits); tokens are URL-safe base64-like strings (68 characters today).
+var discordWebhookPath = regexp.MustCompile(`^/api/(?:v[0-9]{1,3}/)?webhooks/([0-9]{1,20})/([A-Za-z0-9_-]{1,256})$`)
+
+// Webhook is a parsed, validated Discord webhook. Its Token is secret: a
+// Webhook prints, formats and logs as its id only.
+type Webhook struct {
+	// ID is the webhook's snowflake id. It is not secret.
+	ID string
+	// Token authorizes executing the webhook. It is secret.
+	Token string
+
+	scheme   string // "https", or "http" when DiscordConfig.AllowHTTP
+	host     string // lower-case host, with the port if the URL had one
+	threadID string // thread_id query parameter, numeric, or ""
+}
+
+// String implements fmt.Stringer, without the token.
+func (w Webhook) String() string { return "discord webhook " + w.ID }
+
+// GoString implements fmt.GoStringer, without the token.
+func (w Webhook) GoString() string { return w.String() }
+
+// Format implements fmt.Formatter: every verb prints String().
+func (w Webhook) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, w.String()) }
+
+// LogValue implements slog.LogValuer: the id only.
+func (w Webhook) LogValue() slog.Value { return slog.GroupValue(slog.String("id", w.ID)) }
+
+// endpoint is the URL Send posts to: always the versioned v10 form, whose 429
+// retry_after is in seconds (the unversioned URL Discord hands out runs an old
+// API version that used milliseconds), with thread_id kept.
+func (w Webhook) endpoint() string {
+	u := url.URL{Scheme: w.scheme, Host: w.host, Path: "/api/v10/webhooks/" + w.ID + "/" + w.Token}
+	if u.Scheme == "" {
+		u.Scheme = "https"
+	}
+	if u.Host == "" {
+		u.Host = DefaultDiscordHosts[0]
+	}
+	if w.threadID != "" {
+		u.RawQuery = "thread_id=" + w.threadID
+	}
+	return u.String()
+}
+
+// ParseWebhook validates raw as a Discord webhook URL this relay may post to
+// and returns its parts. raw must be https (http only with AllowHTTP), on an
+// allowed host (exact, case-insensitive match of the host name; a port is
+// allowed), without user info or fragment, with the path
+// /api/webhooks/{id}/{token} or /api/v{N}/webhooks/{id}/{token}, a numeric id,
+// a token of [A-Za-z0-9_-], and no query other than a numeric thread_id.
+//
+// Errors wrap ErrInvalidTarget and herald.ErrPermanent, say what is wrong, and
+// never include raw.
+func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
+	if raw == "" {
+		return Webhook{}, invalidTarget("discord webhook URL is empty")
+	}
+	if len(raw) > maxWebhookURL {
+		return Webhook{}, invalidTarget("discord webhook URL is too long")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" {
+		// url.Parse's error quotes the input: never wrap it.
+		return Webhook{}, invalidTarget("not a Discord webhook URL")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case scheme == "https":
+	case scheme == "http" && d.cfg.AllowHTTP:
+	default:
+		return Webhook{}, invalidTarget("webhook URL must use https")
+	}
+	if u.User != nil {
+		return Webhook{}, invalidTarget("webhook URL must not contain user info")
+	}
+	if !d.allowedHost(u.Hostname()) {
+		return Webhook{}, invalidTarget("webhook host is not an allowed Discord host")
+	}
+	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(raw, "#") {
+		return Webhook{}, invalidTarget("not a Discord webhook URL: it has a fragment")
+	}
+	// RawPath is set when the path has escapes that decode differently; a real
+	// webhook path has none.
+	if u.RawPath != "" {
+		return Webhook{}, invalidTarget("not a Discord webhook URL")
+	}
+	m := discordWebhookPath.FindStringSubmatch(u.Path)
+	if m == nil {
+		return Webhook{}, invalidTarget("not a Discord webhook URL: the path must be /api/webhooks/{numeric id}/{token}")
+	}
+	w := Webhook{ID: m[1], Token: m[2], scheme: scheme, host: strings.ToLower(u.Host)}
+	if u.RawQuery != "" || u.ForceQuery {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return Webhook{}, invalidTarget("webhook URL has a malformed query")
+		}
+		for k, vs := range q {
+			if k != "thread_id" {
+				return Webhook{}, invalidTarget("webhook URL may carry no query parameter other than thread_id")
+			}
+			if len(vs) != 1 || !isDigits(vs[0], 20) {
+				return Webhook{}, invalidTarget("webhook thread_id must be one numeric id")
+			}
+			w.threadID = vs[0]
+		}
+	}
+	return w, nil
+}
+
+func (d *Discord) allowedHost(host string) bool {
+	_, ok := d.hosts[strings.ToLower(host)]
+	return ok
+}
+
+// isDigits reports whether s is 1 to max ASCII digits.
+func isDigits(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

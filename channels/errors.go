@@ -1,0 +1,19 @@
+package channels
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/heraldrelay/herald"
+)
+
+// ErrInvalidTarget is wrapped, together with herald.ErrPermanent, by every
+// error CheckTarget (and ParseWebhook) returns: errors.Is holds for both. The
+// error text says what is wrong and never repeats the credential.
+var ErrInvalidTarget = errors.New("invalid destination")
+
+// invalidTarget builds a CheckTarget error. reason must not contain the
+// credential being checked.
+func invalidTarget(reason string) error {
+	return herald.Permanent(fmt.Errorf("%w: %s", ErrInvalidTarget, reason))
+}
