@@ -1,0 +1,409 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/publisher"
+	"github.com/heraldrelay/herald/queue"
+	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Secrets used by the tests. Every test's log is checked for all of them.
+const (
+	testKey         = "0123456789abcdef0123456789abcdef-test-key"
+	otherKey        = "fedcba9876543210fedcba9876543210-other-key"
+	webhookID       = "112233445566778899"
+	webhookToken    = "WebhookSecretTokenAbcDef_123-xyz"
+	botToken        = "123456789:BotSecretTokenAAAbbbCCCdddEEE"
+	chatID          = "-1009876543210"
+	testWebhookHost = "https://discord.com/api/webhooks/"
+)
+
+// secrets lists what must never appear in a log line.
+var secrets = []string{testKey[:crypto.KeySize], otherKey[:crypto.KeySize], webhookToken, botToken, chatID, "BotSecretToken"}
+
+// testEnv is one embedded JetStream server with the jobs stream, and what a
+// Pool needs around it.
+type testEnv struct {
+	t       *testing.T
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	keys    *crypto.Keyring
+	pub     *publisher.Publisher
+	logs    *syncBuffer
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	status  *recordingStatus
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	opts := natsserver.DefaultTestOptions
+	opts.Port = -1
+	opts.JetStream = true
+	opts.StoreDir = t.TempDir()
+	s := natsserver.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatalf("ensure stream: %v", err)
+	}
+	keys, err := crypto.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	e := &testEnv{
+		t: t, nc: nc, js: js, keys: keys, pub: publisher.New(js),
+		logs:    logs,
+		log:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		metrics: metrics.New(prometheus.NewRegistry()),
+		status:  newRecordingStatus(),
+	}
+	// Cleanups run last-registered first: this one runs after every pool
+	// started later has stopped, and before the server shuts down.
+	t.Cleanup(func() { assertNoSecrets(t, logs.String()) })
+	return e
+}
+
+// testConfig is a Config with short delays, for tests.
+func testConfig() Config {
+	return Config{
+		Workers:      4,
+		AckWait:      5 * time.Second,
+		SendTimeout:  2 * time.Second,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   200 * time.Millisecond,
+		DrainTimeout: 5 * time.Second,
+	}
+}
+
+// deps returns Deps with the env's collaborators and the given senders.
+func (e *testEnv) deps(senders map[herald.Channel]Sender) Deps {
+	return Deps{JS: e.js, Keys: e.keys, Senders: senders, Status: e.status, Logger: e.log, Metrics: e.metrics}
+}
+
+// runningPool is a Pool whose Run is going in the background.
+type runningPool struct {
+	*Pool
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// stop cancels Run and returns its result and how long it took to return.
+func (r *runningPool) stop(t *testing.T) (error, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // let the cleanup see it too
+		return err, time.Since(start)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+		return nil, 0
+	}
+}
+
+// startPool builds a Pool and runs it until the test ends.
+func (e *testEnv) startPool(cfg Config, deps Deps) *runningPool {
+	e.t.Helper()
+	p, err := New(cfg, deps)
+	if err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningPool{Pool: p, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			e.t.Error("Run did not return after cancel")
+		}
+	})
+	// Run creates the consumer asynchronously; wait for it, so a job
+	// published next is not missed by a pool that has not subscribed yet
+	// (it would not be lost either, just later).
+	e.waitFor("consumer created", func() bool {
+		_, err := e.js.Consumer(context.Background(), herald.JobsStream, p.cfg.Durable)
+		return err == nil
+	})
+	return r
+}
+
+// discordJob returns a Discord job whose webhook is sealed with keys.
+func discordJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
+	t.Helper()
+	return discordJobTo(t, keys, testWebhookHost+webhookID+"/"+webhookToken, text)
+}
+
+// discordJobTo returns a Discord job for webhookURL, sealed with keys.
+func discordJobTo(t *testing.T, keys *crypto.Keyring, webhookURL, text string) *herald.Job {
+	t.Helper()
+	sealed, err := keys.Seal(webhookURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &herald.Job{
+		Channel:     herald.ChannelDiscord,
+		Source:      "test",
+		Credentials: herald.Credentials{Webhook: sealed},
+		Message:     herald.Message{Title: "Test", Text: text},
+	}
+}
+
+// telegramJob returns a Telegram job whose credentials are sealed with keys.
+func telegramJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
+	t.Helper()
+	tok, err := keys.Seal(botToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := keys.Seal(chatID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &herald.Job{
+		Channel:     herald.ChannelTelegram,
+		Source:      "test",
+		Credentials: herald.Credentials{BotToken: tok, ChatID: chat},
+		Message:     herald.Message{Title: "Test", Text: text},
+	}
+}
+
+// publish stores job and returns its id.
+func (e *testEnv) publish(job *herald.Job) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := e.pub.Publish(ctx, job)
+	if err != nil {
+		e.t.Fatalf("publish: %v", err)
+	}
+	return res.ID
+}
+
+// publishRaw stores data on subject as-is, with an optional Nats-Msg-Id.
+func (e *testEnv) publishRaw(subject string, data []byte, msgID string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
+	if msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		e.t.Fatalf("publish raw: %v", err)
+	}
+}
+
+// streamMsgs returns how many messages the jobs stream holds.
+func (e *testEnv) streamMsgs() uint64 {
+	e.t.Helper()
+	s, err := e.js.Stream(context.Background(), herald.JobsStream)
+	if err != nil {
+		e.t.Fatalf("stream: %v", err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatalf("stream info: %v", err)
+	}
+	return info.State.Msgs
+}
+
+// consumerInfo returns the durable's info.
+func (e *testEnv) consumerInfo(durable string) *jetstream.ConsumerInfo {
+	e.t.Helper()
+	c, err := e.js.Consumer(context.Background(), herald.JobsStream, durable)
+	if err != nil {
+		e.t.Fatalf("consumer: %v", err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		e.t.Fatalf("consumer info: %v", err)
+	}
+	return info
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func (e *testEnv) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	waitFor(e.t, 15*time.Second, what, cond)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFinal waits for the job's status to reach a final state and returns it.
+func (e *testEnv) waitFinal(id string) herald.Status {
+	e.t.Helper()
+	var st herald.Status
+	e.waitFor("final status of "+id, func() bool {
+		var ok bool
+		st, ok = e.status.last(id)
+		return ok && st.State.Final()
+	})
+	return st
+}
+
+// senderFunc adapts a function to Sender.
+type senderFunc func(ctx context.Context, n herald.Notification) error
+
+func (f senderFunc) Send(ctx context.Context, n herald.Notification) error { return f(ctx, n) }
+
+// recorder is a Sender that records every call and answers with script(n),
+// n counting calls per job from 1.
+type recorder struct {
+	mu     sync.Mutex
+	calls  []call
+	perJob map[string]int
+	script func(n int, job string) error
+}
+
+type call struct {
+	at time.Time
+	n  herald.Notification
+}
+
+func newRecorder(script func(n int, job string) error) *recorder {
+	if script == nil {
+		script = func(int, string) error { return nil }
+	}
+	return &recorder{perJob: map[string]int{}, script: script}
+}
+
+func (r *recorder) Send(_ context.Context, n herald.Notification) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, call{at: time.Now(), n: n})
+	r.perJob[n.JobID]++
+	k := r.perJob[n.JobID]
+	r.mu.Unlock()
+	return r.script(k, n.JobID)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+func (r *recorder) callsFor(job string) []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []call
+	for _, c := range r.calls {
+		if c.n.JobID == job {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// recordingStatus is an in-memory StatusWriter.
+type recordingStatus struct {
+	mu   sync.Mutex
+	recs map[string][]herald.Status
+	fail error
+}
+
+func newRecordingStatus() *recordingStatus {
+	return &recordingStatus{recs: map[string][]herald.Status{}}
+}
+
+func (s *recordingStatus) Put(_ context.Context, rec herald.Status) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return s.fail
+	}
+	s.recs[rec.ID] = append(s.recs[rec.ID], rec)
+	return nil
+}
+
+func (s *recordingStatus) last(id string) (herald.Status, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.recs[id]
+	if len(r) == 0 {
+		return herald.Status{}, false
+	}
+	return r[len(r)-1], true
+}
+
+func (s *recordingStatus) all(id string) []herald.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]herald.Status(nil), s.recs[id]...)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (slog handlers may
+// write from many goroutines).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// assertNoSecrets fails the test if text contains any test secret.
+func assertNoSecrets(t *testing.T, text string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(text, s) {
+			t.Errorf("log contains secret %q", s)
+		}
+	}
+}
+
+// errTransient is a transient send failure, as a 500 would be.
+var errTransient = &herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: 500, Description: "internal error"}
+
+// errUnknownWebhook is Discord's permanent 404/10015.
+var errUnknownWebhook = herald.Permanent(&herald.DestinationError{
+	Channel: herald.ChannelDiscord, StatusCode: 404, Code: 10015, Description: "Unknown Webhook",
+})

@@ -1,0 +1,318 @@
+// Package consumer delivers jobs: a Pool of workers pulls them from the
+// JetStream jobs stream through a durable consumer shared by every worker
+// process, opens their credentials in memory, sends them through a channel
+// Sender, and decides from the outcome whether JetStream acks, redelivers
+// later, or drops each one.
+//
+// Delivery is at least once. A job is acked only after its send succeeded,
+// with a plain (fire-and-forget) Ack for throughput: if the ack is lost, or
+// the process dies between send and ack, JetStream redelivers the job after
+// AckWait and the destination sees it twice. Nothing is dropped silently: a
+// job leaves the stream only when acked or, when it can never succeed,
+// terminated with a logged reason.
+//
+// Each message goes through one chain of handlers, built once:
+//
+//	recover → open credentials → Deps.Middlewares… → send (bounded by SendTimeout)
+//
+// and one function (settle) maps the chain's error to the message's fate.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// releaseDelay is how long a job that was received but never started at
+// shutdown waits before JetStream offers it again. A plain Nak could bounce
+// it straight back to this process's pull request, which the server forgets
+// only once it has seen the unsubscribe; a second is ample for that, and far
+// shorter than waiting out AckWait.
+const releaseDelay = time.Second
+
+// consumerLookupTimeout bounds the check that the durable consumer still
+// exists after a consume error.
+const consumerLookupTimeout = 5 * time.Second
+
+// Deps are a Pool's collaborators.
+type Deps struct {
+	// JS reaches the jobs stream (required). The Pool never closes it; the
+	// connection must stay open until Run has returned, since in-flight jobs
+	// are acked while Run drains.
+	JS jetstream.JetStream
+	// Keys opens job credentials (required).
+	Keys *crypto.Keyring
+	// Senders deliver, one per channel (at least one required). A job for a
+	// channel without a Sender is retried with backoff, so a worker started
+	// without Telegram configured delays Telegram jobs instead of failing them.
+	Senders map[herald.Channel]Sender
+	// Status records job status; nil records none.
+	Status StatusWriter
+	// Logger receives one line per outcome; nil discards.
+	Logger *slog.Logger
+	// Metrics records delivery metrics; nil uses a private registry.
+	Metrics *metrics.Metrics
+	// Middlewares wrap the send, outermost first. They run after the
+	// credentials are opened (Delivery.Notification is set) and inside the
+	// panic recovery.
+	Middlewares []Middleware
+}
+
+// Pool delivers jobs from the jobs stream. Create it with New and call Run
+// once. Its methods are safe for concurrent use.
+type Pool struct {
+	cfg     Config
+	js      jetstream.JetStream
+	keys    *crypto.Keyring
+	senders map[herald.Channel]Sender
+	status  StatusWriter
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	handler Handler
+	// jitter returns a uniform random number in [0, 1) for backoff spread.
+	jitter func() float64
+	ran    atomic.Bool
+}
+
+// New validates cfg and deps and builds a Pool. It does not touch NATS: Run
+// creates the consumer.
+func New(cfg Config, deps Deps) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if deps.JS == nil {
+		return nil, errors.New("consumer: deps: JS is required")
+	}
+	if deps.Keys == nil {
+		return nil, errors.New("consumer: deps: Keys is required")
+	}
+	if len(deps.Senders) == 0 {
+		return nil, errors.New("consumer: deps: at least one Sender is required")
+	}
+	for ch, s := range deps.Senders {
+		if !ch.Valid() {
+			return nil, fmt.Errorf("consumer: deps: sender for unknown channel %q", ch)
+		}
+		if s == nil {
+			return nil, fmt.Errorf("consumer: deps: sender for channel %s is nil", ch)
+		}
+	}
+	for i, mw := range deps.Middlewares {
+		if mw == nil {
+			return nil, fmt.Errorf("consumer: deps: middleware %d is nil", i)
+		}
+	}
+	p := &Pool{
+		cfg:     cfg,
+		js:      deps.JS,
+		keys:    deps.Keys,
+		senders: maps.Clone(deps.Senders),
+		status:  deps.Status,
+		log:     deps.Logger,
+		metrics: deps.Metrics,
+		jitter:  randFloat,
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.metrics == nil {
+		p.metrics = metrics.New(prometheus.NewRegistry())
+	}
+	mws := append([]Middleware{recoverer(p.log), p.openCredentials}, deps.Middlewares...)
+	p.handler = chain(p.send, mws...)
+	return p, nil
+}
+
+// ConsumerConfig returns the JetStream configuration Run applies to the
+// durable consumer: a pull consumer on herald.JobSubjects with explicit acks,
+// AckWait and MaxAckPending from the Config, and unlimited deliveries (the
+// retry policy is the Pool's, not the server's).
+func (p *Pool) ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       p.cfg.Durable,
+		Description:   "Herald delivery workers",
+		FilterSubject: herald.JobSubjects,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.cfg.AckWait,
+		MaxAckPending: p.cfg.MaxAckPending,
+		MaxDeliver:    -1,
+	}
+}
+
+// Run creates or updates the durable pull consumer on herald.JobsStream and
+// delivers jobs, up to Config.Workers at once, until ctx is cancelled. Several
+// processes may run Pools on the same durable; each job goes to one of them.
+//
+// When ctx is cancelled Run stops fetching, puts back the jobs it received but
+// had not started (they come back after about a second, to any process), and
+// waits up to Config.DrainTimeout for in-flight jobs to finish and be acked.
+// Jobs still running then have their ctx cancelled and are left unacked, so
+// JetStream redelivers them after AckWait. Run then returns nil.
+//
+// A setup error (no stream, a consumer that cannot be created) is returned at
+// once. If consuming stops on its own (the consumer was deleted, the
+// connection closed), Run drains the same way and returns an error. Run may
+// be called only once per Pool.
+func (p *Pool) Run(ctx context.Context) error {
+	if !p.ran.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, herald.JobsStream, p.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("consumer: create consumer %s on %s: %w", p.cfg.Durable, herald.JobsStream, err)
+	}
+
+	// work is the context jobs run under: it keeps ctx's values but not its
+	// cancellation, so in-flight sends survive the shutdown signal until the
+	// drain deadline, when abandon cancels them.
+	work, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+
+	var (
+		jobs     = make(chan jetstream.Msg) // unbuffered: a job is handed over only to an idle worker
+		stopping = make(chan struct{})
+		workers  sync.WaitGroup
+		errMu    sync.Mutex
+		lastErr  error
+	)
+	onMessage := func(m jetstream.Msg) {
+		// Consume calls this from one goroutine; blocking here until a worker
+		// is free is what limits the jobs in flight to Workers.
+		select {
+		case <-stopping:
+			p.release(m)
+			return
+		default:
+		}
+		select {
+		case jobs <- m:
+		case <-stopping:
+			p.release(m)
+		}
+	}
+	gone := make(chan struct{})
+	var goneOnce sync.Once
+	onError := func(_ jetstream.ConsumeContext, err error) {
+		errMu.Lock()
+		lastErr = err
+		errMu.Unlock()
+		p.log.LogAttrs(ctx, slog.LevelWarn, "consume", slog.String("error", err.Error()))
+		// A deleted consumer shows as a 409 to a waiting pull, or as no
+		// responders to the next one; the client keeps pulling in vain after
+		// the latter. Make sure, then stop: a worker that consumes nothing
+		// must not look healthy.
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, nats.ErrNoResponders) {
+			if p.consumerGone() {
+				goneOnce.Do(func() { close(gone) })
+			}
+		}
+	}
+	cc, err := cons.Consume(onMessage,
+		// Fetch about as many jobs as there are workers: enough to keep them
+		// busy, few enough that prefetched jobs do not sit out their AckWait.
+		jetstream.PullMaxMessages(p.cfg.Workers),
+		jetstream.ConsumeErrHandler(onError),
+	)
+	if err != nil {
+		return fmt.Errorf("consumer: consume %s: %w", p.cfg.Durable, err)
+	}
+
+	for range p.cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				select {
+				case m := <-jobs:
+					p.process(work, m)
+				case <-stopping:
+					return
+				}
+			}
+		}()
+	}
+	p.log.LogAttrs(ctx, slog.LevelInfo, "consumer started",
+		slog.String("durable", p.cfg.Durable), slog.Int("workers", p.cfg.Workers))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-gone:
+		runErr = fmt.Errorf("consumer: consumer %s on %s: %w", p.cfg.Durable, herald.JobsStream, jetstream.ErrConsumerNotFound)
+	case <-cc.Closed():
+		errMu.Lock()
+		cause := lastErr
+		errMu.Unlock()
+		if cause == nil {
+			cause = errors.New("stopped unexpectedly")
+		}
+		runErr = fmt.Errorf("consumer: consuming %s stopped: %w", p.cfg.Durable, cause)
+	}
+
+	// Unsubscribe first, then put back whatever is still buffered: a job
+	// released after the unsubscribe cannot come back to this process.
+	drain, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancelDrain()
+	cc.Drain()
+	close(stopping)
+	select {
+	case <-cc.Closed():
+	case <-drain.Done():
+		cc.Stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		p.log.LogAttrs(ctx, slog.LevelInfo, "consumer stopped", slog.String("durable", p.cfg.Durable))
+	case <-drain.Done():
+		// Cancel the sends still running; their jobs stay unacked and come
+		// back after AckWait. The workers exit as soon as their Sender honours
+		// the cancellation; Run does not wait for a Sender that ignores it.
+		abandon()
+		p.log.LogAttrs(ctx, slog.LevelWarn, "consumer stopped with jobs in flight; they will be redelivered",
+			slog.String("durable", p.cfg.Durable), slog.Duration("drain_timeout", p.cfg.DrainTimeout))
+	}
+	return runErr
+}
+
+// consumerGone reports whether the durable consumer (or its stream) is known
+// not to exist; a failed lookup is not proof.
+func (p *Pool) consumerGone() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), consumerLookupTimeout)
+	defer cancel()
+	_, err := p.js.Consumer(ctx, herald.JobsStream, p.cfg.Durable)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// release puts back a job that was received but never started, at shutdown.
+func (p *Pool) release(m jetstream.Msg) {
+	attrs := []slog.Attr{slog.String("subject", m.Subject())}
+	if meta, err := m.Metadata(); err == nil {
+		attrs = append(attrs, slog.Uint64("seq", meta.Sequence.Stream))
+	}
+	if err := m.NakWithDelay(releaseDelay); err != nil {
+		// Not lost: JetStream redelivers it after AckWait.
+		p.log.LogAttrs(context.Background(), slog.LevelWarn, "release at shutdown", append(attrs, slog.String("error", err.Error()))...)
+		return
+	}
+	p.log.LogAttrs(context.Background(), slog.LevelDebug, "release at shutdown", attrs...)
+}
