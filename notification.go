@@ -39,3 +39,13 @@ func (Target) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // LogValue implements slog.LogValuer.
 func (Target) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON implements json.Marshaler so a Target inside any JSON-encoded
+// value (a log record, an error body) shows as "[redacted]".
+func (Target) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// LogValue implements slog.LogValuer: a Notification logs as its job id and
+// channel, never its target or content.
+func (n Notification) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("job_id", n.JobID), slog.String("channel", string(n.Channel)))
+}

@@ -70,11 +70,11 @@ func TestStartEmbedded(t *testing.T) {
 			if _, err := js.AccountInfo(testCtx(t)); err != nil {
 				t.Fatalf("AccountInfo: %v", err)
 			}
-			if !strings.Contains(logs.String(), "level=INFO") || !strings.Contains(logs.String(), "component=nats-server") {
-				t.Errorf("server notices not logged at INFO with component: %s", logs.String())
+			if !strings.Contains(logs.String(), `level=DEBUG msg="Server is ready" component=nats-server`) {
+				t.Errorf("server notices not logged at DEBUG with component: %s", logs.String())
 			}
-			if strings.Contains(logs.String(), "level=DEBUG") {
-				t.Errorf("debug output was not dropped")
+			if strings.Contains(logs.String(), "level=INFO") {
+				t.Errorf("server notices logged above DEBUG: %s", logs.String())
 			}
 		})
 	}
@@ -113,7 +113,7 @@ func TestServerLoggerLevels(t *testing.T) {
 	l.Debugf("debug %d", 5)
 	l.Tracef("trace %d", 6)
 	out := logs.String()
-	for _, want := range []string{`level=INFO msg="notice 1"`, `level=WARN msg="warn 2"`, `level=ERROR msg="error 3"`, `level=ERROR msg="fatal 4"`} {
+	for _, want := range []string{`level=DEBUG msg="notice 1"`, `level=WARN msg="warn 2"`, `level=ERROR msg="error 3"`, `level=ERROR msg="fatal 4"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

@@ -31,8 +31,9 @@ func (l *serverLogger) logf(level slog.Level, format string, v []any) {
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
 }
 
-// Noticef logs at Info.
-func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelInfo, format, v) }
+// Noticef logs at Debug: the server's start-up banner and routine notices
+// would otherwise drown Herald's own lines (Herald logs that the server started).
+func (l *serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
 
 // Warnf logs at Warn.
 func (l *serverLogger) Warnf(format string, v ...any) { l.logf(slog.LevelWarn, format, v) }

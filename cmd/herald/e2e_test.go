@@ -55,6 +55,11 @@ type testApp struct {
 // kernel, with the Discord and Telegram fakes allowed through config only.
 func newTestApp(t *testing.T, env map[string]string) *testApp {
 	t.Helper()
+	return newAppFor(t, env)
+}
+
+func newAppFor(t testing.TB, env map[string]string) *testApp {
+	t.Helper()
 	base := map[string]string{
 		"HERALD_DATA_DIR":                       t.TempDir(),
 		"HERALD_HTTP_ADDR":                      "127.0.0.1:0",
