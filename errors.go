@@ -27,6 +27,14 @@ func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() error        { return e.err }
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 
+// ErrPaced is the Err of a RetryAfterError that Herald made itself because a
+// destination's known rate limit would be exceeded (no request was sent).
+var ErrPaced = errors.New("paced: waiting for the destination's rate limit")
+
+// ErrCircuitOpen is the Err of a RetryAfterError that Herald made itself
+// because the destination's circuit breaker is open (no request was sent).
+var ErrCircuitOpen = errors.New("circuit open: destination failing, waiting before probing")
+
 // RetryAfterError says the destination asked to be called again after After
 // (Discord Retry-After / retry_after, Telegram parameters.retry_after). The job
 // should wait exactly that long; the wait is not a failed attempt.

@@ -27,6 +27,22 @@ type Metrics struct {
 	DeliveryLatency  *prometheus.HistogramVec // channel: job accepted → delivered
 	InFlight         prometheus.Gauge         // jobs being handled by this process
 	StatusWriteFails prometheus.Counter
+
+	// Dead letters.
+	DeadLettered   *prometheus.CounterVec // channel, reason (permanent, budget_exhausted, max_age, undecodable, credentials)
+	DeadLetterFail prometheus.Counter     // dead-letter publishes that failed (the job is redelivered)
+	Replayed       *prometheus.CounterVec // channel
+
+	// Pacing and breakers.
+	PacingWaits      *prometheus.CounterVec   // channel, scope (destination, global, invalid_budget, bot, group)
+	PacingWait       *prometheus.HistogramVec // channel: time a job was held in-process before sending
+	InvalidResponses *prometheus.CounterVec   // channel: Discord 401/403/429-non-shared
+	Suspended        *prometheus.GaugeVec     // channel: 1 while sending is suspended (invalid-request budget spent)
+	BreakerState     *prometheus.GaugeVec     // channel, state (closed, half_open, open): breakers in each state
+	BreakerChanges   *prometheus.CounterVec   // channel, to
+
+	// Queue depth, sampled.
+	QueueDepth *prometheus.GaugeVec // stream (jobs, dead_letters)
 }
 
 // New creates the collectors and registers them, plus the Go and process
@@ -72,11 +88,45 @@ func New(reg prometheus.Registerer) *Metrics {
 		StatusWriteFails: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_status_write_failures_total", Help: "Job status records that could not be written.",
 		}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_dead_lettered_total", Help: "Jobs moved to the dead letters, by channel and reason.",
+		}, []string{"channel", "reason"}),
+		DeadLetterFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_dead_letter_publish_failures_total", Help: "Dead-letter publishes that failed; the job stays queued.",
+		}),
+		Replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_replayed_total", Help: "Dead letters replayed into the jobs stream, by channel.",
+		}, []string{"channel"}),
+		PacingWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_pacing_waits_total", Help: "Sends held back by pacing, by channel and limit scope.",
+		}, []string{"channel", "scope"}),
+		PacingWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herald_pacing_wait_seconds", Help: "Time a send was held in-process by pacing, by channel.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2, 5},
+		}, []string{"channel"}),
+		InvalidResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_invalid_responses_total", Help: "Discord invalid responses (401, 403, 429 other than scope shared) counted toward the ban threshold.",
+		}, []string{"channel"}),
+		Suspended: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_channel_suspended", Help: "1 while sending to a channel is suspended because its invalid-request budget is spent.",
+		}, []string{"channel"}),
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_breakers", Help: "Circuit breakers per channel in each state.",
+		}, []string{"channel", "state"}),
+		BreakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_breaker_transitions_total", Help: "Circuit breaker state changes, by channel and new state.",
+		}, []string{"channel", "to"}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, dead_letters).",
+		}, []string{"stream"}),
 	}
 	reg.MustRegister(
 		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails,
 		m.Deliveries, m.Retries, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
 		m.StatusWriteFails,
+		m.DeadLettered, m.DeadLetterFail, m.Replayed,
+		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
+		m.QueueDepth,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
