@@ -24,6 +24,36 @@ type Config struct {
 	Consumer   ConsumerConfig   `mapstructure:"consumer"`
 	Worker     WorkerConfig     `mapstructure:"worker"`
 	Channels   ChannelsConfig   `mapstructure:"channels"`
+	Retry      RetryConfig      `mapstructure:"retry"`
+	DLQ        DLQConfig        `mapstructure:"dlq"`
+	Admin      AdminConfig      `mapstructure:"admin"`
+	Pacing     PacingConfig     `mapstructure:"pacing"`
+	Breaker    BreakerConfig    `mapstructure:"breaker"`
+}
+
+type RetryConfig struct {
+	MaxAttempts int           `mapstructure:"max_attempts"`
+	MaxAge      time.Duration `mapstructure:"max_age"`
+}
+
+type DLQConfig struct {
+	MaxAge time.Duration `mapstructure:"max_age"`
+}
+
+type AdminConfig struct {
+	Secret string `mapstructure:"secret"`
+}
+
+type PacingConfig struct {
+	MaxHold         time.Duration `mapstructure:"max_hold"`
+	MaxDestinations int           `mapstructure:"max_destinations"`
+}
+
+type BreakerConfig struct {
+	Failures        uint32        `mapstructure:"failures"`
+	OpenTimeout     time.Duration `mapstructure:"open_timeout"`
+	HalfOpenProbes  uint32        `mapstructure:"half_open_probes"`
+	MaxDestinations int           `mapstructure:"max_destinations"`
 }
 
 type LogConfig struct {
@@ -94,12 +124,17 @@ type ChannelsConfig struct {
 }
 
 type DiscordChannelConfig struct {
-	AllowedHosts []string `mapstructure:"allowed_hosts"`
-	AllowHTTP    bool     `mapstructure:"allow_http"`
+	AllowedHosts  []string `mapstructure:"allowed_hosts"`
+	AllowHTTP     bool     `mapstructure:"allow_http"`
+	GlobalRate    float64  `mapstructure:"global_rate"`
+	InvalidBudget int      `mapstructure:"invalid_budget"`
 }
 
 type TelegramChannelConfig struct {
-	APIBase string `mapstructure:"api_base"`
+	APIBase      string  `mapstructure:"api_base"`
+	PerChatRate  float64 `mapstructure:"per_chat_rate"`
+	PerGroupRate float64 `mapstructure:"per_group_rate"`
+	PerBotRate   float64 `mapstructure:"per_bot_rate"`
 }
 
 // defaults lists every key with its default value. config.yaml repeats them
@@ -140,6 +175,22 @@ var defaults = map[string]any{
 	"channels.discord.allowed_hosts": []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
 	"channels.discord.allow_http":    false,
 	"channels.telegram.api_base":     "https://api.telegram.org",
+
+	"channels.discord.global_rate":     50.0,
+	"channels.discord.invalid_budget":  5000,
+	"channels.telegram.per_chat_rate":  1.0,
+	"channels.telegram.per_group_rate": 0.33,
+	"channels.telegram.per_bot_rate":   30.0,
+	"retry.max_attempts":               10,
+	"retry.max_age":                    "24h",
+	"dlq.max_age":                      "720h",
+	"admin.secret":                     "",
+	"pacing.max_hold":                  "2s",
+	"pacing.max_destinations":          100000,
+	"breaker.failures":                 5,
+	"breaker.open_timeout":             "30s",
+	"breaker.half_open_probes":         1,
+	"breaker.max_destinations":         100000,
 }
 
 // loadConfig reads path (optional; "" means ./config.yaml when it exists),
@@ -266,6 +317,42 @@ func (c Config) validate() error {
 	}
 	if !strings.HasPrefix(c.Channels.Telegram.APIBase, "https://") && !strings.HasPrefix(c.Channels.Telegram.APIBase, "http://") {
 		bad("channels.telegram.api_base", "must be an http(s) URL")
+	}
+	if c.Retry.MaxAttempts < 1 {
+		bad("retry.max_attempts", "must be at least 1, not %d", c.Retry.MaxAttempts)
+	}
+	if c.Retry.MaxAge < time.Second {
+		bad("retry.max_age", "must be at least 1s")
+	}
+	if c.DLQ.MaxAge < time.Hour {
+		bad("dlq.max_age", "must be at least 1h")
+	}
+	if s := c.Admin.Secret; s != "" && len(s) < 16 {
+		bad("admin.secret", "must be at least 16 characters (or empty to disable the admin API)")
+	}
+	if c.Channels.Discord.GlobalRate <= 0 {
+		bad("channels.discord.global_rate", "must be above 0")
+	}
+	if c.Channels.Discord.InvalidBudget < 1 {
+		bad("channels.discord.invalid_budget", "must be at least 1")
+	}
+	for key, v := range map[string]float64{
+		"channels.telegram.per_chat_rate":  c.Channels.Telegram.PerChatRate,
+		"channels.telegram.per_group_rate": c.Channels.Telegram.PerGroupRate,
+		"channels.telegram.per_bot_rate":   c.Channels.Telegram.PerBotRate,
+	} {
+		if v <= 0 {
+			bad(key, "must be above 0")
+		}
+	}
+	if c.Pacing.MaxHold < 0 || c.Pacing.MaxHold >= c.Consumer.AckWait {
+		bad("pacing.max_hold", "must be between 0s and consumer.ack_wait")
+	}
+	if c.Breaker.Failures < 1 {
+		bad("breaker.failures", "must be at least 1")
+	}
+	if c.Breaker.OpenTimeout <= 0 {
+		bad("breaker.open_timeout", "must be above 0")
 	}
 	return errors.Join(errs...)
 }
