@@ -38,6 +38,15 @@ const (
 	// DefaultDrainTimeout bounds the wait for in-flight jobs at shutdown; it
 	// should stay below the orchestrator's kill grace period (often 30 s).
 	DefaultDrainTimeout = 15 * time.Second
+	// DefaultMaxAttempts is how many transient failures a job may have before
+	// it is dead-lettered. With the default backoff (1 s doubling, capped at
+	// 5 min) ten failures span about 15 minutes: long enough to ride out a
+	// destination's restart, short enough that an operator hears of a dead
+	// destination the same day.
+	DefaultMaxAttempts = 10
+	// DefaultMaxAge is how long after its budget start a job may still be
+	// retried after a transient failure; a day covers an overnight outage.
+	DefaultMaxAge = 24 * time.Hour
 )
 
 // Config configures a Pool. The zero value is valid: every zero field takes
@@ -72,6 +81,20 @@ type Config struct {
 	// DrainTimeout bounds how long Run waits for in-flight jobs once its ctx
 	// is cancelled; DefaultDrainTimeout when 0.
 	DrainTimeout time.Duration
+	// MaxAttempts is the retry budget: the number of failed delivery
+	// attempts (transient failures: 5xx, timeouts, network errors, panics)
+	// after which a job is dead-lettered; DefaultMaxAttempts when 0. Waits a
+	// destination asked for (429), pacing waits, open breakers and
+	// redeliveries after a crash do not count.
+	MaxAttempts int
+	// MaxAge is the other half of the retry budget: a job that fails
+	// transiently more than MaxAge after its budget start (the
+	// Herald-Budget-Start header a replay sets, else Job.CreatedAt, else the
+	// time it was stored) is dead-lettered instead of retried;
+	// DefaultMaxAge when 0. It is checked only after a transient failure, so
+	// a job that only ever waits (429s, pacing, open breakers) is never
+	// dead-lettered for its age.
+	MaxAge time.Duration
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -102,6 +125,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
 	}
 	return c
 }
@@ -143,6 +172,12 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain timeout %s is negative", c.DrainTimeout)
+	}
+	if c.MaxAttempts < 1 {
+		bad("max attempts %d must be at least 1", c.MaxAttempts)
+	}
+	if c.MaxAge < 0 {
+		bad("max age %s is negative", c.MaxAge)
 	}
 	return errors.Join(errs...)
 }

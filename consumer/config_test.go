@@ -13,7 +13,7 @@ func TestConfigDefaults(t *testing.T) {
 	want := Config{
 		Workers: 32, Durable: herald.WorkersConsumer, AckWait: 30 * time.Second, MaxAckPending: 256,
 		SendTimeout: 10 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute,
-		MaxRetryAfter: time.Hour, DrainTimeout: 15 * time.Second,
+		MaxRetryAfter: time.Hour, DrainTimeout: 15 * time.Second, MaxAttempts: 10, MaxAge: 24 * time.Hour,
 	}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
@@ -43,6 +43,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative min backoff", Config{MinBackoff: -time.Second}, "min backoff"},
 		{"negative retry after", Config{MaxRetryAfter: -time.Second}, "max retry after"},
 		{"negative drain", Config{DrainTimeout: -time.Second}, "drain timeout"},
+		{"negative max attempts", Config{MaxAttempts: -1}, "max attempts"},
+		{"negative max age", Config{MaxAge: -time.Hour}, "max age"},
+		{"one attempt", Config{MaxAttempts: 1, MaxAge: time.Minute}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ var (
 	_ Sender       = (*channels.Discord)(nil)
 	_ Sender       = (*channels.Telegram)(nil)
 	_ StatusWriter = (*status.Store)(nil)
+	_ StatusStore  = (*status.Store)(nil)
 )
 
 // discordFixture is a Pool sending to a fake Discord through the real channel.
@@ -26,7 +27,8 @@ type discordFixture struct {
 	pool *runningPool
 }
 
-func newDiscordFixture(t *testing.T, cfg Config) *discordFixture {
+// newDiscordFixture starts the Pool; opts may change its Deps first.
+func newDiscordFixture(t *testing.T, cfg Config, opts ...func(*testEnv, *Deps)) *discordFixture {
 	t.Helper()
 	e := newTestEnv(t)
 	f := fake.NewDiscord(t)
@@ -34,7 +36,11 @@ func newDiscordFixture(t *testing.T, cfg Config) *discordFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := e.startPool(cfg, e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: d}))
+	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: d})
+	for _, o := range opts {
+		o(e, &deps)
+	}
+	p := e.startPool(cfg, deps)
 	return &discordFixture{testEnv: e, fake: f, pool: p}
 }
 
@@ -47,8 +53,8 @@ func TestDiscordDelivered(t *testing.T) {
 	t.Parallel()
 	x := newDiscordFixture(t, testConfig())
 	id := x.publishDiscord("hello discord")
-	if st := x.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 1 {
-		t.Errorf("status = %+v", st)
+	if st := x.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 0 {
+		t.Errorf("status = %+v, want delivered with no failed attempt", st)
 	}
 	reqs := x.fake.Requests()
 	if len(reqs) != 1 {
@@ -74,8 +80,8 @@ func TestDiscordTransientThenDelivered(t *testing.T) {
 	})
 	id := x.publishDiscord("flaky")
 	st := x.waitFinal(id)
-	if st.State != herald.StateDelivered || st.Attempts != 3 {
-		t.Errorf("status = %+v, want delivered on attempt 3", st)
+	if st.State != herald.StateDelivered || st.Attempts != 2 {
+		t.Errorf("status = %+v, want delivered after 2 failed attempts", st)
 	}
 	if n := x.fake.Count(); n != 3 {
 		t.Errorf("requests = %d, want 3", n)
@@ -93,8 +99,9 @@ func TestDiscordRetryAfter(t *testing.T) {
 		return fake.Response{}
 	})
 	id := x.publishDiscord("limited")
-	if st := x.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 2 {
-		t.Errorf("status = %+v, want delivered on attempt 2", st)
+	// The 429 is a wait, not a failed attempt.
+	if st := x.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 0 {
+		t.Errorf("status = %+v, want delivered with no failed attempt", st)
 	}
 	reqs := x.fake.Requests()
 	if len(reqs) != 2 {

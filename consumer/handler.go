@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"time"
 
 	"github.com/heraldrelay/herald"
 )
@@ -12,9 +13,12 @@ import (
 // Send must honour ctx (the Pool bounds it with Config.SendTimeout and
 // cancels it at shutdown) and be safe for concurrent use. Its error decides
 // the job's fate: nil means delivered; a *herald.RetryAfterError means "again
-// after exactly that long"; an error wrapping herald.ErrPermanent means never
-// again; anything else is transient and retried with backoff. Error texts are
-// logged and stored in status records, so they must carry no credential.
+// after exactly that long", without using an attempt; an error wrapping
+// herald.ErrPermanent means never again (the job is dead-lettered); anything
+// else is a transient failure, retried with backoff until the retry budget
+// (Config.MaxAttempts, Config.MaxAge) is spent. Error texts are logged and
+// stored in status records and dead letters, so they must carry no
+// credential.
 type Sender interface {
 	Send(ctx context.Context, n herald.Notification) error
 }
@@ -26,6 +30,23 @@ type StatusWriter interface {
 	Put(ctx context.Context, rec herald.Status) error
 }
 
+// StatusStore records and reads job status; status.Store satisfies it. It
+// must be safe for concurrent use.
+//
+// The record is where a job's failed attempts are kept (herald.Status.Attempts,
+// written after every attempt), because JetStream's delivery count also counts
+// the waits and redeliveries that must not use up the retry budget. The Pool
+// reads it with Get only on a redelivery, never on a job's first delivery.
+// Get must return an error matching status.ErrNotFound (errors.Is) when the
+// job has no record; any other error makes the Pool fall back to counting
+// every earlier delivery as a failure. A lost write makes the Pool undercount
+// (Put failures are logged and counted); Config.MaxAge still bounds the
+// retries.
+type StatusStore interface {
+	StatusWriter
+	Get(ctx context.Context, id string) (herald.Status, error)
+}
+
 // Delivery is one delivery attempt of a job. A Pool builds one per received
 // message and passes it down the handler chain; middlewares may read it and
 // fill in what they learn, and must not keep it after they return.
@@ -34,9 +55,22 @@ type Delivery struct {
 	// one takes its Nats-Msg-Id header (when that is a valid id) or
 	// "seq-<stream sequence>".
 	Job herald.Job
-	// Attempt is JetStream's delivery count for the message, from 1. A job put
-	// back at shutdown without being tried still counts one.
+	// Attempt says this is delivery number Attempt of the message
+	// (JetStream's delivery count, from 1). It counts every delivery: waits a
+	// destination asked for, pacing and breaker waits, redeliveries after a
+	// crash, and a job put back at shutdown without being tried. It is not
+	// the retry budget; Failures is.
 	Attempt int
+	// Failures is the number of failed attempts before this one: the
+	// transient failures (and failed dead-letter hand-offs) that use up the
+	// retry budget, Config.MaxAttempts. It is 0 on the first delivery, and
+	// read from the job's status record on a redelivery (see StatusStore).
+	Failures int
+	// BudgetStart is when the job's retry budget started, the origin of
+	// Config.MaxAge: the Herald-Budget-Start header (set by a replay) when
+	// present and valid, else Job.CreatedAt, else the time the message was
+	// stored in the jobs stream.
+	BudgetStart time.Time
 	// Sequence is the message's sequence number in the jobs stream.
 	Sequence uint64
 	// Subject is the subject the job was published on.

@@ -14,6 +14,7 @@ import (
 	"github.com/heraldrelay/herald/metrics"
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/heraldrelay/herald/queue"
+	"github.com/heraldrelay/herald/status"
 	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -334,15 +335,44 @@ func (r *recorder) callsFor(job string) []call {
 	return out
 }
 
-// recordingStatus is an in-memory StatusWriter.
+// recordingStatus is an in-memory StatusStore.
 type recordingStatus struct {
-	mu   sync.Mutex
-	recs map[string][]herald.Status
-	fail error
+	mu      sync.Mutex
+	recs    map[string][]herald.Status
+	fail    error // Put fails with it
+	getFail error // Get fails with it
+	gets    map[string]int
 }
 
 func newRecordingStatus() *recordingStatus {
-	return &recordingStatus{recs: map[string][]herald.Status{}}
+	return &recordingStatus{recs: map[string][]herald.Status{}, gets: map[string]int{}}
+}
+
+func (s *recordingStatus) Get(_ context.Context, id string) (herald.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets[id]++
+	if s.getFail != nil {
+		return herald.Status{}, s.getFail
+	}
+	r := s.recs[id]
+	if len(r) == 0 {
+		return herald.Status{}, status.ErrNotFound
+	}
+	return r[len(r)-1], nil
+}
+
+// getsFor returns how often Get was called for id.
+func (s *recordingStatus) getsFor(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets[id]
+}
+
+func (s *recordingStatus) setGetFail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.getFail = err
 }
 
 func (s *recordingStatus) Put(_ context.Context, rec herald.Status) error {

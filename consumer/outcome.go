@@ -3,9 +3,11 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/heraldrelay/herald"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,22 +17,34 @@ import (
 const (
 	outcomeDelivered = "delivered"
 	outcomeRetry     = "retry"
-	outcomeFailed    = "failed"
+	outcomeFailed    = "failed" // terminated without a dead letter (no Deps.DeadLetters)
+	outcomeDead      = "dead"   // stored in the dead letters, then terminated
 )
 
 // Retry reasons, as the Retries metric's reason label.
 const (
-	reasonRetryAfter = "retry_after"
-	reasonTransient  = "transient"
+	reasonRetryAfter  = "retry_after"  // the destination said when (429)
+	reasonPaced       = "paced"        // herald.ErrPaced: Herald's own pacing
+	reasonBreakerOpen = "breaker_open" // herald.ErrCircuitOpen
+	reasonTransient   = "transient"    // a failed attempt: backoff
 )
 
 // statusWriteTimeout bounds one status write, so a slow KV cannot hold a
 // worker; the write is best effort anyway.
 const statusWriteTimeout = 5 * time.Second
 
+// maxDeadLetterTimeout bounds the dead-letter hand-off. It is also kept under
+// half of AckWait (see deadLetterTimeout), since the job is no longer kept
+// in progress while it is settled.
+const maxDeadLetterTimeout = 10 * time.Second
+
 // maxTermReason bounds the reason sent with Term (it ends up in a JetStream
 // advisory).
 const maxTermReason = 200
+
+// maxDeadReason bounds DeadLetterInfo.Reason and the status record's
+// LastError for a dead job.
+const maxDeadReason = 1000
 
 // action is what happens to a message.
 type action int
@@ -38,73 +52,124 @@ type action int
 const (
 	actAck  action = iota + 1 // done: delete it from the work queue
 	actNak                    // redeliver after delay
-	actTerm                   // never redeliver
+	actTerm                   // never redeliver: dead-letter, then terminate
 )
 
 // decision is the fate of a message after one attempt.
 type decision struct {
-	action  action
-	delay   time.Duration // actNak only
-	state   herald.State  // the status record's new state
-	outcome string        // outcomeDelivered, outcomeRetry or outcomeFailed
-	reason  string        // retry reason, actNak only
+	action action
+	delay  time.Duration // actNak only
+	// state is the status record's new state: delivered, delivering, or dead
+	// (actTerm; reject records failed instead when there are no dead letters).
+	state herald.State
+	// outcome is outcomeDelivered, outcomeRetry or outcomeDead.
+	outcome string
+	// reason is the retry reason label (actNak) or the dead-letter cause
+	// label (actTerm).
+	reason string
+	// failures is the job's failed attempts, this one included.
+	failures int
+	// why is the dead letter's one-line human reason (actTerm only).
+	why string
 }
 
 // decide maps an attempt's error to the message's fate; it is the one place
-// that does (STYLE.md §5). r is a uniform random number in [0, 1) for backoff
-// jitter. cfg must have its defaults applied.
+// that does (STYLE.md §5). failures is the job's failed attempts before this
+// one (Delivery.Failures), age the time since its budget start. r is a
+// uniform random number in [0, 1) for backoff jitter. cfg must have its
+// defaults applied.
 //
 //   - nil: ack, delivered.
 //   - *herald.RetryAfterError: redeliver after exactly After, capped at
-//     MaxRetryAfter (after backoff when the destination gave no delay).
-//   - herald.ErrPermanent: terminate, failed.
-//   - anything else: redeliver after backoff for this attempt.
-func decide(err error, attempt int, cfg Config, r float64) decision {
+//     MaxRetryAfter (after backoff when it gives no delay), without using an
+//     attempt; reason paced or breaker_open when Err is herald.ErrPaced or
+//     herald.ErrCircuitOpen (Herald's own waits), else retry_after.
+//   - herald.ErrPermanent: dead-letter, cause from the error (permanent,
+//     undecodable, credentials).
+//   - anything else is a failed attempt: dead-letter when it is the
+//     MaxAttempts-th (budget_exhausted) or the job is older than MaxAge
+//     (max_age), else redeliver after backoff for this failure.
+func decide(err error, failures int, age time.Duration, cfg Config, r float64) decision {
 	var ra *herald.RetryAfterError
 	switch {
 	case err == nil:
-		return decision{action: actAck, state: herald.StateDelivered, outcome: outcomeDelivered}
+		return decision{action: actAck, state: herald.StateDelivered, outcome: outcomeDelivered, failures: failures}
 	case errors.As(err, &ra):
 		delay := min(ra.After, cfg.MaxRetryAfter)
 		if delay <= 0 {
-			delay = backoffDelay(attempt, cfg.MinBackoff, cfg.MaxBackoff, r)
+			delay = backoffDelay(failures+1, cfg.MinBackoff, cfg.MaxBackoff, r)
 		}
-		return decision{action: actNak, delay: delay, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonRetryAfter}
+		reason := reasonRetryAfter
+		switch {
+		case errors.Is(ra.Err, herald.ErrPaced):
+			reason = reasonPaced
+		case errors.Is(ra.Err, herald.ErrCircuitOpen):
+			reason = reasonBreakerOpen
+		}
+		return decision{action: actNak, delay: delay, state: herald.StateDelivering, outcome: outcomeRetry, reason: reason, failures: failures}
 	case errors.Is(err, herald.ErrPermanent):
-		return decision{action: actTerm, state: herald.StateFailed, outcome: outcomeFailed}
-	default:
 		return decision{
-			action: actNak, delay: backoffDelay(attempt, cfg.MinBackoff, cfg.MaxBackoff, r),
-			state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient,
+			action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: causeOf(err),
+			failures: failures + 1, why: oneLine(err.Error(), maxDeadReason),
 		}
+	}
+	failures++
+	switch {
+	case failures >= cfg.MaxAttempts:
+		return decision{
+			action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: CauseBudgetExhausted, failures: failures,
+			why: oneLine(fmt.Sprintf("retry budget spent after %d attempts: %s", failures, err.Error()), maxDeadReason),
+		}
+	case age > cfg.MaxAge:
+		return decision{
+			action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: CauseMaxAge, failures: failures,
+			why: oneLine(fmt.Sprintf("older than %s: %s", cfg.MaxAge, err.Error()), maxDeadReason),
+		}
+	}
+	return decision{
+		action: actNak, delay: backoffDelay(failures, cfg.MinBackoff, cfg.MaxBackoff, r),
+		state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient, failures: failures,
 	}
 }
 
-// settle applies the attempt's outcome to m: ack, delayed nak or term, then
-// the status record, metrics and one log line. An ack call that fails is
+// settle applies the attempt's outcome to m: ack, delayed nak or dead letter,
+// then the status record, metrics and one log line. An ack call that fails is
 // logged and otherwise ignored: JetStream redelivers after AckWait, so the job
 // is never lost. ctx is the Pool's work context; once it is cancelled
 // (shutdown after DrainTimeout) a failed attempt is left unacked, because its
-// failure is most likely the cancellation itself.
+// failure is most likely the cancellation itself; it writes no status and
+// uses no attempt.
 func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err error, elapsed time.Duration) {
 	channel := channelLabel(d)
 	if err != nil && ctx.Err() != nil {
 		p.metrics.Deliveries.WithLabelValues(channel, outcomeRetry).Inc()
 		p.metrics.Retries.WithLabelValues(channel, reasonTransient).Inc()
-		p.logOutcome(d, outcomeRetry, elapsed, err, slog.String("ack", "none: abandoned at shutdown, redelivered after ack wait"))
+		p.logOutcome(d, outcomeRetry, d.Failures, elapsed, err, slog.String("ack", "none: abandoned at shutdown, redelivered after ack wait"))
 		return
 	}
 
-	dec := decide(err, d.Attempt, p.cfg, p.jitter())
+	var age time.Duration
+	if !d.BudgetStart.IsZero() {
+		age = time.Since(d.BudgetStart)
+	}
+	dec := decide(err, d.Failures, age, p.cfg, p.jitter())
 	if dec.action == actTerm {
-		p.reject(m, d, err, elapsed)
+		p.reject(ctx, m, d, dec, err, elapsed)
 		return
 	}
 
+	var lastErr string
+	if err != nil {
+		lastErr = err.Error()
+	}
 	var ackErr error
 	if dec.action == actAck {
 		ackErr = m.Ack()
+		p.putStatus(d, dec.state, dec.failures, lastErr)
 	} else {
+		// The record first: the redelivery reads its failure count back, and
+		// may arrive as soon as the delay is over.
+		p.putStatus(d, dec.state, dec.failures, lastErr)
 		ackErr = m.NakWithDelay(dec.delay)
 	}
 	p.metrics.Deliveries.WithLabelValues(channel, dec.outcome).Inc()
@@ -117,6 +182,8 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 	case actNak:
 		p.metrics.Retries.WithLabelValues(channel, dec.reason).Inc()
 		if dec.reason == reasonRetryAfter {
+			// Only a destination's own 429; Herald's pacing and breakers
+			// sent nothing.
 			p.metrics.RateLimited.WithLabelValues(channel).Inc()
 		}
 		extra = append(extra, slog.String("reason", dec.reason), slog.Int64("delay_ms", dec.delay.Milliseconds()))
@@ -124,52 +191,125 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 	if ackErr != nil {
 		extra = append(extra, slog.String("ack_error", ackErr.Error()))
 	}
-	p.logOutcome(d, dec.outcome, elapsed, err, extra...)
-	p.putStatus(d, dec.state, err)
+	p.logOutcome(d, dec.outcome, dec.failures, elapsed, err, extra...)
 }
 
-// reject ends a job that can never succeed: it terminates the message with a
-// reason, records the job as failed, and logs it. Undecodable messages and
-// permanent failures both come here, so this is the one place to change to
-// keep such jobs (dead letters) instead of dropping them.
-func (p *Pool) reject(m jetstream.Msg, d *Delivery, cause error, elapsed time.Duration) {
-	var extra []slog.Attr
-	if err := m.TermWithReason(termReason(cause)); err != nil {
-		// Not lost: JetStream redelivers it after AckWait, and it is rejected
-		// again.
+// reject ends a job that will never be delivered (dec.action is actTerm):
+// undecodable messages, credentials that do not open, permanent failures and
+// spent retry budgets all come here.
+//
+// With Deps.DeadLetters the job is first handed to it, and terminated only
+// once that succeeded: the status record says dead with the reason. If the
+// hand-off fails the job is put back after a backoff and tried again when it
+// returns (the failed hand-off counts as a failed attempt, so a job whose
+// budget is spent is dead-lettered again at its next failure): it is never
+// lost. Without Deps.DeadLetters the job is terminated at once and recorded
+// as failed.
+func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec decision, cause error, elapsed time.Duration) {
+	channel := channelLabel(d)
+	extra := []slog.Attr{slog.String("cause", dec.reason)}
+	if p.deadLetters == nil {
+		if err := m.TermWithReason(termReason(dec.why)); err != nil {
+			// Not lost: JetStream redelivers it after AckWait, and it is
+			// rejected again.
+			extra = append(extra, slog.String("ack_error", err.Error()))
+		}
+		p.metrics.Deliveries.WithLabelValues(channel, outcomeFailed).Inc()
+		p.logOutcome(d, outcomeFailed, dec.failures, elapsed, cause, extra...)
+		p.putStatus(d, herald.StateFailed, dec.failures, dec.why)
+		return
+	}
+
+	info := DeadLetterInfo{
+		JobID:        d.Job.ID,
+		Channel:      herald.Channel(channel),
+		Reason:       dec.why,
+		Cause:        dec.reason,
+		StatusCode:   herald.StatusCode(cause),
+		Attempts:     dec.failures,
+		FirstAttempt: d.BudgetStart,
+		LastAttempt:  time.Now().UTC(),
+		Subject:      d.Subject,
+		Sequence:     d.Sequence,
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.deadLetterTimeout())
+	dlErr := p.deadLetters.DeadLetter(dctx, m, info)
+	cancel()
+	if dlErr != nil {
+		// Keep the job: it comes back after a backoff and is tried again.
+		// The record first, as in settle.
+		p.putStatus(d, herald.StateDelivering, dec.failures, "dead letter not stored, will retry: "+dec.why)
+		delay := backoffDelay(dec.failures, p.cfg.MinBackoff, p.cfg.MaxBackoff, p.jitter())
+		if err := m.NakWithDelay(delay); err != nil {
+			extra = append(extra, slog.String("ack_error", err.Error()))
+		}
+		p.metrics.DeadLetterFail.Inc()
+		p.metrics.Deliveries.WithLabelValues(channel, outcomeRetry).Inc()
+		extra = append(extra,
+			slog.String("reason", "dead_letter_failed"),
+			slog.String("dead_letter_error", dlErr.Error()),
+			slog.Int64("delay_ms", delay.Milliseconds()))
+		p.logOutcomeAt(slog.LevelError, d, outcomeRetry, dec.failures, elapsed, cause, extra...)
+		return
+	}
+	if err := m.TermWithReason(termReason(dec.why)); err != nil {
+		// Redelivered after AckWait and dead-lettered again: a duplicate
+		// dead letter (same sequence), never a loss.
 		extra = append(extra, slog.String("ack_error", err.Error()))
 	}
-	p.metrics.Deliveries.WithLabelValues(channelLabel(d), outcomeFailed).Inc()
-	p.logOutcome(d, outcomeFailed, elapsed, cause, extra...)
-	p.putStatus(d, herald.StateFailed, cause)
+	p.metrics.DeadLettered.WithLabelValues(channel, dec.reason).Inc()
+	p.metrics.Deliveries.WithLabelValues(channel, outcomeDead).Inc()
+	extra = append(extra, slog.String("reason", dec.why))
+	p.logOutcome(d, outcomeDead, dec.failures, elapsed, cause, extra...)
+	p.putStatus(d, herald.StateDead, dec.failures, dec.why)
+}
+
+// deadLetterTimeout bounds one dead-letter hand-off: under half of AckWait,
+// at most maxDeadLetterTimeout.
+func (p *Pool) deadLetterTimeout() time.Duration {
+	return min(maxDeadLetterTimeout, p.cfg.AckWait/2)
 }
 
 // termReason is the one-line reason sent with Term.
-func termReason(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
-	if len(s) > maxTermReason {
-		s = s[:maxTermReason]
+func termReason(why string) string { return oneLine(why, maxTermReason) }
+
+// oneLine returns s with every run of white space (newlines included) made
+// one space, cut to at most n bytes without splitting a UTF-8 sequence.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // logOutcome writes the one line per outcome: Info when delivered, Warn for a
-// retry, Error when failed. Error texts come from channels and crypto, which
-// keep credentials out of them; a herald.Target is never logged.
-func (p *Pool) logOutcome(d *Delivery, outcome string, elapsed time.Duration, err error, extra ...slog.Attr) {
+// retry, Error when failed or dead. Error texts come from channels and crypto,
+// which keep credentials out of them; a herald.Target is never logged.
+func (p *Pool) logOutcome(d *Delivery, outcome string, failures int, elapsed time.Duration, err error, extra ...slog.Attr) {
 	level := slog.LevelInfo
 	switch outcome {
 	case outcomeRetry:
 		level = slog.LevelWarn
-	case outcomeFailed:
+	case outcomeFailed, outcomeDead:
 		level = slog.LevelError
 	}
-	attrs := make([]slog.Attr, 0, 8+len(extra))
+	p.logOutcomeAt(level, d, outcome, failures, elapsed, err, extra...)
+}
+
+// logOutcomeAt is logOutcome at a given level.
+func (p *Pool) logOutcomeAt(level slog.Level, d *Delivery, outcome string, failures int, elapsed time.Duration, err error, extra ...slog.Attr) {
+	attrs := make([]slog.Attr, 0, 9+len(extra))
 	attrs = append(attrs,
 		slog.String("job_id", d.Job.ID),
 		slog.String("channel", channelLabel(d)),
 		slog.String("outcome", outcome),
 		slog.Int("attempt", d.Attempt),
+		slog.Int("failures", failures),
 		slog.Int64("duration_ms", elapsed.Milliseconds()),
 		slog.String("subject", d.Subject),
 		slog.Uint64("seq", d.Sequence),
@@ -181,24 +321,23 @@ func (p *Pool) logOutcome(d *Delivery, outcome string, elapsed time.Duration, er
 	p.log.LogAttrs(context.Background(), level, "delivery", attrs...)
 }
 
-// putStatus records the job's state after an attempt. A failure is logged and
-// counted and changes nothing else.
-func (p *Pool) putStatus(d *Delivery, state herald.State, cause error) {
+// putStatus records the job's state after an attempt, with its failed
+// attempts so far (the count a redelivery reads back, see Pool.failures) and
+// lastErr. A failure is logged and counted and changes nothing else.
+func (p *Pool) putStatus(d *Delivery, state herald.State, failures int, lastErr string) {
 	if p.status == nil {
 		return
 	}
 	rec := herald.Status{
 		ID:        d.Job.ID,
 		State:     state,
-		Attempts:  d.Attempt,
+		Attempts:  failures,
+		LastError: lastErr,
 		CreatedAt: d.Job.CreatedAt,
 		UpdatedAt: time.Now().UTC(),
 	}
 	if d.Job.Channel.Valid() {
 		rec.Channel = d.Job.Channel
-	}
-	if cause != nil {
-		rec.LastError = cause.Error()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
 	defer cancel()

@@ -10,45 +10,71 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/nats-io/nats.go"
 )
 
 func TestDecide(t *testing.T) {
-	cfg := Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: time.Minute}.withDefaults()
+	cfg := Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRetryAfter: time.Minute, MaxAttempts: 5, MaxAge: time.Hour}.withDefaults()
+	delivering := func(reason string, delay time.Duration, failures int) decision {
+		return decision{action: actNak, delay: delay, state: herald.StateDelivering, outcome: outcomeRetry, reason: reason, failures: failures}
+	}
+	dead := func(cause string, failures int, why string) decision {
+		return decision{action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: cause, failures: failures, why: why}
+	}
+	paced := &herald.RetryAfterError{After: 20 * time.Millisecond, Err: herald.ErrPaced}
+	open := &herald.RetryAfterError{After: 5 * time.Second, Err: fmt.Errorf("breaker: discord:123: %w", herald.ErrCircuitOpen)}
 	tests := []struct {
-		name    string
-		err     error
-		attempt int
-		want    decision
+		name     string
+		err      error
+		failures int
+		age      time.Duration
+		want     decision
 	}{
-		{"delivered", nil, 1, decision{action: actAck, state: herald.StateDelivered, outcome: outcomeDelivered}},
-		{"retry after", &herald.RetryAfterError{After: 3 * time.Second}, 1,
-			decision{action: actNak, delay: 3 * time.Second, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonRetryAfter}},
-		{"retry after, wrapped", fmt.Errorf("discord: %w", &herald.RetryAfterError{After: 800 * time.Millisecond}), 7,
-			decision{action: actNak, delay: 800 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonRetryAfter}},
-		{"retry after, capped", &herald.RetryAfterError{After: 24 * time.Hour}, 1,
-			decision{action: actNak, delay: time.Minute, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonRetryAfter}},
-		{"retry after without delay backs off", &herald.RetryAfterError{}, 2,
-			decision{action: actNak, delay: 200 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonRetryAfter}},
-		{"permanent", errUnknownWebhook, 1, decision{action: actTerm, state: herald.StateFailed, outcome: outcomeFailed}},
-		{"permanent, wrapped", fmt.Errorf("discord: post: %w", errUnknownWebhook), 3,
-			decision{action: actTerm, state: herald.StateFailed, outcome: outcomeFailed}},
-		{"transient, first", errTransient, 1,
-			decision{action: actNak, delay: 100 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient}},
-		{"transient, fourth", errTransient, 4,
-			decision{action: actNak, delay: 800 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient}},
-		{"transient, capped", errors.New("connection refused"), 40,
-			decision{action: actNak, delay: time.Second, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient}},
-		{"timeout is transient", context.DeadlineExceeded, 1,
-			decision{action: actNak, delay: 100 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient}},
-		{"panic is transient", fmt.Errorf("consumer: %w: x", errPanic), 1,
-			decision{action: actNak, delay: 100 * time.Millisecond, state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient}},
+		{"delivered", nil, 0, 0, decision{action: actAck, state: herald.StateDelivered, outcome: outcomeDelivered}},
+		{"delivered after failures", nil, 3, 0, decision{action: actAck, state: herald.StateDelivered, outcome: outcomeDelivered, failures: 3}},
+		{"retry after", &herald.RetryAfterError{After: 3 * time.Second}, 0, 0, delivering(reasonRetryAfter, 3*time.Second, 0)},
+		{"retry after, wrapped", fmt.Errorf("discord: %w", &herald.RetryAfterError{After: 800 * time.Millisecond}), 2, 0,
+			delivering(reasonRetryAfter, 800*time.Millisecond, 2)},
+		{"retry after, capped", &herald.RetryAfterError{After: 24 * time.Hour}, 0, 0, delivering(reasonRetryAfter, time.Minute, 0)},
+		{"retry after without delay backs off", &herald.RetryAfterError{}, 1, 0, delivering(reasonRetryAfter, 200*time.Millisecond, 1)},
+		{"retry after negative backs off", &herald.RetryAfterError{After: -time.Second}, 0, 0, delivering(reasonRetryAfter, 100*time.Millisecond, 0)},
+		{"retry after uses no attempt at the budget's edge", &herald.RetryAfterError{After: time.Second}, 4, 0, delivering(reasonRetryAfter, time.Second, 4)},
+		{"retry after ignores age", &herald.RetryAfterError{After: time.Second}, 0, 48 * time.Hour, delivering(reasonRetryAfter, time.Second, 0)},
+		{"paced", paced, 4, 0, delivering(reasonPaced, 20*time.Millisecond, 4)},
+		{"paced, wrapped", fmt.Errorf("pacing: %w", paced), 0, 0, delivering(reasonPaced, 20*time.Millisecond, 0)},
+		{"breaker open", open, 4, 0, delivering(reasonBreakerOpen, 5*time.Second, 4)},
+		{"destination 429", &herald.RetryAfterError{After: time.Second, Err: &herald.DestinationError{StatusCode: 429}}, 0, 0,
+			delivering(reasonRetryAfter, time.Second, 0)},
+		{"permanent", errUnknownWebhook, 0, 0, dead(CausePermanent, 1, errUnknownWebhook.Error())},
+		{"permanent, wrapped", fmt.Errorf("discord: post: %w", errUnknownWebhook), 2, 0,
+			dead(CausePermanent, 3, "discord: post: "+errUnknownWebhook.Error())},
+		{"undecodable", withCause(CauseUndecodable, errors.New("consumer: decode job: bad")), 0, 0, dead(CauseUndecodable, 1, "consumer: decode job: bad")},
+		{"credentials", fmt.Errorf("x: %w", withCause(CauseCredentials, errors.New("wrong key"))), 0, 0, dead(CauseCredentials, 1, "x: wrong key")},
+		{"transient, first", errTransient, 0, 0, delivering(reasonTransient, 100*time.Millisecond, 1)},
+		{"transient, fourth", errTransient, 3, 0, delivering(reasonTransient, 800*time.Millisecond, 4)},
+		{"transient, capped", errors.New("connection refused"), 3, time.Minute, delivering(reasonTransient, 800*time.Millisecond, 4)},
+		{"timeout is transient", context.DeadlineExceeded, 0, 0, delivering(reasonTransient, 100*time.Millisecond, 1)},
+		{"panic is transient", fmt.Errorf("consumer: %w: x", errPanic), 0, 0, delivering(reasonTransient, 100*time.Millisecond, 1)},
+		{"budget spent", errTransient, 4, 0, dead(CauseBudgetExhausted, 5, "retry budget spent after 5 attempts: "+errTransient.Error())},
+		{"budget overspent", errTransient, 9, 0, dead(CauseBudgetExhausted, 10, "retry budget spent after 10 attempts: "+errTransient.Error())},
+		{"too old", errTransient, 0, time.Hour + time.Second, dead(CauseMaxAge, 1, "older than 1h0m0s: "+errTransient.Error())},
+		{"exactly max age is not too old", errTransient, 0, time.Hour, delivering(reasonTransient, 100*time.Millisecond, 1)},
+		{"reason is one line", errors.New("a\nb"), 4, 0, dead(CauseBudgetExhausted, 5, "retry budget spent after 5 attempts: a b")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := decide(tt.err, tt.attempt, cfg, 0.5); got != tt.want {
+			if got := decide(tt.err, tt.failures, tt.age, cfg, 0.5); got != tt.want {
 				t.Errorf("decide = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+	// The default budget: ten failures.
+	def := Config{}.withDefaults()
+	if got := decide(errTransient, 8, 0, def, 0.5); got.action != actNak {
+		t.Errorf("9th failure with defaults: %+v, want a retry", got)
+	}
+	if got := decide(errTransient, 9, 0, def, 0.5); got.action != actTerm || got.reason != CauseBudgetExhausted {
+		t.Errorf("10th failure with defaults: %+v, want budget_exhausted", got)
 	}
 }
 
@@ -131,11 +157,49 @@ func TestRecoverer(t *testing.T) {
 }
 
 func TestTermReason(t *testing.T) {
-	if got := termReason(errors.New("a\nb\t c")); got != "a b c" {
+	if got := termReason("a\nb\t c"); got != "a b c" {
 		t.Errorf("termReason = %q", got)
 	}
-	if got := termReason(errors.New(strings.Repeat("x", 500))); len(got) != maxTermReason {
+	if got := termReason(strings.Repeat("x", 500)); len(got) != maxTermReason {
 		t.Errorf("len = %d, want %d", len(got), maxTermReason)
+	}
+	// Never cut inside a UTF-8 sequence.
+	if got := oneLine("ab"+strings.Repeat("é", 10), 5); got != "abé" {
+		t.Errorf("oneLine = %q, want %q", got, "abé")
+	}
+}
+
+func TestBudgetStart(t *testing.T) {
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	stored := created.Add(time.Second)
+	replay := time.Date(2026, 2, 1, 0, 0, 0, 123456789, time.UTC)
+	tests := []struct {
+		name       string
+		header     string
+		created    time.Time
+		want       time.Time
+		fromHeader bool
+	}{
+		{"header wins", replay.Format(time.RFC3339Nano), created, replay, true},
+		{"header without fraction", "2026-02-01T00:00:00Z", created, replay.Truncate(time.Second), true},
+		{"created at", "", created, created, false},
+		{"bad header ignored", "yesterday", created, created, false},
+		{"stream time last", "", time.Time{}, stored, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := nats.Header{}
+			if tt.header != "" {
+				h.Set(BudgetStartHeader, tt.header)
+			}
+			got, fromHeader := budgetStart(h, tt.created, stored)
+			if !got.Equal(tt.want) || fromHeader != tt.fromHeader {
+				t.Errorf("budgetStart = %s, %v; want %s, %v", got, fromHeader, tt.want, tt.fromHeader)
+			}
+		})
+	}
+	if got, _ := budgetStart(nil, created, stored); !got.Equal(created) {
+		t.Errorf("nil header: %s", got)
 	}
 }
 

@@ -2,20 +2,30 @@
 // JetStream jobs stream through a durable consumer shared by every worker
 // process, opens their credentials in memory, sends them through a channel
 // Sender, and decides from the outcome whether JetStream acks, redelivers
-// later, or drops each one.
+// later, or dead-letters each one.
 //
 // Delivery is at least once. A job is acked only after its send succeeded,
 // with a plain (fire-and-forget) Ack for throughput: if the ack is lost, or
-// the process dies between send and ack, JetStream redelivers the job after
-// AckWait and the destination sees it twice. Nothing is dropped silently: a
-// job leaves the stream only when acked or, when it can never succeed,
-// terminated with a logged reason.
+// the process dies between send and ack (kill -9), JetStream redelivers the
+// job after AckWait and the destination sees it twice; long sends are kept
+// alive with InProgress meanwhile. Nothing is dropped silently: a job leaves
+// the stream only when acked or, when it will never be delivered, once
+// Deps.DeadLetters has stored it (then it is terminated).
+//
+// Retries. A destination's "later" (a *herald.RetryAfterError: 429, Herald's
+// own pacing, an open breaker) waits exactly as long as asked, with
+// NakWithDelay, and uses no attempt. A transient failure (5xx, timeout,
+// network error, panic) is a failed attempt: the job waits an exponential
+// backoff with jitter, until Config.MaxAttempts failures or Config.MaxAge
+// after its budget start, then it is dead-lettered. Failed attempts are
+// counted in the job's status record (Deps.Status), not by JetStream, whose
+// delivery count also counts waits and crash redeliveries.
 //
 // Each message goes through one chain of handlers, built once:
 //
 //	recover → open credentials → Deps.Middlewares… → send (bounded by SendTimeout)
 //
-// and one function (settle) maps the chain's error to the message's fate.
+// and one function (decide) maps the chain's error to the message's fate.
 package consumer
 
 import (
@@ -59,8 +69,16 @@ type Deps struct {
 	// channel without a Sender is retried with backoff, so a worker started
 	// without Telegram configured delays Telegram jobs instead of failing them.
 	Senders map[herald.Channel]Sender
-	// Status records job status; nil records none.
-	Status StatusWriter
+	// Status records job status and keeps each job's failed attempts (see
+	// StatusStore); nil records none, and then every redelivery of a job
+	// counts as a failed attempt.
+	Status StatusStore
+	// DeadLetters stores the jobs that will never be delivered (permanent
+	// errors, undecodable jobs, credentials that do not open, spent retry
+	// budgets) before they are terminated; their status record says dead.
+	// When nil, such jobs are terminated at once, recorded as failed, and
+	// kept nowhere: only for library users who want no dead letters.
+	DeadLetters DeadLetterer
 	// Logger receives one line per outcome; nil discards.
 	Logger *slog.Logger
 	// Metrics records delivery metrics; nil uses a private registry.
@@ -78,10 +96,12 @@ type Pool struct {
 	js      jetstream.JetStream
 	keys    *crypto.Keyring
 	senders map[herald.Channel]Sender
-	status  StatusWriter
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	handler Handler
+	status  StatusStore
+	// deadLetters is nil when jobs are dropped instead (see Deps).
+	deadLetters DeadLetterer
+	log         *slog.Logger
+	metrics     *metrics.Metrics
+	handler     Handler
 	// jitter returns a uniform random number in [0, 1) for backoff spread.
 	jitter func() float64
 	ran    atomic.Bool
@@ -117,14 +137,15 @@ func New(cfg Config, deps Deps) (*Pool, error) {
 		}
 	}
 	p := &Pool{
-		cfg:     cfg,
-		js:      deps.JS,
-		keys:    deps.Keys,
-		senders: maps.Clone(deps.Senders),
-		status:  deps.Status,
-		log:     deps.Logger,
-		metrics: deps.Metrics,
-		jitter:  randFloat,
+		cfg:         cfg,
+		js:          deps.JS,
+		keys:        deps.Keys,
+		senders:     maps.Clone(deps.Senders),
+		status:      deps.Status,
+		deadLetters: deps.DeadLetters,
+		log:         deps.Logger,
+		metrics:     deps.Metrics,
+		jitter:      randFloat,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -152,6 +173,18 @@ func (p *Pool) ConsumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: p.cfg.MaxAckPending,
 		MaxDeliver:    -1,
 	}
+}
+
+// ConsumerInfo returns the durable consumer's current state from the server
+// (pending, ack pending, redelivered counts): one request, for health and
+// admin pages. It fails with jetstream.ErrConsumerNotFound before Run has
+// created the consumer.
+func (p *Pool) ConsumerInfo(ctx context.Context) (*jetstream.ConsumerInfo, error) {
+	c, err := p.js.Consumer(ctx, herald.JobsStream, p.cfg.Durable)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: consumer %s on %s: %w", p.cfg.Durable, herald.JobsStream, err)
+	}
+	return c.CachedInfo(), nil
 }
 
 // Run creates or updates the durable pull consumer on herald.JobsStream and

@@ -26,8 +26,8 @@ func TestPoolDelivered(t *testing.T) {
 
 	id := e.publish(discordJob(t, e.keys, "hello"))
 	st := e.waitFinal(id)
-	if st.State != herald.StateDelivered || st.Attempts != 1 || st.LastError != "" {
-		t.Errorf("status = %+v, want delivered after 1 attempt", st)
+	if st.State != herald.StateDelivered || st.Attempts != 0 || st.LastError != "" {
+		t.Errorf("status = %+v, want delivered with no failed attempt", st)
 	}
 	if st.Channel != herald.ChannelDiscord || st.CreatedAt.IsZero() || st.UpdatedAt.IsZero() {
 		t.Errorf("status = %+v, want channel and times set", st)
@@ -82,8 +82,8 @@ func TestPoolTransientThenDelivered(t *testing.T) {
 		st, err = store.Get(context.Background(), id)
 		return err == nil && st.State == herald.StateDelivered
 	})
-	if st.Attempts != 3 {
-		t.Errorf("attempts = %d, want 3", st.Attempts)
+	if st.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2 failed attempts", st.Attempts)
 	}
 	if n := len(rec.callsFor(id)); n != 3 {
 		t.Errorf("sends = %d, want 3", n)
@@ -112,8 +112,8 @@ func TestPoolRetryAfter(t *testing.T) {
 
 	id := e.publish(discordJob(t, e.keys, "limited"))
 	st := e.waitFinal(id)
-	if st.State != herald.StateDelivered || st.Attempts != 2 {
-		t.Errorf("status = %+v, want delivered after 2 attempts", st)
+	if st.State != herald.StateDelivered || st.Attempts != 0 {
+		t.Errorf("status = %+v, want delivered with no failed attempt (a 429 is a wait)", st)
 	}
 	calls := rec.callsFor(id)
 	if len(calls) != 2 {
@@ -267,7 +267,7 @@ func TestPoolTwoPoolsShareWork(t *testing.T) {
 		ids[i] = e.publish(discordJob(t, e.keys, fmt.Sprintf("job %d", i)))
 	}
 	for _, id := range ids {
-		if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 1 {
+		if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 0 {
 			t.Errorf("job %s status = %+v", id, st)
 		}
 	}
@@ -378,8 +378,10 @@ func TestPoolShutdownAfterDrainTimeoutLeavesJobUnacked(t *testing.T) {
 	// Left unacked: the next pool gets it after AckWait.
 	rec := newRecorder(nil)
 	e.startPool(cfg, e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: rec}))
-	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 2 {
-		t.Errorf("status = %+v, want delivered on attempt 2", st)
+	// A redelivery after a crash (here: abandoned at shutdown) is not a
+	// failed attempt.
+	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 0 {
+		t.Errorf("status = %+v, want delivered with no failed attempt", st)
 	}
 	if recs := e.status.all(id); len(recs) != 1 {
 		t.Errorf("status records = %+v, want only the delivered one (an abandoned attempt writes none)", recs)
@@ -434,8 +436,8 @@ func TestPoolPanicIsTransient(t *testing.T) {
 	e.startPool(testConfig(), e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: rec}))
 
 	id := e.publish(discordJob(t, e.keys, "panics once"))
-	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 2 {
-		t.Errorf("status = %+v, want delivered on attempt 2", st)
+	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 1 {
+		t.Errorf("status = %+v, want delivered after 1 failed attempt", st)
 	}
 	recs := e.status.all(id)
 	if len(recs) < 1 || !strings.Contains(recs[0].LastError, "panic") || strings.Contains(recs[0].LastError, webhookToken) {
@@ -481,8 +483,8 @@ func TestPoolKeepsLongJobsInProgress(t *testing.T) {
 	p := e.startPool(cfg, deps)
 
 	id := e.publish(discordJob(t, e.keys, "slow"))
-	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 1 {
-		t.Errorf("status = %+v, want delivered on attempt 1", st)
+	if st := e.waitFinal(id); st.State != herald.StateDelivered || st.Attempts != 0 {
+		t.Errorf("status = %+v, want delivered on the first delivery", st)
 	}
 	// A copy redelivered meanwhile would still be in the other worker now.
 	e.waitFor("no job in flight", func() bool { return testutil.ToFloat64(e.metrics.InFlight) == 0 })

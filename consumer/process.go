@@ -47,10 +47,14 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 
 	job, decodeErr := publisher.Decode(m.Data())
 	d.Job = job
-	d.Job.ID = jobID(job.ID, m.Headers().Get(jetstream.MsgIDHeader), d.Sequence)
+	headers := m.Headers()
+	d.Job.ID = jobID(job.ID, headers.Get(jetstream.MsgIDHeader), d.Sequence)
+	start, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
+	d.BudgetStart = start.UTC()
+	d.Failures = p.failures(d, fromHeader)
 	if decodeErr != nil {
 		// It can never succeed. The error names the field, never the body.
-		err = herald.Permanent(fmt.Errorf("consumer: decode job: %w", decodeErr))
+		err = withCause(CauseUndecodable, fmt.Errorf("consumer: decode job: %w", decodeErr))
 	} else {
 		err = p.handler(ctx, d)
 	}
@@ -76,8 +80,9 @@ func jobID(own, msgID string, seq uint64) string {
 
 // openCredentials is the middleware that opens the job's credentials into
 // d.Notification before anything below it runs. A credential that does not
-// open can never succeed (wrong key, corrupted), so its error is permanent;
-// crypto's error texts never include the input.
+// open can never succeed (wrong key, corrupted), so its error is permanent,
+// dead-letter cause "credentials"; crypto's error texts never include the
+// input.
 func (p *Pool) openCredentials(next Handler) Handler {
 	return func(ctx context.Context, d *Delivery) error {
 		n := herald.Notification{JobID: d.Job.ID, Channel: d.Job.Channel, Message: d.Job.Message}
@@ -86,19 +91,19 @@ func (p *Pool) openCredentials(next Handler) Handler {
 		switch d.Job.Channel {
 		case herald.ChannelDiscord:
 			if n.Target.WebhookURL, err = p.keys.Open(c.Webhook); err != nil {
-				return herald.Permanent(fmt.Errorf("consumer: open credentials.webhook: %w", err))
+				return withCause(CauseCredentials, fmt.Errorf("consumer: open credentials.webhook: %w", err))
 			}
 		case herald.ChannelTelegram:
 			if n.Target.BotToken, err = p.keys.Open(c.BotToken); err != nil {
-				return herald.Permanent(fmt.Errorf("consumer: open credentials.bot_token: %w", err))
+				return withCause(CauseCredentials, fmt.Errorf("consumer: open credentials.bot_token: %w", err))
 			}
 			if n.Target.ChatID, err = p.keys.Open(c.ChatID); err != nil {
-				return herald.Permanent(fmt.Errorf("consumer: open credentials.chat_id: %w", err))
+				return withCause(CauseCredentials, fmt.Errorf("consumer: open credentials.chat_id: %w", err))
 			}
 		default:
 			// Decode validated the channel; this guards a future channel
 			// added to herald but not here.
-			return herald.Permanent(fmt.Errorf("consumer: channel %q has no credentials to open", d.Job.Channel))
+			return withCause(CauseUndecodable, fmt.Errorf("consumer: channel %q has no credentials to open", d.Job.Channel))
 		}
 		d.Notification = n
 		return next(ctx, d)

@@ -1,0 +1,62 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/metrics"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultDepthInterval is how often SampleDepth samples when given no
+// interval: often enough for a dashboard, one cheap request per stream.
+const DefaultDepthInterval = 15 * time.Second
+
+// depthTimeout bounds one stream lookup.
+const depthTimeout = 5 * time.Second
+
+// Queue depth stream labels.
+const (
+	depthJobs        = "jobs"
+	depthDeadLetters = "dead_letters"
+)
+
+// SampleDepth sets m.QueueDepth{stream="jobs"} to the number of messages in
+// herald.JobsStream (waiting or in flight) and {stream="dead_letters"} to the
+// number in herald.DeadLetterStream, at once and then every every
+// (DefaultDepthInterval when every <= 0), until ctx ends; it blocks, so run it
+// in its own goroutine. A stream that does not exist counts 0; a lookup that
+// fails otherwise leaves the gauge at its last value. Several processes may
+// sample the same streams: the gauge is the same everywhere.
+func SampleDepth(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, every time.Duration) {
+	if every <= 0 {
+		every = DefaultDepthInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		sampleStream(ctx, js, m, herald.JobsStream, depthJobs)
+		sampleStream(ctx, js, m, herald.DeadLetterStream, depthDeadLetters)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sampleStream sets the QueueDepth gauge labelled label to the message count
+// of stream.
+func sampleStream(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, stream, label string) {
+	ctx, cancel := context.WithTimeout(ctx, depthTimeout)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		m.QueueDepth.WithLabelValues(label).Set(0)
+	case err == nil:
+		m.QueueDepth.WithLabelValues(label).Set(float64(s.CachedInfo().State.Msgs))
+	}
+}

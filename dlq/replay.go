@@ -1,0 +1,241 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/publisher"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+)
+
+// DefaultReplayRate is the replay pace, in letters per second, that `herald
+// dlq replay` and the admin API use when none is given: fast enough for
+// thousands of letters in a minute, slow enough not to flood the workers.
+// The workers pace each destination on top of it.
+const DefaultReplayRate = 50
+
+// Replay bounds.
+const (
+	// replayPublishTimeout bounds one republish when ctx has a later deadline.
+	replayPublishTimeout = 10 * time.Second
+	// maxConsecutiveFailures stops a replay whose republishes all fail (the
+	// jobs stream is gone, NATS is down) instead of trying every letter.
+	maxConsecutiveFailures = 10
+	// statusTimeout bounds one status write.
+	statusTimeout = 5 * time.Second
+)
+
+// ErrReplayAborted is wrapped by the error Replay returns when it gave up
+// after too many republishes in a row failed.
+var ErrReplayAborted = errors.New("replay aborted: republishing keeps failing")
+
+// ReplayOptions adjusts a Replay.
+type ReplayOptions struct {
+	// Rate is the pace in letters per second; 0 means as fast as possible.
+	Rate float64
+	// DryRun lists what would be replayed and changes nothing.
+	DryRun bool
+	// Progress, when set, is called after each letter with the number done
+	// (replayed, failed or skipped) and the total; from the calling goroutine.
+	Progress func(done, total int)
+}
+
+// ReplayResult says what a Replay did.
+type ReplayResult struct {
+	// Replayed counts letters republished and deleted (with DryRun: that
+	// would be).
+	Replayed int `json:"replayed"`
+	// Failed counts letters whose republish failed; they are kept.
+	Failed int `json:"failed"`
+	// Skipped counts letters that do not hold a valid job; they are kept.
+	Skipped int `json:"skipped"`
+	// DryRun is set when nothing was changed.
+	DryRun bool `json:"dry_run,omitempty"`
+	// IDs lists the replayed letters' ids (see Letter.ID), in order.
+	IDs []string `json:"ids"`
+	// Problems explains each failed or skipped letter, and a replayed letter
+	// that could not be deleted afterwards.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one letter Replay could not handle fully.
+type Problem struct {
+	Seq   uint64 `json:"seq"`
+	JobID string `json:"job_id,omitempty"`
+	// Error says what went wrong; it never holds a credential.
+	Error string `json:"error"`
+}
+
+// Replay republishes the letters f matches to the jobs stream so they are
+// tried again, then deletes them. It refuses a filter with no condition
+// unless f.All (ErrEmptyFilter).
+//
+// Each letter's body (Raw) goes unchanged to herald.JobSubject of its job's
+// channel (a job without an id of its own gets its letter's job id, the only
+// change ever made), with a fresh Nats-Msg-Id "<job id>-replay-<unix nanos>"
+// (the old one may still be inside the jobs stream's duplicate window),
+// HeaderBudgetStart = now so the consumer's attempt and age budget restart,
+// and HeaderReplays one more than the letter's. With WithStatus the job's
+// status record is set to queued first (and back to dead if the republish
+// fails). The letter is deleted only after the republish is acknowledged:
+// if it is not, the letter stays and counts as Failed. A letter that is not
+// a valid job is Skipped and kept. Letters are paced at opts.Rate.
+//
+// The letters are those matching when Replay starts; a job that dies again
+// during the replay is not replayed twice. Replay returns the result so far
+// and an error when listing fails, ctx ends, or maxConsecutiveFailures
+// republishes in a row fail (ErrReplayAborted).
+func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (ReplayResult, error) {
+	res := ReplayResult{DryRun: opts.DryRun, IDs: []string{}}
+	if f.Empty() {
+		return res, fmt.Errorf("dlq: replay: %w", ErrEmptyFilter)
+	}
+	if err := f.Validate(); err != nil {
+		return res, err
+	}
+	if opts.Rate < 0 {
+		return res, fmt.Errorf("dlq: replay: rate %g is negative", opts.Rate)
+	}
+	st, err := s.stream(ctx)
+	if err != nil {
+		return res, err
+	}
+	var letters []Letter
+	if err := s.scan(ctx, st, f, func(l Letter) { letters = append(letters, l) }); err != nil {
+		return res, err
+	}
+
+	var limiter *rate.Limiter
+	if opts.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(opts.Rate), 1)
+	}
+	total := len(letters)
+	done := 0
+	progress := func() {
+		done++
+		if opts.Progress != nil {
+			opts.Progress(done, total)
+		}
+	}
+	failedInRow := 0
+	for _, l := range letters {
+		if !l.Decoded() {
+			res.Skipped++
+			res.Problems = append(res.Problems, Problem{Seq: l.Seq, JobID: l.JobID, Error: "not a valid job, kept: " + l.DecodeError})
+			progress()
+			continue
+		}
+		if opts.DryRun {
+			res.Replayed++
+			res.IDs = append(res.IDs, l.ID())
+			progress()
+			continue
+		}
+		if limiter != nil {
+			if err := limiter.Wait(ctx); err != nil {
+				return res, fmt.Errorf("dlq: replay: %w", ctx.Err())
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("dlq: replay: %w", err)
+		}
+		warnings, err := s.replayOne(ctx, st, l)
+		if err != nil {
+			res.Failed++
+			res.Problems = append(res.Problems, Problem{Seq: l.Seq, JobID: l.JobID, Error: err.Error()})
+			progress()
+			if ctx.Err() != nil {
+				return res, fmt.Errorf("dlq: replay: %w", ctx.Err())
+			}
+			failedInRow++
+			if failedInRow >= s.maxFailuresInRow {
+				return res, fmt.Errorf("dlq: %w: %d in a row, the last: %w", ErrReplayAborted, failedInRow, err)
+			}
+			continue
+		}
+		failedInRow = 0
+		res.Replayed++
+		res.IDs = append(res.IDs, l.ID())
+		for _, w := range warnings {
+			res.Problems = append(res.Problems, Problem{Seq: l.Seq, JobID: l.JobID, Error: "replayed, but " + w})
+		}
+		if s.metrics != nil {
+			s.metrics.Replayed.WithLabelValues(string(l.Job.Channel)).Inc()
+		}
+		progress()
+	}
+	return res, nil
+}
+
+// replayOne republishes l and then deletes it. err is set when the job was
+// not republished (the letter is kept); warnings say what went wrong after
+// it was (the letter or the status record could not be updated).
+func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (warnings []string, err error) {
+	data := l.Raw
+	if l.Job.ID == "" && herald.ValidID(l.JobID) {
+		// The job had no id of its own: the consumer named it after its
+		// Nats-Msg-Id, which changes now. Keep its name (and status record).
+		job := l.Job
+		job.ID = l.JobID
+		if data, err = publisher.Encode(&job); err != nil {
+			return nil, err
+		}
+	}
+	id := l.JobID
+	if id == "" {
+		id = "dlq-seq-" + strconv.FormatUint(l.Seq, 10)
+	}
+	now := s.now().UTC()
+	msg := &nats.Msg{
+		Subject: herald.JobSubject(l.Job.Channel),
+		Header: nats.Header{
+			jetstream.MsgIDHeader: []string{id + "-replay-" + strconv.FormatInt(now.UnixNano(), 10)},
+			HeaderBudgetStart:     []string{now.Format(time.RFC3339Nano)},
+			HeaderReplays:         []string{strconv.Itoa(l.Replays + 1)},
+		},
+		Data: data,
+	}
+
+	// Queued before the publish: once published, a worker may write a later
+	// state at any moment, which a late "queued" would overwrite.
+	statusErr := s.putStatus(ctx, herald.Status{ID: l.JobID, Channel: l.Job.Channel, State: herald.StateQueued, CreatedAt: l.Job.CreatedAt})
+	pctx, cancel := context.WithTimeout(ctx, replayPublishTimeout)
+	ack, err := s.js.PublishMsg(pctx, msg)
+	cancel()
+	if err == nil && ack == nil {
+		err = errors.New("no acknowledgement")
+	}
+	if err != nil {
+		_ = s.putStatus(ctx, herald.Status{ID: l.JobID, Channel: l.Job.Channel, State: herald.StateDead,
+			Attempts: l.Attempts, LastError: l.Reason, CreatedAt: l.Job.CreatedAt})
+		return nil, fmt.Errorf("republish to %s: %w", msg.Subject, err)
+	}
+	// Acknowledged: the job is queued again, so the letter may go. A delete
+	// cut short by ctx would leave it for a second replay; let it finish.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replayPublishTimeout)
+	defer cancel()
+	if err := st.DeleteMsg(dctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		warnings = append(warnings, "the dead letter could not be deleted (purge it, or it may be replayed twice): "+err.Error())
+	}
+	if statusErr != nil {
+		warnings = append(warnings, "its status record could not be reset: "+statusErr.Error())
+	}
+	return warnings, nil
+}
+
+// putStatus writes rec when a StatusWriter is configured. It is best effort:
+// the record only informs, and the job's fate does not depend on it.
+func (s *Store) putStatus(ctx context.Context, rec herald.Status) error {
+	if s.status == nil || !herald.ValidID(rec.ID) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
+	defer cancel()
+	return s.status.Put(ctx, rec)
+}
