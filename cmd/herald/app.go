@@ -19,9 +19,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/breaker"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/dlq"
 	"github.com/heraldrelay/herald/ingest"
 	"github.com/heraldrelay/herald/metrics"
 	"github.com/heraldrelay/herald/publisher"
@@ -62,6 +64,7 @@ type App struct {
 	ln      net.Listener // HTTP: ingest, or the worker's ops endpoints
 	httpSrv *http.Server
 	pool    *consumer.Pool
+	letters *dlq.Store
 
 	closeOnce sync.Once
 }
@@ -127,6 +130,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("status bucket: %w", err)
 	}
 	statuses := status.New(kv, a.nc)
+	if _, err := dlq.EnsureStream(connectCtx, a.js, dlq.StreamConfig{
+		MaxAge:   a.cfg.DLQ.MaxAge,
+		Replicas: a.cfg.NATS.Stream.Replicas,
+	}); err != nil {
+		return fmt.Errorf("dead-letter stream: %w", err)
+	}
+	a.letters = dlq.NewStore(a.js, dlq.WithStatus(statuses), dlq.WithMetrics(a.metrics))
 
 	client := channels.NewHTTPClient(a.cfg.Channels.Timeout)
 	discord, err := channels.NewDiscord(channels.DiscordConfig{
@@ -143,6 +153,27 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}, client)
 	if err != nil {
 		return fmt.Errorf("config: channels.telegram: %w", err)
+	}
+
+	// dest names a notification's destination for breakers and pacing: a
+	// non-secret key ("discord:<webhook id>", "telegram:<bot>:<chat hash>").
+	dest := func(n herald.Notification) string {
+		switch n.Channel {
+		case herald.ChannelDiscord:
+			return discord.Destination(n.Target)
+		case herald.ChannelTelegram:
+			return telegram.Destination(n.Target)
+		}
+		return string(n.Channel)
+	}
+	breakers, err := breaker.New(breaker.Config{
+		Failures:        a.cfg.Breaker.Failures,
+		OpenTimeout:     a.cfg.Breaker.OpenTimeout,
+		HalfOpenProbes:  a.cfg.Breaker.HalfOpenProbes,
+		MaxDestinations: a.cfg.Breaker.MaxDestinations,
+	}, a.logger, a.metrics)
+	if err != nil {
+		return fmt.Errorf("config: breaker: %w", err)
 	}
 
 	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
@@ -186,6 +217,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 			MaxBackoff:    a.cfg.Consumer.MaxBackoff,
 			MaxRetryAfter: a.cfg.Consumer.MaxRetryAfter,
 			DrainTimeout:  a.cfg.Consumer.DrainTimeout,
+			MaxAttempts:   a.cfg.Retry.MaxAttempts,
+			MaxAge:        a.cfg.Retry.MaxAge,
 		}, consumer.Deps{
 			JS:   a.js,
 			Keys: a.keys,
@@ -193,9 +226,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 				herald.ChannelDiscord:  discord,
 				herald.ChannelTelegram: telegram,
 			},
-			Status:  statuses,
-			Logger:  a.logger,
-			Metrics: a.metrics,
+			Status:      statuses,
+			DeadLetters: dlq.NewWriter(a.js),
+			Logger:      a.logger,
+			Metrics:     a.metrics,
+			// Breakers outermost: a job waiting on an open breaker takes no
+			// pacing slot.
+			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest))},
 		})
 		if err != nil {
 			return fmt.Errorf("config: consumer: %w", err)
@@ -292,6 +329,10 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	if a.pool != nil {
+		g.Go(func() error {
+			consumer.SampleDepth(gctx, a.js, a.metrics, consumer.DefaultDepthInterval)
+			return nil
+		})
 		g.Go(func() error {
 			if err := a.pool.Run(poolCtx); err != nil {
 				return fmt.Errorf("consumer: %w", err)

@@ -101,6 +101,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		fmt.Sprintf("HERALD_CONSUMER_WORKERS=%d", workers),
 		"HERALD_CONSUMER_ACK_WAIT=2s",
 		"HERALD_CONSUMER_SEND_TIMEOUT=1s",
+		"HERALD_PACING_MAX_HOLD=500ms",
 		"HERALD_INGEST_STREAKY_WAIT=0s",
 		"HERALD_LOG_LEVEL=warn",
 		"ENCRYPTION_KEY=" + testKey,

@@ -105,6 +105,7 @@ JetStream consumer, so jobs are spread across them. worker.http_addr serves
 			RunE: runRole(roleWorker),
 		},
 		newEncryptCmd(&configPath, getenv),
+		newDLQCmd(&configPath, getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print Herald's version",
