@@ -55,12 +55,16 @@ type ReplayResult struct {
 	Failed int `json:"failed"`
 	// Skipped counts letters that do not hold a valid job; they are kept.
 	Skipped int `json:"skipped"`
+	// Gone counts letters deleted after the replay listed them (replayed,
+	// purged or expired elsewhere meanwhile): nothing was republished.
+	Gone int `json:"gone,omitempty"`
 	// DryRun is set when nothing was changed.
 	DryRun bool `json:"dry_run,omitempty"`
 	// IDs lists the replayed letters' ids (see Letter.ID), in order.
 	IDs []string `json:"ids"`
-	// Problems explains each failed or skipped letter, and a replayed letter
-	// that could not be deleted afterwards.
+	// Problems explains each failed or skipped letter, and each replayed
+	// letter that could not be deleted, or whose status record could not be
+	// reset, afterwards.
 	Problems []Problem `json:"problems,omitempty"`
 }
 
@@ -146,6 +150,11 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 			return res, fmt.Errorf("dlq: replay: %w", err)
 		}
 		warnings, err := s.replayOne(ctx, st, l)
+		if errors.Is(err, errGone) {
+			res.Gone++
+			progress()
+			continue
+		}
 		if err != nil {
 			res.Failed++
 			res.Problems = append(res.Problems, Problem{Seq: l.Seq, JobID: l.JobID, Error: err.Error()})
@@ -173,10 +182,19 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 	return res, nil
 }
 
+// errGone says a letter was deleted after Replay listed it.
+var errGone = errors.New("dead letter gone meanwhile")
+
 // replayOne republishes l and then deletes it. err is set when the job was
-// not republished (the letter is kept); warnings say what went wrong after
-// it was (the letter or the status record could not be updated).
+// not republished (the letter is kept), errGone when the letter no longer
+// exists; warnings say what went wrong after it was republished (the letter
+// or the status record could not be updated).
 func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (warnings []string, err error) {
+	// A long, paced replay works from a list made at its start: a letter
+	// another operator replayed or purged since must not be sent again.
+	if _, err := st.GetMsg(ctx, l.Seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, errGone
+	}
 	data := l.Raw
 	if l.Job.ID == "" && herald.ValidID(l.JobID) {
 		// The job had no id of its own: the consumer named it after its

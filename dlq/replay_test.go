@@ -267,3 +267,29 @@ func (f *fixture) enqueueRaw(t *testing.T, job *herald.Job, msgID string) jetstr
 	}
 	return f.next(t)
 }
+
+// A letter deleted elsewhere while a replay runs is not republished.
+func TestReplaySkipsLettersGoneMeanwhile(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	threeLetters(t, f)
+	res, err := f.store.Replay(ctx, Filter{All: true}, ReplayOptions{Progress: func(done, _ int) {
+		if done == 1 {
+			if n, err := f.store.Purge(ctx, Filter{IDs: []string{"b"}}); err != nil || n != 1 {
+				t.Errorf("purge b = %d, %v", n, err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Replayed != 2 || res.Gone != 1 || res.Failed != 0 || !slices.Equal(res.IDs, []string{"a", "c"}) {
+		t.Errorf("result = %+v", res)
+	}
+	for _, want := range []string{"a", "c"} {
+		if m := f.next(t); !strings.Contains(string(m.Data()), `"id":"`+want+`"`) {
+			t.Errorf("replayed %s, want %s", m.Data(), want)
+		}
+	}
+	f.noJob(t)
+}

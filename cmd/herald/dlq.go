@@ -157,7 +157,7 @@ func (c *dlqCLI) open(ctx context.Context) (store *dlq.Store, closeFn func(), er
 		nc.Close()
 		return nil, nil, fmt.Errorf("cannot reach JetStream at %s: %w", redactURLs(addr), err)
 	}
-	return dlq.NewStore(js, opts...), func() { _ = nc.Drain() }, nil
+	return dlq.NewStore(js, opts...), nc.Close, nil
 }
 
 // storeErr turns a store error into what the operator should read.
@@ -216,7 +216,7 @@ func (c *dlqCLI) listCmd() *cobra.Command {
 				printLetterTable(out, letters)
 			}
 			if more {
-				fmt.Fprintf(cmd.ErrOrStderr(), "showing the first %d dead letters; more match (use --limit 0 for all)\n", limit)
+				fmt.Fprintf(cmd.ErrOrStderr(), "showing the first %s; more match (use --limit 0 for all)\n", nLetters(limit))
 			}
 			return nil
 		},
@@ -364,15 +364,15 @@ not valid jobs are skipped and kept.`,
 				for _, id := range res.IDs {
 					fmt.Fprintln(out, id)
 				}
-				fmt.Fprintf(out, "would replay %s%s (dry run: nothing changed)\n", letters(res.Replayed), skipped(res.Skipped))
+				fmt.Fprintf(out, "would replay %s (dry run: nothing changed%s)\n", nLetters(res.Replayed), replayNotes(res))
 			} else {
-				fmt.Fprintf(out, "replayed %s (%d failed%s)\n", letters(res.Replayed), res.Failed, skipped(res.Skipped))
+				fmt.Fprintf(out, "replayed %s (%d failed%s)\n", nLetters(res.Replayed), res.Failed, replayNotes(res))
 			}
 			if err != nil {
 				return storeErr(err)
 			}
 			if res.Failed > 0 {
-				return fmt.Errorf("%s could not be replayed and %s kept; run the same command again later", letters(res.Failed), pronoun(res.Failed))
+				return fmt.Errorf("%s could not be replayed and %s kept; run the same command again later", nLetters(res.Failed), pronoun(res.Failed))
 			}
 			return nil
 		},
@@ -418,9 +418,9 @@ refuses unless --yes is given.`,
 					return nil
 				}
 				if !c.terminal(cmd.InOrStdin()) {
-					return fmt.Errorf("%w: refusing to purge %s without confirmation: run again with --yes", errUsage, letters(len(matching)))
+					return fmt.Errorf("%w: refusing to purge %s without confirmation: run again with --yes", errUsage, nLetters(len(matching)))
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "Purge %s? This cannot be undone. [y/N] ", letters(len(matching)))
+				fmt.Fprintf(cmd.ErrOrStderr(), "Purge %s? This cannot be undone. [y/N] ", nLetters(len(matching)))
 				answer, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					fmt.Fprintln(out, "nothing purged")
@@ -433,7 +433,7 @@ refuses unless --yes is given.`,
 				}
 			}
 			n, err := store.Purge(cmd.Context(), filter)
-			fmt.Fprintf(out, "purged %s\n", letters(n))
+			fmt.Fprintf(out, "purged %s\n", nLetters(n))
 			if err != nil {
 				return storeErr(err)
 			}
@@ -507,7 +507,7 @@ func redactURLs(urls string) string {
 	return strings.Join(parts, ",")
 }
 
-func letters(n int) string {
+func nLetters(n int) string {
 	if n == 1 {
 		return "1 dead letter"
 	}
@@ -521,11 +521,16 @@ func pronoun(n int) string {
 	return "are"
 }
 
-func skipped(n int) string {
-	if n == 0 {
-		return ""
+// replayNotes lists the replay's less common counts for its summary line.
+func replayNotes(res dlq.ReplayResult) string {
+	var s string
+	if res.Skipped > 0 {
+		s += fmt.Sprintf(", %d skipped: not valid jobs, kept", res.Skipped)
 	}
-	return fmt.Sprintf(", %d skipped: not valid jobs, kept", n)
+	if res.Gone > 0 {
+		s += fmt.Sprintf(", %d gone meanwhile", res.Gone)
+	}
+	return s
 }
 
 func orDash(s string) string {

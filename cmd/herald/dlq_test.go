@@ -1,0 +1,440 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/dlq"
+	"github.com/heraldrelay/herald/publisher"
+	"github.com/heraldrelay/herald/queue"
+	"github.com/heraldrelay/herald/status"
+)
+
+const dlqPlainWebhook = "https://discord.com/api/webhooks/123456789012345678/PLAINTEXT-dlq-cli-token"
+
+// dlqEnv is an embedded NATS server holding what `herald serve` would have
+// created (jobs stream, status bucket, dead-letter stream), and the
+// environment that points the CLI at it.
+type dlqEnv struct {
+	env    map[string]string
+	config string
+	js     jetstream.JetStream
+	jobs   jetstream.Consumer
+	status *status.Store
+	sealed []string
+}
+
+func newDLQEnv(t *testing.T) *dlqEnv {
+	t.Helper()
+	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := dlqCtx(t)
+	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := queue.EnsureStatusBucket(ctx, js, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dlq.EnsureStream(ctx, js, dlq.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := js.CreateOrUpdateConsumer(ctx, herald.JobsStream, jetstream.ConsumerConfig{Durable: "w", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dlqEnv{
+		env:    map[string]string{"HERALD_NATS_URL": ns.ClientURL(), "HERALD_DATA_DIR": t.TempDir()},
+		config: writeFile(t, "c.yaml", "{}\n"),
+		js:     js, jobs: jobs, status: status.New(kv, nc),
+	}
+}
+
+func dlqCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// kill dead-letters a new job as the consumer would.
+func (e *dlqEnv) kill(t *testing.T, c herald.Channel, id, reason string, code int) {
+	t.Helper()
+	ctx := dlqCtx(t)
+	keys, _ := crypto.NewKeyring(testKey)
+	sealed, _ := keys.Seal(dlqPlainWebhook)
+	e.sealed = append(e.sealed, sealed)
+	job := &herald.Job{Version: herald.JobVersion, ID: id, Channel: c, Message: herald.Message{Title: "Deploy", Text: "done " + id}}
+	if c == herald.ChannelDiscord {
+		job.Credentials.Webhook = sealed
+	} else {
+		job.Credentials.BotToken, job.Credentials.ChatID = sealed, sealed
+	}
+	if _, err := publisher.New(e.js).Publish(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	m := e.next(t)
+	meta, _ := m.Metadata()
+	now := time.Now()
+	if err := dlq.NewWriter(e.js).DeadLetter(ctx, m, consumer.DeadLetterInfo{
+		JobID: id, Channel: c, Reason: reason, Cause: consumer.CausePermanent, StatusCode: code, Attempts: 1,
+		FirstAttempt: now, LastAttempt: now, Subject: m.Subject(), Sequence: meta.Sequence.Stream,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Ack()
+	if err := e.status.Put(ctx, herald.Status{ID: id, Channel: c, State: herald.StateDead, Attempts: 1, LastError: reason}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *dlqEnv) next(t *testing.T) jetstream.Msg {
+	t.Helper()
+	m, err := e.jobs.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no job on the jobs stream: %v", err)
+	}
+	return m
+}
+
+func (e *dlqEnv) count(t *testing.T) uint64 {
+	t.Helper()
+	st, err := e.js.Stream(dlqCtx(t), herald.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.CachedInfo().State.Msgs
+}
+
+type dlqRun struct {
+	stdout, stderr string
+	err            error
+}
+
+// run executes the real root command: herald --config <empty file> args...
+func (e *dlqEnv) run(t *testing.T, args ...string) dlqRun {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	root := newRootCmd(envMap(e.env), &out, &errOut)
+	root.SetIn(strings.NewReader(""))
+	root.SetArgs(append([]string{"--config", e.config}, args...))
+	err := root.ExecuteContext(dlqCtx(t))
+	r := dlqRun{stdout: out.String(), stderr: errOut.String(), err: err}
+	e.noSecrets(t, r, args)
+	return r
+}
+
+// runWith runs `dlq args...` with a fake terminal check and stdin.
+func (e *dlqEnv) runWith(t *testing.T, terminal bool, stdin string, args ...string) dlqRun {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cfg := e.config
+	cmd := newDLQCmdWith(&cfg, envMap(e.env), func(any) bool { return terminal })
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(dlqCtx(t))
+	r := dlqRun{stdout: out.String(), stderr: errOut.String(), err: err}
+	e.noSecrets(t, r, args)
+	return r
+}
+
+func (e *dlqEnv) noSecrets(t *testing.T, r dlqRun, args []string) {
+	t.Helper()
+	all := r.stdout + r.stderr
+	if r.err != nil {
+		all += r.err.Error()
+	}
+	for _, s := range append([]string{dlqPlainWebhook, "PLAINTEXT"}, e.sealed...) {
+		if strings.Contains(all, s) {
+			t.Errorf("herald %v leaks %q:\n%s", args, s, all)
+		}
+	}
+}
+
+func TestDLQListTableAndJSON(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "discord API error: 404 Not Found (code 10015) - Unknown Webhook "+strings.Repeat("x", 100), 404)
+	e.kill(t, herald.ChannelTelegram, "t1", "telegram API error: 403 Forbidden - bot was blocked by the user", 403)
+	e.kill(t, herald.ChannelDiscord, "d2", "retry budget spent", 0)
+
+	r := e.run(t, "dlq", "list")
+	if r.err != nil {
+		t.Fatalf("list: %v\n%s", r.err, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("list printed %d lines, want header + 3:\n%s", len(lines), r.stdout)
+	}
+	for _, col := range []string{"SEQ", "JOB ID", "CHANNEL", "CAUSE", "STATUS", "ATTEMPTS", "DEAD AT", "REASON"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("header lacks %s: %q", col, lines[0])
+		}
+	}
+	if f := strings.Fields(lines[1]); f[0] != "1" || f[1] != "d1" || f[2] != "discord" || f[3] != "permanent" || f[4] != "404" || f[5] != "1" {
+		t.Errorf("row 1 = %q", lines[1])
+	}
+	if !strings.Contains(lines[1], "404 Not Found (code 10015)") || strings.Contains(lines[1], strings.Repeat("x", 60)) || !strings.Contains(lines[1], "…") {
+		t.Errorf("reason not shown truncated: %q", lines[1])
+	}
+	if f := strings.Fields(lines[3]); f[4] != "-" {
+		t.Errorf("row without status code = %q", lines[3])
+	}
+
+	r = e.run(t, "dlq", "list", "--channel", "telegram")
+	if !strings.Contains(r.stdout, "t1") || strings.Contains(r.stdout, "d1") {
+		t.Errorf("list --channel telegram:\n%s", r.stdout)
+	}
+	r = e.run(t, "dlq", "list", "--reason", "BLOCKED", "--since", "1h")
+	if !strings.Contains(r.stdout, "t1") || strings.Contains(r.stdout, "d2") {
+		t.Errorf("list --reason BLOCKED:\n%s", r.stdout)
+	}
+	r = e.run(t, "dlq", "list", "--since", time.Now().Add(time.Hour).Format(time.RFC3339))
+	if r.err != nil || strings.TrimSpace(r.stdout) != "no dead letters" {
+		t.Errorf("list --since future = %q, %v", r.stdout, r.err)
+	}
+	r = e.run(t, "dlq", "list", "--limit", "2")
+	if strings.Contains(r.stdout, "d2") || !strings.Contains(r.stderr, "--limit 0") {
+		t.Errorf("list --limit 2:\n%s\n%s", r.stdout, r.stderr)
+	}
+	if r := e.run(t, "dlq", "list", "--since", "last tuesday"); !errors.Is(r.err, errUsage) {
+		t.Errorf("bad --since: err = %v", r.err)
+	}
+
+	r = e.run(t, "dlq", "list", "--json")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	var letters []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &letters); err != nil {
+		t.Fatalf("--json output is not a JSON array: %v\n%s", err, r.stdout)
+	}
+	if len(letters) != 3 || letters[1]["job_id"] != "t1" || letters[1]["status_code"] != float64(403) {
+		t.Errorf("JSON letters = %v", letters)
+	}
+	creds := letters[0]["job"].(map[string]any)["credentials"].(map[string]any)
+	if !strings.HasPrefix(creds["webhook"].(string), "sealed (") {
+		t.Errorf("credentials in JSON = %v", creds)
+	}
+	r = e.run(t, "dlq", "list", "--json", "--channel", "unknown")
+	if strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("empty JSON list = %q", r.stdout)
+	}
+}
+
+func TestDLQShow(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "discord API error: 404 Not Found (code 10015) - Unknown Webhook", 404)
+	e.kill(t, herald.ChannelTelegram, "t1", "blocked", 403)
+
+	r := e.run(t, "dlq", "show", "d1")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []string{"seq:1", "d1", "discord", "permanent", "Unknown Webhook", "404", "herald.jobs.discord", `"webhook": "sealed (`, `"title": "Deploy"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	r = e.run(t, "dlq", "show", "seq:2")
+	if r.err != nil || !strings.Contains(r.stdout, "t1") || !strings.Contains(r.stdout, `"bot_token": "sealed (`) {
+		t.Errorf("show seq:2 = %v\n%s", r.err, r.stdout)
+	}
+	r = e.run(t, "dlq", "show", "seq:2", "--json")
+	var l map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil || l["job_id"] != "t1" {
+		t.Errorf("show --json = %v, %s", err, r.stdout)
+	}
+	if r := e.run(t, "dlq", "show", "nope"); r.err == nil || !strings.Contains(r.err.Error(), "no dead letter") {
+		t.Errorf("show nope: err = %v", r.err)
+	}
+	if r := e.run(t, "dlq", "show"); r.err == nil {
+		t.Error("show without an id succeeded")
+	}
+}
+
+func TestDLQReplay(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "gone", 404)
+	e.kill(t, herald.ChannelTelegram, "t1", "blocked", 403)
+	e.kill(t, herald.ChannelTelegram, "t2", "blocked", 403)
+
+	if r := e.run(t, "dlq", "replay"); !errors.Is(r.err, errUsage) || !strings.Contains(r.err.Error(), "--all") {
+		t.Errorf("replay without a filter: err = %v", r.err)
+	}
+	if r := e.run(t, "dlq", "replay", "--limit", "1"); !errors.Is(r.err, errUsage) {
+		t.Errorf("replay with only --limit: err = %v", r.err)
+	}
+	if r := e.run(t, "dlq", "replay", "--all", "--rate", "-1"); !errors.Is(r.err, errUsage) {
+		t.Errorf("negative rate: err = %v", r.err)
+	}
+
+	r := e.run(t, "dlq", "replay", "--channel", "telegram", "--dry-run")
+	if r.err != nil || !strings.Contains(r.stdout, "t1\nt2\n") || !strings.Contains(r.stdout, "would replay 2 dead letters") {
+		t.Errorf("dry run = %v\n%s", r.err, r.stdout)
+	}
+	if n := e.count(t); n != 3 {
+		t.Fatalf("dry run left %d letters", n)
+	}
+
+	r = e.run(t, "dlq", "replay", "--id", "d1", "--rate", "0")
+	if r.err != nil || strings.TrimSpace(r.stdout) != "replayed 1 dead letter (0 failed)" {
+		t.Fatalf("replay --id d1 = %v\n%s\n%s", r.err, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, "[") {
+		t.Errorf("progress bar drawn on a non-terminal: %q", r.stderr)
+	}
+	m := e.next(t)
+	if m.Subject() != "herald.jobs.discord" || !strings.HasPrefix(m.Headers().Get(jetstream.MsgIDHeader), "d1-replay-") ||
+		m.Headers().Get(dlq.HeaderBudgetStart) == "" {
+		t.Errorf("replayed job on %s with headers %v", m.Subject(), m.Headers())
+	}
+	if st, err := e.status.Get(dlqCtx(t), "d1"); err != nil || st.State != herald.StateQueued || st.Attempts != 0 {
+		t.Errorf("status after replay = %+v, %v; want queued", st, err)
+	}
+
+	r = e.run(t, "dlq", "replay", "--all")
+	if r.err != nil || !strings.Contains(r.stdout, "replayed 2 dead letters (0 failed)") {
+		t.Errorf("replay --all = %v\n%s", r.err, r.stdout)
+	}
+	if n := e.count(t); n != 0 {
+		t.Errorf("%d letters left", n)
+	}
+}
+
+func TestDLQReplayProgressAndFailure(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "gone", 404)
+	r := e.runWith(t, true, "", "replay", "--all", "--rate", "0")
+	if r.err != nil || !strings.Contains(r.stderr, "\r[") || !strings.Contains(r.stderr, "] 1/1") {
+		t.Errorf("progress on a terminal: %v, stderr %q", r.err, r.stderr)
+	}
+
+	e.kill(t, herald.ChannelDiscord, "d2", "gone", 404)
+	if err := e.js.DeleteStream(dlqCtx(t), herald.JobsStream); err != nil {
+		t.Fatal(err)
+	}
+	r = e.run(t, "dlq", "replay", "--all", "--rate", "0")
+	if r.err == nil || !strings.Contains(r.stdout, "replayed 0 dead letters (1 failed)") || !strings.Contains(r.stderr, "seq:2 (job d2)") {
+		t.Errorf("failed replay = %v\n%s\n%s", r.err, r.stdout, r.stderr)
+	}
+	if n := e.count(t); n != 1 {
+		t.Errorf("%d letters after a failed replay, want 1 kept", n)
+	}
+}
+
+func TestDLQPurge(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "gone", 404)
+	e.kill(t, herald.ChannelTelegram, "t1", "blocked", 403)
+	e.kill(t, herald.ChannelTelegram, "t2", "blocked", 403)
+
+	if r := e.run(t, "dlq", "purge"); !errors.Is(r.err, errUsage) {
+		t.Errorf("purge without a filter: err = %v", r.err)
+	}
+	r := e.run(t, "dlq", "purge", "--channel", "telegram")
+	if !errors.Is(r.err, errUsage) || !strings.Contains(r.err.Error(), "2 dead letters") || !strings.Contains(r.err.Error(), "--yes") {
+		t.Errorf("non-interactive purge without --yes: err = %v", r.err)
+	}
+	if r := e.runWith(t, true, "n\n", "purge", "--channel", "telegram"); r.err != nil || !strings.Contains(r.stdout, "nothing purged") ||
+		!strings.Contains(r.stderr, "Purge 2 dead letters?") {
+		t.Errorf("declined purge = %v\n%s\n%s", r.err, r.stdout, r.stderr)
+	}
+	if n := e.count(t); n != 3 {
+		t.Fatalf("%d letters after a refused purge, want 3", n)
+	}
+	if r := e.runWith(t, true, "y\n", "purge", "--channel", "telegram"); r.err != nil || strings.TrimSpace(r.stdout) != "purged 2 dead letters" {
+		t.Errorf("confirmed purge = %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run(t, "dlq", "purge", "--channel", "telegram"); r.err != nil || !strings.Contains(r.stdout, "nothing to purge") {
+		t.Errorf("purge of nothing = %v\n%s", r.err, r.stdout)
+	}
+	if r := e.run(t, "dlq", "purge", "--all", "--yes"); r.err != nil || strings.TrimSpace(r.stdout) != "purged 1 dead letter" {
+		t.Errorf("purge --all --yes = %v\n%s", r.err, r.stdout)
+	}
+	if n := e.count(t); n != 0 {
+		t.Errorf("%d letters left", n)
+	}
+}
+
+func TestDLQUnreachableNATS(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := &dlqEnv{
+		env:    map[string]string{"HERALD_NATS_URL": "nats://ops:hunter2-pw@" + addr, "HERALD_DATA_DIR": t.TempDir()},
+		config: writeFile(t, "c.yaml", "{}\n"),
+	}
+	start := time.Now()
+	r := e.run(t, "dlq", "list", "--timeout", "300ms")
+	if r.err == nil || !strings.Contains(r.err.Error(), "cannot reach NATS at nats://xxxxx@"+addr+": is herald serve running?") {
+		t.Errorf("err = %v", r.err)
+	}
+	if r.err != nil && strings.Contains(r.err.Error(), "hunter2") {
+		t.Errorf("error leaks the NATS password: %v", r.err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("gave up after %s", time.Since(start))
+	}
+
+	// With nats.url empty the CLI goes to the embedded server's address.
+	e.env = map[string]string{"HERALD_NATS_EMBEDDED_LISTEN": addr, "HERALD_DATA_DIR": t.TempDir()}
+	if r := e.run(t, "dlq", "list", "--timeout", "300ms"); r.err == nil || !strings.Contains(r.err.Error(), "nats://"+addr) {
+		t.Errorf("embedded default: err = %v", r.err)
+	}
+}
+
+func TestDLQNoStream(t *testing.T) {
+	e := newDLQEnv(t)
+	if err := e.js.DeleteStream(dlqCtx(t), herald.DeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(t, "dlq", "list")
+	if !errors.Is(r.err, dlq.ErrNoStream) || !strings.Contains(r.err.Error(), "herald serve") {
+		t.Errorf("err = %v", r.err)
+	}
+}
+
+func TestDLQHelp(t *testing.T) {
+	var out bytes.Buffer
+	root := newRootCmd(envMap(nil), &out, io.Discard)
+	root.SetArgs([]string{"dlq", "--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"list", "show", "replay", "purge"} {
+		if !strings.Contains(out.String(), sub) {
+			t.Errorf("help lacks %s:\n%s", sub, out.String())
+		}
+	}
+	var _ *cobra.Command = newDLQCmd(new(string), envMap(nil))
+}
