@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/admin"
 	"github.com/heraldrelay/herald/breaker"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
@@ -201,7 +202,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("config: ingest: %w", err)
 		}
-		handler = srv.Handler()
+		mux := http.NewServeMux()
+		mux.Handle("/", srv.Handler())
+		adm, err := admin.New(admin.Config{Secrets: compact([]string{a.cfg.Admin.Secret})}, a.letters, a.logger)
+		if err != nil {
+			return fmt.Errorf("config: admin.secret: %w", err)
+		}
+		mux.Handle(admin.Prefix, adm.Handler())
+		handler = mux
 	} else if a.cfg.Worker.HTTPAddr != "" {
 		handler = opsHandler(a.reg, ready)
 		addr = a.cfg.Worker.HTTPAddr
