@@ -27,6 +27,7 @@ import (
 	"github.com/heraldrelay/herald/dlq"
 	"github.com/heraldrelay/herald/ingest"
 	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/pacing"
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/heraldrelay/herald/queue"
 	"github.com/heraldrelay/herald/status"
@@ -139,11 +140,28 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	a.letters = dlq.NewStore(a.js, dlq.WithStatus(statuses), dlq.WithMetrics(a.metrics))
 
+	pacer, err := pacing.New(pacing.Config{
+		Discord: pacing.DiscordConfig{
+			GlobalRate:    a.cfg.Channels.Discord.GlobalRate,
+			InvalidBudget: a.cfg.Channels.Discord.InvalidBudget,
+		},
+		Telegram: pacing.TelegramConfig{
+			PerChat:  a.cfg.Channels.Telegram.PerChatRate,
+			PerGroup: a.cfg.Channels.Telegram.PerGroupRate,
+			PerBot:   a.cfg.Channels.Telegram.PerBotRate,
+		},
+		MaxHold:         a.cfg.Pacing.MaxHold,
+		MaxDestinations: a.cfg.Pacing.MaxDestinations,
+	}, a.logger, a.metrics)
+	if err != nil {
+		return fmt.Errorf("config: pacing: %w", err)
+	}
 	client := channels.NewHTTPClient(a.cfg.Channels.Timeout)
 	discord, err := channels.NewDiscord(channels.DiscordConfig{
 		AllowedHosts:  a.cfg.Channels.Discord.AllowedHosts,
 		AllowHTTP:     a.cfg.Channels.Discord.AllowHTTP,
 		MaxRetryAfter: a.cfg.Consumer.MaxRetryAfter,
+		Observe:       pacer.ObserveDiscord,
 	}, client)
 	if err != nil {
 		return fmt.Errorf("config: channels.discord: %w", err)
@@ -240,7 +258,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			Metrics:     a.metrics,
 			// Breakers outermost: a job waiting on an open breaker takes no
 			// pacing slot.
-			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest))},
+			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest)), pacer.Middleware(dest)},
 		})
 		if err != nil {
 			return fmt.Errorf("config: consumer: %w", err)

@@ -90,6 +90,9 @@ func TestKill9LosesNothing(t *testing.T) {
 	discord := fake.NewDiscord(t)
 	// Slow enough that jobs are in flight when the process dies.
 	discord.Script(func(fake.DiscordRequest, int) fake.Response { return fake.Response{Delay: 50 * time.Millisecond} })
+	// A bucket large enough that pacing never holds a send: this test is about
+	// crashes, not rate limits.
+	discord.Limit(1_000_000, time.Second, 0)
 	const workers = 8
 	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
 	env := []string{
@@ -102,6 +105,7 @@ func TestKill9LosesNothing(t *testing.T) {
 		"HERALD_CONSUMER_ACK_WAIT=2s",
 		"HERALD_CONSUMER_SEND_TIMEOUT=1s",
 		"HERALD_PACING_MAX_HOLD=500ms",
+		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE=100000",
 		"HERALD_INGEST_STREAKY_WAIT=0s",
 		"HERALD_LOG_LEVEL=warn",
 		"ENCRYPTION_KEY=" + testKey,

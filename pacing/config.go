@@ -1,0 +1,168 @@
+package pacing
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Defaults of Config. A zero field takes its default.
+const (
+	// DefaultMaxHold is the longest a send is held in-process before it goes
+	// out. Longer waits hand the job back to JetStream (NakWithDelay), which
+	// frees the worker; shorter ones are cheaper to sleep through than a
+	// redelivery round trip.
+	DefaultMaxHold = 2 * time.Second
+	// DefaultMaxDestinations bounds the per-destination state of each kind
+	// (Discord webhooks, Telegram chats, Telegram bots), so millions of
+	// destinations cannot exhaust memory. An entry costs a few hundred bytes.
+	DefaultMaxDestinations = 100_000
+
+	// DefaultDiscordGlobalRate is Discord's global limit: 50 requests per
+	// second per IP address. Webhook calls carry no bot token, so every
+	// webhook this process calls shares it.
+	DefaultDiscordGlobalRate = 50
+	// DefaultDiscordInvalidBudget is half of the 10,000 invalid requests per 10
+	// minutes after which Cloudflare bans an IP for hours: the other half is
+	// headroom for other processes behind the same IP and for responses
+	// already in flight.
+	DefaultDiscordInvalidBudget = 5000
+	// DefaultDiscordInvalidWindow is Cloudflare's sliding window for invalid
+	// requests.
+	DefaultDiscordInvalidWindow = 10 * time.Minute
+
+	// DefaultTelegramPerChat is Telegram's guidance for one chat: about one
+	// message per second.
+	DefaultTelegramPerChat = 1.0
+	// DefaultTelegramPerGroup is Telegram's guidance for groups: 20 messages
+	// per minute.
+	DefaultTelegramPerGroup = 20.0 / 60
+	// DefaultTelegramPerBot is Telegram's guidance for one bot over all its
+	// chats: about 30 messages per second.
+	DefaultTelegramPerBot = 30.0
+)
+
+// Bounds that guard against typos in configuration.
+const (
+	maxMaxHold     = time.Minute
+	minInvalidSpan = time.Second
+)
+
+// Config configures a Pacer. The zero value is valid: every zero field takes
+// its Default* value.
+type Config struct {
+	Discord  DiscordConfig
+	Telegram TelegramConfig
+	// MaxHold is the longest wait held in-process (the worker sleeps) before a
+	// send; DefaultMaxHold when 0. A job that would wait longer is returned as
+	// *herald.RetryAfterError{After: wait, Err: herald.ErrPaced}, which the
+	// consumer turns into NakWithDelay(wait) without using an attempt. Keep it
+	// well below the consumer's DrainTimeout. At most one minute.
+	MaxHold time.Duration
+	// MaxDestinations bounds the entries kept for each kind of destination
+	// state (Discord webhooks, Telegram chats, Telegram bots); least recently
+	// used idle entries are evicted first. DefaultMaxDestinations when 0.
+	MaxDestinations int
+}
+
+// DiscordConfig paces Discord (config keys channels.discord.*).
+type DiscordConfig struct {
+	// GlobalRate is the most requests per second sent to Discord from this
+	// process over all webhooks together (channels.discord.global_rate);
+	// DefaultDiscordGlobalRate when 0. When N worker processes share one IP
+	// address, set it to DefaultDiscordGlobalRate/N. Rates of 1 and above are
+	// enforced as ⌊GlobalRate⌋ requests in any window of ⌊GlobalRate⌋/GlobalRate
+	// seconds (one second for whole rates); below 1, as one request per
+	// 1/GlobalRate seconds.
+	GlobalRate float64
+	// InvalidBudget is how many invalid responses (401, 403, and 429 other than
+	// scope "shared") may be received within InvalidWindow before every Discord
+	// send is suspended until the window drops below it
+	// (channels.discord.invalid_budget); DefaultDiscordInvalidBudget when 0.
+	InvalidBudget int
+	// InvalidWindow is the sliding window of InvalidBudget, counted in 60
+	// buckets; DefaultDiscordInvalidWindow when 0, at least one second.
+	InvalidWindow time.Duration
+}
+
+// TelegramConfig paces Telegram (config keys channels.telegram.*). Rates are
+// messages per second; Telegram publishes guidance, not hard limits, so every
+// rate is halved for a while after Telegram answers 429.
+type TelegramConfig struct {
+	// PerChat is the rate for one private chat
+	// (channels.telegram.per_chat_rate); DefaultTelegramPerChat when 0.
+	PerChat float64
+	// PerGroup is the rate for one group, supergroup or channel: a chat id
+	// that is negative or an @username (channels.telegram.per_group_rate);
+	// DefaultTelegramPerGroup when 0.
+	PerGroup float64
+	// PerBot is the rate for one bot over all its chats
+	// (channels.telegram.per_bot_rate); DefaultTelegramPerBot when 0.
+	PerBot float64
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.MaxHold == 0 {
+		c.MaxHold = DefaultMaxHold
+	}
+	if c.MaxDestinations == 0 {
+		c.MaxDestinations = DefaultMaxDestinations
+	}
+	d := &c.Discord
+	if d.GlobalRate == 0 {
+		d.GlobalRate = DefaultDiscordGlobalRate
+	}
+	if d.InvalidBudget == 0 {
+		d.InvalidBudget = DefaultDiscordInvalidBudget
+	}
+	if d.InvalidWindow == 0 {
+		d.InvalidWindow = DefaultDiscordInvalidWindow
+	}
+	t := &c.Telegram
+	if t.PerChat == 0 {
+		t.PerChat = DefaultTelegramPerChat
+	}
+	if t.PerGroup == 0 {
+		t.PerGroup = DefaultTelegramPerGroup
+	}
+	if t.PerBot == 0 {
+		t.PerBot = DefaultTelegramPerBot
+	}
+	return c
+}
+
+// Validate reports every problem with c after defaults are applied (a zero
+// field is never an error): negative, NaN or infinite rates, a negative or
+// over-a-minute MaxHold, a negative budget or MaxDestinations, an
+// InvalidWindow under one second. Errors name the config key.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("pacing: config: "+format, args...))
+	}
+	rate := func(key string, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+			bad("%s %v must be a positive number", key, v)
+		}
+	}
+	if c.MaxHold < 0 || c.MaxHold > maxMaxHold {
+		bad("pacing.max_hold %s must be between 0 and %s", c.MaxHold, maxMaxHold)
+	}
+	if c.MaxDestinations < 1 {
+		bad("pacing.max_destinations %d must be at least 1", c.MaxDestinations)
+	}
+	rate("channels.discord.global_rate", c.Discord.GlobalRate)
+	if c.Discord.InvalidBudget < 1 {
+		bad("channels.discord.invalid_budget %d must be at least 1", c.Discord.InvalidBudget)
+	}
+	if c.Discord.InvalidWindow < minInvalidSpan {
+		bad("channels.discord.invalid_window %s must be at least %s", c.Discord.InvalidWindow, minInvalidSpan)
+	}
+	rate("channels.telegram.per_chat_rate", c.Telegram.PerChat)
+	rate("channels.telegram.per_group_rate", c.Telegram.PerGroup)
+	rate("channels.telegram.per_bot_rate", c.Telegram.PerBot)
+	return errors.Join(errs...)
+}
