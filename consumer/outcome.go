@@ -191,6 +191,12 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 	if ackErr != nil {
 		extra = append(extra, slog.String("ack_error", ackErr.Error()))
 	}
+	if dec.reason == reasonPaced || dec.reason == reasonBreakerOpen {
+		// Herald's own holds (pacing, open breakers) sent nothing and are
+		// routine under load: Debug, or they would drown the real retries.
+		p.logOutcomeAt(slog.LevelDebug, d, dec.outcome, dec.failures, elapsed, err, extra...)
+		return
+	}
 	p.logOutcome(d, dec.outcome, dec.failures, elapsed, err, extra...)
 }
 
