@@ -43,6 +43,19 @@ type Metrics struct {
 
 	// Queue depth, sampled.
 	QueueDepth *prometheus.GaugeVec // stream (jobs, dead_letters)
+
+	// Abuse protection: token buckets and the proof-of-work challenge.
+	Limited           *prometheus.CounterVec // group (streaky, api, register, challenge): requests refused with 429
+	LimiterFallbacks  *prometheus.CounterVec // decision (allow, deny): requests decided without the shared store
+	StoreErrors       *prometheus.CounterVec // store (ratelimit, challenge, vault, secrets): KV operations that failed
+	ChallengesIssued  *prometheus.CounterVec // format (json, html)
+	ChallengesSolved  prometheus.Counter
+	ChallengesFailed  *prometheus.CounterVec // reason (wrong_nonce, unknown, expired, used, malformed)
+	ClearancesIssued  prometheus.Counter
+	ClearancesRefused *prometheus.CounterVec // reason (malformed, bad_signature, expired, wrong_ip)
+
+	// Credential vault and read-once secrets.
+	VaultOps *prometheus.CounterVec // op (store, open, delete, rotate, verify, secret_put, secret_take), result (ok, not_found, unverified, refused, error)
 }
 
 // New creates the collectors and registers them, plus the Go and process
@@ -119,6 +132,33 @@ func New(reg prometheus.Registerer) *Metrics {
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, dead_letters).",
 		}, []string{"stream"}),
+		Limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_requests_limited_total", Help: "Requests refused with 429 by the token buckets, by route group.",
+		}, []string{"group"}),
+		LimiterFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_ratelimit_fallbacks_total", Help: "Requests decided without the shared counter store (unreachable), by decision.",
+		}, []string{"decision"}),
+		StoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_kv_store_errors_total", Help: "Key-value store operations that failed, by store.",
+		}, []string{"store"}),
+		ChallengesIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_challenges_issued_total", Help: "Proof-of-work challenges issued, by response format.",
+		}, []string{"format"}),
+		ChallengesSolved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_challenges_solved_total", Help: "Challenges solved and verified.",
+		}),
+		ChallengesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_challenges_failed_total", Help: "Challenge verifications refused, by reason.",
+		}, []string{"reason"}),
+		ClearancesIssued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_clearances_issued_total", Help: "Clearance tokens issued after a solved challenge.",
+		}),
+		ClearancesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_clearances_refused_total", Help: "Clearance tokens presented and refused, by reason.",
+		}, []string{"reason"}),
+		VaultOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_vault_operations_total", Help: "Credential vault and read-once secret operations, by operation and result.",
+		}, []string{"op", "result"}),
 	}
 	reg.MustRegister(
 		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails,
@@ -127,6 +167,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
 		m.QueueDepth,
+		m.Limited, m.LimiterFallbacks, m.StoreErrors,
+		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
+		m.VaultOps,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
