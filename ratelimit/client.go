@@ -1,0 +1,79 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/netip"
+)
+
+// Client is who a request is, as far as rate limiting goes.
+type Client struct {
+	// IP is the client's address: the peer's, or the one a trusted proxy
+	// reports (see Identifier.ClientIP).
+	IP string
+	// ID identifies the API secret the request carries, when it carries a
+	// valid one; it is an identifier derived from the secret, never the
+	// secret. Empty otherwise.
+	ID string
+	// Clearance is the valid clearance token the request presents (a solved
+	// challenge), or empty.
+	Clearance string
+}
+
+// keyPrefix separates Client.Key's hash from every other hash Herald makes.
+const keyPrefix = "herald ratelimit client\x00"
+
+// Key is the client's bucket key: a hex SHA-256 digest (32 characters, safe
+// as a key-value store key) of the client's ID when it has one, else its IP,
+// plus its clearance token. Every IPv6 address of one /64 network, which
+// one subscriber usually holds whole, shares a key. A clearance gives a client
+// a bucket of its own, apart from everyone else behind the same address.
+//
+// The digest is not keyed: it hides IDs and tokens, but an IPv4 address can
+// be found again by hashing all 2^32 of them, so the store's keys are as
+// personal as the addresses and expire with the store's TTL.
+func (c Client) Key() string {
+	h := sha256.New()
+	h.Write([]byte(keyPrefix))
+	if c.ID != "" {
+		h.Write([]byte("id\x00"))
+		h.Write([]byte(c.ID))
+	} else {
+		h.Write([]byte("ip\x00"))
+		h.Write([]byte(addressKey(c.IP)))
+	}
+	h.Write([]byte{0})
+	h.Write([]byte(c.Clearance))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// addressKey is what of ip identifies a subscriber: the address itself for
+// IPv4, its /64 network for IPv6; anything unparsable as is.
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying c; the Middleware puts the identified
+// client in every limited request's context.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the Client ctx carries, if any.
+func ClientFrom(ctx context.Context) (Client, bool) {
+	c, ok := ctx.Value(clientKey{}).(Client)
+	return c, ok
+}
