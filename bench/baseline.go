@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldrelay/herald"
+)
+
+// The baseline's stream: a copy of the jobs stream's configuration under
+// another name and subject, so that no worker consumes it.
+const (
+	BaselineStream  = "HERALD_BENCH"
+	baselineSubject = "herald_bench.jobs"
+)
+
+// baselineHandler is the least an HTTP ingest can do: read the body, decode
+// it as JSON, publish it to JetStream and wait for the acknowledgement.
+// Herald's ingest does all that plus authentication, validation, opening the
+// credentials and a status record; the ratio of the two throughputs is what
+// those cost.
+type baselineHandler struct {
+	js jetstream.JetStream
+}
+
+// baselineRequest has the fields of both request formats the harness sends.
+type baselineRequest struct {
+	Type             string `json:"type"`
+	Channel          string `json:"channel"`
+	EncryptedWebhook string `json:"encrypted_webhook"`
+	Credentials      struct {
+		Webhook string `json:"webhook"`
+	} `json:"credentials"`
+	Message struct {
+		Title    string `json:"title"`
+		Text     string `json:"text"`
+		Username string `json:"username"`
+		Streak   int    `json:"current_streak"`
+		Message  string `json:"message"`
+	} `json:"message"`
+}
+
+func (h baselineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFakeBody))
+	if err != nil {
+		return
+	}
+	var req baselineRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		http.Error(w, "malformed JSON", http.StatusBadRequest)
+		return
+	}
+	id := herald.NewID()
+	msg := &nats.Msg{Subject: baselineSubject, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}, Data: body}
+	if _, err := h.js.PublishMsg(r.Context(), msg); err != nil {
+		http.Error(w, "not stored", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = io.WriteString(w, `{"id":"`+id+`","status":"queued"}`)
+}
+
+// ensureBaselineStream creates BaselineStream with the jobs stream's
+// configuration (storage, replicas, duplicate window, retention), replacing
+// a leftover of an earlier run. Without a jobs stream it uses file storage.
+func ensureBaselineStream(ctx context.Context, js jetstream.JetStream) error {
+	cfg := jetstream.StreamConfig{Storage: jetstream.FileStorage, Retention: jetstream.WorkQueuePolicy}
+	if s, err := js.Stream(ctx, herald.JobsStream); err == nil {
+		cfg = s.CachedInfo().Config
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("read stream %s: %w", herald.JobsStream, err)
+	}
+	cfg.Name = BaselineStream
+	cfg.Description = "herald bench baseline (deleted after the run)"
+	cfg.Subjects = []string{baselineSubject}
+	if err := js.DeleteStream(ctx, BaselineStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete leftover stream %s: %w", BaselineStream, err)
+	}
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("create stream %s: %w", BaselineStream, err)
+	}
+	return nil
+}
+
+// BaselineReport is the baseline run's outcome.
+type BaselineReport struct {
+	Sent              int            `json:"sent"`
+	Accepted          int            `json:"accepted"`
+	Refused           map[string]int `json:"refused,omitempty"`
+	Seconds           float64        `json:"seconds"`
+	AcceptedPerSecond float64        `json:"accepted_per_s"`
+	HTTPLatency       Latency        `json:"http_latency"`
+	// Ratio is Herald's accepted/s divided by the baseline's; absent when
+	// Herald's run was paced by a rate, which bounds its accepted/s.
+	Ratio float64 `json:"ratio,omitempty"`
+}
+
+// runBaseline serves baselineHandler on loopback, publishing to natsURL, and
+// drives n jobs at it as fast as concurrency clients can, with the bodies of
+// via (api bodies for nats). It deletes its stream afterwards.
+func runBaseline(ctx context.Context, natsURL string, via Via, j jobs, n, concurrency int) (*BaselineReport, error) {
+	nc, err := nats.Connect(natsURL, nats.Name("herald-bench-baseline"))
+	if err != nil {
+		return nil, fmt.Errorf("baseline: connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := ensureBaselineStream(setup, js); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(ctx, BaselineStream)
+	}()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	srv := &http.Server{Handler: baselineHandler{js: js}, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	defer func() {
+		_ = srv.Close()
+		<-served
+	}()
+
+	if via == ViaNATS {
+		via = ViaAPI
+	}
+	client := newHTTPClient(concurrency)
+	defer client.CloseIdleConnections()
+	sub := &httpSubmitter{client: client, endpoint: "http://" + ln.Addr().String() + "/", via: via, jobs: j}
+	tr := newTracker(time.Now())
+	drive(ctx, shape{concurrency: concurrency, jobs: n}, tr, sub)
+	a := tr.tally()
+	r := &BaselineReport{Sent: a.sent, Accepted: a.accepted, HTTPLatency: Summarize(a.answer)}
+	if len(a.refused) > 0 {
+		r.Refused = a.refused
+	}
+	r.Seconds = a.lastAnswer.Seconds()
+	if r.Seconds > 0 {
+		r.AcceptedPerSecond = float64(a.accepted) / r.Seconds
+	}
+	return r, nil
+}

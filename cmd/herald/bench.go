@@ -1,0 +1,214 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/heraldrelay/herald/bench"
+)
+
+// benchScenarios are flag presets of `herald bench --scenario`; flags given
+// on the command line win over them.
+var benchScenarios = map[string]map[string]string{
+	"max":         {"rate": "0", "jobs": "20000"},
+	"steady":      {"rate": "1000", "duration": "20s"},
+	"ratelimited": {"rate-limit": "5/2s", "webhooks": "4", "jobs": "100"},
+}
+
+func newBenchCmd(configPath *string, getenv func(string) string) *cobra.Command {
+	var (
+		cfg        bench.Config
+		scenario   string
+		via        string
+		rateLimit  string
+		baseline   bool
+		jsonOut    bool
+		outFile    string
+		quiet      bool
+		executable string
+		heraldLog  string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput, latency, memory and CPU against a fake Discord",
+		Long: `Run a load test of Herald on this machine and report what it sustained.
+
+By default it starts 'herald serve' (this binary) as a child process on free
+loopback ports with a temporary data directory and generated secrets, runs a
+fake Discord in its own process, and sends jobs through Herald's API (--via
+api), the Streaky endpoint (--via streaky) or straight to NATS (--via nats).
+Every job is accounted for by id: the report gives jobs/s accepted and
+delivered, delivery latency (request sent -> delivered at the fake), HTTP
+latency, 429s received, losses and duplicates, Herald's idle and peak memory
+and the CPU time it used, and the ratio of its ingest throughput to a bare
+handler that only decodes the body and publishes it to the same JetStream.
+
+With --url it drives a running Herald instead (its key and secret come from
+the configuration, as for 'herald serve'); that Herald must reach the fake at
+--fake-listen, allowed by channels.discord.allowed_hosts and allow_http.
+
+It exits non-zero when an accepted job was not delivered within
+--drain-timeout. See docs/performance.md.`,
+		Example: `  herald bench                                  # 10,000 jobs as fast as possible
+  herald bench --scenario steady                # 1,000 jobs/s for 20 s
+  herald bench --rate-limit 5/2s --webhooks 4 --jobs 100
+  herald bench --via streaky --latency 50ms --json > result.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyScenario(cmd.Flags(), scenario); err != nil {
+				return err
+			}
+			cfg.Via = bench.Via(via)
+			cfg.NoBaseline = !baseline
+			rl, err := bench.ParseRateLimit(rateLimit)
+			if err != nil {
+				return fmt.Errorf("%w: --rate-limit: %w", errUsage, err)
+			}
+			cfg.RateLimit = rl
+			if cfg.URL == "" {
+				cfg.Executable = executable
+				if cfg.Executable == "" {
+					if cfg.Executable, err = os.Executable(); err != nil {
+						return fmt.Errorf("find the herald binary: %w", err)
+					}
+				}
+				cfg.ConfigFile = *configPath
+			} else if cfg.Key, cfg.Secret, err = runningSecrets(*configPath, getenv); err != nil {
+				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			if !quiet {
+				cfg.Output = bench.Output{Progress: stderr, ProgressTTY: isTerminal(stderr)}
+			}
+			if heraldLog != "" {
+				f, err := os.Create(heraldLog)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.Output.HeraldLog = f
+			}
+
+			report, runErr := bench.Run(cmd.Context(), cfg)
+			if report == nil {
+				return runErr
+			}
+			report.Version = version
+			if outFile != "" {
+				if err := writeReportFile(outFile, report); err != nil {
+					return errors.Join(runErr, err)
+				}
+			}
+			if jsonOut {
+				err = report.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = report.WriteTable(cmd.OutOrStdout())
+			}
+			if err := errors.Join(runErr, err); err != nil {
+				return err
+			}
+			return report.LostError()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s)")
+	f.StringVar(&via, "via", string(bench.DefaultVia), "how jobs go in: api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream)")
+	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
+	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
+	f.IntVar(&cfg.Jobs, "jobs", 0, "jobs to send (default 10,000 unless --duration is set; with --rate and --duration, rate × duration)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "how long to send (instead of, or as well as, --jobs)")
+	f.IntVar(&cfg.Webhooks, "webhooks", bench.DefaultWebhooks, "distinct fake webhooks the jobs are spread over")
+	f.DurationVar(&cfg.Latency, "latency", 0, "fixed delay before the fake Discord answers")
+	f.StringVar(&rateLimit, "rate-limit", "", "per-webhook limit the fake enforces with 429s, N/window (e.g. 5/2s, Discord's usual)")
+	f.IntVar(&cfg.GlobalLimit, "global-limit", 0, "global requests per second the fake allows over all webhooks (Discord: 50); also the child's channels.discord.global_rate")
+	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "the child's ingest.streaky.wait: how long /send-notification waits for the delivery")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
+	f.BoolVar(&baseline, "baseline", true, "also measure the bare decode-and-publish handler (--baseline=false skips it)")
+	f.StringArrayVar(&cfg.Env, "env", nil, "KEY=VALUE for the child Herald, e.g. --env HERALD_CONSUMER_WORKERS=64 (repeatable)")
+	f.StringVar(&executable, "herald", "", "herald binary to start as the child (default: this one)")
+	f.StringVar(&heraldLog, "herald-log", "", "write the child's log (warn and above) to this file")
+	f.StringVar(&cfg.URL, "url", "", "drive the Herald at this base URL instead of starting one")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "that Herald's NATS server (for --via nats and the baseline)")
+	f.IntVar(&cfg.PID, "pid", 0, "that Herald's process id, to measure its memory and CPU")
+	f.StringVar(&cfg.FakeListen, "fake-listen", bench.DefaultFakeListen, "listen address of the fake Discord")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON instead of a table")
+	f.StringVar(&outFile, "out", "", "also write the report as JSON to this file")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress display on standard error")
+	return cmd
+}
+
+// flagSetter is the part of a cobra flag set applyScenario needs.
+type flagSetter interface {
+	Changed(name string) bool
+	Set(name, value string) error
+}
+
+// applyScenario sets the flags of the named preset that were not given on
+// the command line.
+func applyScenario(flags flagSetter, name string) error {
+	if name == "" {
+		return nil
+	}
+	preset, ok := benchScenarios[name]
+	if !ok {
+		names := make([]string, 0, len(benchScenarios))
+		for n := range benchScenarios {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return fmt.Errorf("%w: --scenario must be one of %s", errUsage, strings.Join(names, ", "))
+	}
+	for flag, value := range preset {
+		if flags.Changed(flag) {
+			continue
+		}
+		if err := flags.Set(flag, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runningSecrets returns the encryption key and API secret of the Herald
+// configured by configPath and the environment, as `herald serve` reads
+// them (its generated files in data_dir included).
+func runningSecrets(configPath string, getenv func(string) string) (key, secret string, err error) {
+	key, err = encryptionKey("", configPath, getenv)
+	if err != nil {
+		return "", "", err
+	}
+	cfg, err := loadConfig(configPath, getenv)
+	if err != nil {
+		return "", "", err
+	}
+	if len(cfg.Ingest.APISecrets) > 0 {
+		return key, cfg.Ingest.APISecrets[0], nil
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, apiSecretFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", errors.New("no API secret for the running Herald: set VPS_SECRET or ingest.api_secrets")
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return key, strings.TrimSpace(string(b)), nil
+}
+
+func writeReportFile(path string, r *bench.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/heraldrelay/herald/bench"
+)
+
+// TestBenchCommandAccountsForEveryJob runs `herald bench` as a user would:
+// the built binary starts itself as `herald serve`, sends 300 jobs through
+// the API and runs the baseline.
+func TestBenchCommandAccountsForEveryJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	bin := buildHerald(t)
+	out := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(bin, "bench", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json", "--out", out)
+	cmd.Dir = t.TempDir() // no config.yaml here
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	}
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	if r.Sent != 300 || r.Accepted != 300 || r.Delivered != 300 || r.Lost != 0 || r.Duplicates != 0 ||
+		r.Unexpected != 0 || r.DeliveredUnaccepted != 0 || len(r.Refused) != 0 {
+		t.Fatalf("jobs not all accounted for: %+v", r)
+	}
+	if r.Destination.Delivered != 300 || r.Destination.Refused != 0 || r.Destination.Foreign != 0 {
+		t.Errorf("the fake saw %+v", r.Destination)
+	}
+	if r.DeliveryLatency.Count != 300 || r.DeliveryLatency.P50 <= 0 || r.DeliveryLatency.Max < r.DeliveryLatency.P99 ||
+		r.HTTPLatency.Count != 300 || r.AcceptedPerSecond <= 0 || r.DeliveredPerSecond <= 0 {
+		t.Errorf("figures missing: delivery %+v http %+v accepted/s %v delivered/s %v",
+			r.DeliveryLatency, r.HTTPLatency, r.AcceptedPerSecond, r.DeliveredPerSecond)
+	}
+	if h := r.Herald; h == nil || h.PID <= 0 || h.IdleRSS <= 0 || h.PeakRSS < h.IdleRSS || h.HWM <= 0 || h.CPUSeconds <= 0 {
+		t.Errorf("Herald process figures: %+v", r.Herald)
+	}
+	if b := r.Baseline; b == nil || b.Accepted != 300 || b.AcceptedPerSecond <= 0 || b.Ratio <= 0 {
+		t.Errorf("baseline: %+v", r.Baseline)
+	}
+	if r.Version != version || r.Run.Via != bench.ViaAPI || r.Run.Target != "child" {
+		t.Errorf("run info: version %q %+v", r.Version, r.Run)
+	}
+	saved, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(saved, stdout.Bytes()) {
+		t.Errorf("--out file differs from the JSON printed (%v)", err)
+	}
+}
+
+// TestBenchCommandFailsWhenJobsAreLost checks the exit status scripts rely
+// on: the fake answers only after 2 s while the harness waits 1 ms for
+// deliveries, so accepted jobs count as lost.
+func TestBenchCommandFailsWhenJobsAreLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	bin := buildHerald(t)
+	cmd := exec.Command(bin, "bench", "--via", "streaky", "--jobs", "5", "--concurrency", "1",
+		"--latency", "2s", "--drain-timeout", "1ms", "--baseline=false", "--quiet")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\nstderr:\n%s", err, stderr.String())
+	}
+	if lost := tableRow(stdout.String(), "lost"); lost == "" || lost == "0" || tableRow(stdout.String(), "baseline") != "skipped: disabled" {
+		t.Errorf("the table does not show the losses:\n%s", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "of 5 accepted jobs were not delivered within the drain timeout") {
+		t.Errorf("stderr does not say why it failed:\n%s", stderr.String())
+	}
+}
+
+func TestBenchScenarioPresetsYieldToFlags(t *testing.T) {
+	cmd := newBenchCmd(new(string), envMap(nil))
+	f := cmd.Flags()
+	if err := f.Parse([]string{"--jobs", "40"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyScenario(f, "ratelimited"); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := f.GetInt("jobs")
+	webhooks, _ := f.GetInt("webhooks")
+	rateLimit, _ := f.GetString("rate-limit")
+	if jobs != 40 || webhooks != 4 || rateLimit != "5/2s" {
+		t.Errorf("jobs %d webhooks %d rate-limit %q, want the flag's 40 and the preset's 4 and 5/2s", jobs, webhooks, rateLimit)
+	}
+	if err := applyScenario(f, "everything"); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "max, ratelimited, steady") {
+		t.Errorf("unknown scenario: %v", err)
+	}
+}
+
+// tableRow returns the value column of the table row named name.
+func tableRow(table, name string) string {
+	for _, line := range strings.Split(table, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+"  "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
