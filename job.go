@@ -29,8 +29,9 @@ var Channels = []Channel{ChannelDiscord, ChannelTelegram}
 func (c Channel) Valid() bool { return c == ChannelDiscord || c == ChannelTelegram }
 
 // Job is the only type carried on the JetStream wire (JSON, subject
-// JobSubject(Channel)). Its credentials stay sealed (see package crypto) from the
-// moment the job is built until a consumer opens them in memory to send.
+// JobSubject(Channel) or JobIDSubject(Channel, ID)). Its credentials stay
+// sealed (see package crypto) from the moment the job is built until a
+// consumer opens them in memory to send.
 //
 // Backwards-compatible additions keep Version; anything else bumps it.
 type Job struct {
@@ -46,8 +47,13 @@ type Job struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	// Source says who built the job ("streaky", "api", or a publisher's name).
 	Source string `json:"source,omitempty"`
-	// Credentials are the destination's sealed credentials.
+	// Credentials are the destination's sealed credentials. Empty when
+	// CredentialID is set.
 	Credentials Credentials `json:"credentials"`
+	// CredentialID names a credential stored in Herald's vault (see package
+	// vault) instead of carrying sealed Credentials: a job has one or the
+	// other. The credential must be for the job's Channel.
+	CredentialID string `json:"credential_id,omitempty"`
 	// Message is what to deliver.
 	Message Message `json:"message"`
 }
@@ -110,12 +116,19 @@ func (j *Job) Validate() error {
 	if !j.Channel.Valid() {
 		return bad("unknown channel %q (want discord or telegram)", truncate(string(j.Channel), 32))
 	}
-	switch j.Channel {
-	case ChannelDiscord:
+	switch {
+	case j.CredentialID != "":
+		if j.Credentials != (Credentials{}) {
+			return bad("send credentials or credential_id, not both")
+		}
+		if !ValidID(j.CredentialID) {
+			return bad("credential_id must be 1-64 characters of A-Z a-z 0-9 - _")
+		}
+	case j.Channel == ChannelDiscord:
 		if j.Credentials.Webhook == "" {
 			return bad("credentials.webhook is required for channel discord")
 		}
-	case ChannelTelegram:
+	case j.Channel == ChannelTelegram:
 		if j.Credentials.BotToken == "" {
 			return bad("credentials.bot_token is required for channel telegram")
 		}

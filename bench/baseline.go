@@ -103,55 +103,80 @@ type BaselineReport struct {
 	// Ratio is Herald's accepted/s divided by the baseline's; absent when
 	// Herald's run was paced by a rate, which bounds its accepted/s.
 	Ratio float64 `json:"ratio,omitempty"`
+
+	// answers holds each answered request's latency, to merge rounds.
+	answers []time.Duration
 }
 
 // runBaseline serves baselineHandler on loopback, publishing to natsURL, and
 // drives n jobs at it as fast as concurrency clients can, with the bodies of
 // via (api bodies for nats). It deletes its stream afterwards.
 func runBaseline(ctx context.Context, natsURL string, via Via, j jobs, n, concurrency int) (*BaselineReport, error) {
+	b, err := startBaseline(ctx, natsURL, via, j, concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close(ctx)
+	return b.run(ctx, n), nil
+}
+
+// baseline is baselineHandler served on loopback with its stream and the
+// clients that drive it, ready for one or more runs.
+type baseline struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	srv    *http.Server
+	served chan struct{}
+	client *http.Client
+	sub    *httpSubmitter
+	// concurrency is the number of clients that send the jobs.
+	concurrency int
+}
+
+// startBaseline connects to natsURL, creates BaselineStream and serves
+// baselineHandler on a free loopback port. The jobs will have the bodies of
+// via (api bodies for nats) and be sent by concurrency clients.
+func startBaseline(ctx context.Context, natsURL string, via Via, j jobs, concurrency int) (*baseline, error) {
 	nc, err := nats.Connect(natsURL, nats.Name("herald-bench-baseline"))
 	if err != nil {
 		return nil, fmt.Errorf("baseline: connect to NATS: %w", err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
+	b := &baseline{nc: nc, concurrency: concurrency}
+	fail := func(err error) (*baseline, error) {
+		nc.Close()
 		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if b.js, err = jetstream.New(nc); err != nil {
+		return fail(err)
 	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := ensureBaselineStream(setup, js); err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+	if err := ensureBaselineStream(setup, b.js); err != nil {
+		return fail(err)
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(ctx, BaselineStream)
-	}()
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("baseline: %w", err)
+		_ = b.js.DeleteStream(setup, BaselineStream)
+		return fail(err)
 	}
-	srv := &http.Server{Handler: baselineHandler{js: js}, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
+	b.srv = &http.Server{Handler: baselineHandler{js: b.js}, ReadHeaderTimeout: 10 * time.Second}
+	b.served = make(chan struct{})
 	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
+		defer close(b.served)
+		_ = b.srv.Serve(ln)
 	}()
-	defer func() {
-		_ = srv.Close()
-		<-served
-	}()
-
 	if via == ViaNATS {
 		via = ViaAPI
 	}
-	client := newHTTPClient(concurrency)
-	defer client.CloseIdleConnections()
-	sub := &httpSubmitter{client: client, endpoint: "http://" + ln.Addr().String() + "/", via: via, jobs: j}
+	b.client = newHTTPClient(concurrency)
+	b.sub = &httpSubmitter{client: b.client, endpoint: "http://" + ln.Addr().String() + "/", via: via, jobs: j}
+	return b, nil
+}
+
+// run drives n jobs at the handler as fast as the clients can.
+func (b *baseline) run(ctx context.Context, n int) *BaselineReport {
 	tr := newTracker(time.Now())
-	drive(ctx, shape{concurrency: concurrency, jobs: n}, tr, sub)
+	drive(ctx, shape{concurrency: b.concurrency, jobs: n}, tr, b.sub)
 	a := tr.tally()
 	r := &BaselineReport{Sent: a.sent, Accepted: a.accepted, HTTPLatency: Summarize(a.answer)}
 	if len(a.refused) > 0 {
@@ -161,5 +186,31 @@ func runBaseline(ctx context.Context, natsURL string, via Via, j jobs, n, concur
 	if r.Seconds > 0 {
 		r.AcceptedPerSecond = float64(a.accepted) / r.Seconds
 	}
-	return r, nil
+	r.answers = a.answer
+	return r
+}
+
+// purge empties BaselineStream, so that every run starts with an empty one.
+func (b *baseline) purge(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	s, err := b.js.Stream(ctx, BaselineStream)
+	if err == nil {
+		err = s.Purge(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("baseline: purge stream %s: %w", BaselineStream, err)
+	}
+	return nil
+}
+
+// close stops the handler, deletes BaselineStream and disconnects.
+func (b *baseline) close(ctx context.Context) {
+	_ = b.srv.Close()
+	<-b.served
+	b.client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = b.js.DeleteStream(ctx, BaselineStream)
+	b.nc.Close()
 }

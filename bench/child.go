@@ -27,8 +27,9 @@ const (
 	idleSettle = time.Second
 )
 
-// child is a `herald serve` started by the harness.
+// child is a `herald serve`, or a `herald ingest`, started by the harness.
 type child struct {
+	role    string // "serve" or "ingest"
 	cmd     *exec.Cmd
 	dir     string // temporary: config file and data directory
 	url     string // http://127.0.0.1:<port>
@@ -40,13 +41,14 @@ type child struct {
 
 // startChild starts cfg.Executable serve on loopback ports with a fresh data
 // directory, the given key and secret, and the fake Discord allowed; it
-// returns once the child answers /readyz.
-func startChild(ctx context.Context, cfg Config, key, secret string) (*child, error) {
+// returns once the child answers /readyz. With natsURL set it starts
+// `herald ingest` publishing to that server instead, configured the same way.
+func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*child, error) {
 	dir, err := os.MkdirTemp("", "herald-bench-")
 	if err != nil {
 		return nil, err
 	}
-	c := &child{dir: dir, logs: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	c := &child{role: "serve", dir: dir, logs: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	fail := func(err error) (*child, error) {
 		os.RemoveAll(dir)
 		return nil, err
@@ -62,11 +64,18 @@ func startChild(ctx context.Context, cfg Config, key, secret string) (*child, er
 	if err != nil {
 		return fail(err)
 	}
-	natsAddr, err := freeAddr()
-	if err != nil {
-		return fail(err)
+	c.url, c.natsURL = "http://"+httpAddr, natsURL
+	natsEnv := "HERALD_NATS_URL=" + natsURL
+	if natsURL == "" {
+		natsAddr, err := freeAddr()
+		if err != nil {
+			return fail(err)
+		}
+		c.natsURL = "nats://" + natsAddr
+		natsEnv = "HERALD_NATS_EMBEDDED_LISTEN=" + natsAddr
+	} else {
+		c.role = "ingest"
 	}
-	c.url, c.natsURL = "http://"+httpAddr, "nats://"+natsAddr
 	globalRate := DefaultGlobalRate
 	if cfg.GlobalLimit > 0 {
 		globalRate = cfg.GlobalLimit
@@ -74,19 +83,24 @@ func startChild(ctx context.Context, cfg Config, key, secret string) (*child, er
 	env := append(parentEnv(os.Environ()),
 		"HERALD_DATA_DIR="+filepath.Join(dir, "data"),
 		"HERALD_HTTP_ADDR="+httpAddr,
-		"HERALD_NATS_EMBEDDED_LISTEN="+natsAddr,
+		natsEnv,
 		"HERALD_LOG_LEVEL=warn",
 		"HERALD_CHANNELS_DISCORD_ALLOWED_HOSTS=127.0.0.1,localhost",
 		"HERALD_CHANNELS_DISCORD_ALLOW_HTTP=true",
 		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE="+strconv.Itoa(globalRate),
 		"HERALD_INGEST_STREAKY_WAIT="+cfg.StreakyWait.String(),
+		// One client sending thousands of requests a second is what a
+		// benchmark does and what the per-client token buckets refuse; turn
+		// them on with --env HERALD_RATELIMIT_ENABLED=true (and large
+		// buckets) to measure their cost.
+		"HERALD_RATELIMIT_ENABLED=false",
 		"ENCRYPTION_KEY="+key,
 		"VPS_SECRET="+secret,
 	)
 	// Later entries win: os/exec keeps the last value of a repeated name.
 	env = append(env, cfg.Env...)
 
-	c.cmd = exec.Command(cfg.Executable, "serve", "--config", configFile)
+	c.cmd = exec.Command(cfg.Executable, c.role, "--config", configFile)
 	c.cmd.Env = env
 	var logs io.Writer = c.logs
 	if cfg.Output.HeraldLog != nil {
@@ -95,7 +109,7 @@ func startChild(ctx context.Context, cfg Config, key, secret string) (*child, er
 	c.cmd.Stdout, c.cmd.Stderr = logs, logs
 	childAttrs(c.cmd)
 	if err := c.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("start %s serve: %w", cfg.Executable, err))
+		return fail(fmt.Errorf("start %s %s: %w", cfg.Executable, c.role, err))
 	}
 	go func() {
 		c.waitErr = c.cmd.Wait()
@@ -103,7 +117,7 @@ func startChild(ctx context.Context, cfg Config, key, secret string) (*child, er
 	}()
 	if err := waitReady(ctx, c.url, c.exited); err != nil {
 		c.stop()
-		return nil, fmt.Errorf("herald serve: %w%s", err, c.logs.excerpt())
+		return nil, fmt.Errorf("herald %s: %w%s", c.role, err, c.logs.excerpt())
 	}
 	return c, nil
 }
@@ -150,10 +164,10 @@ func (c *child) stop() error {
 	case <-time.After(stopTimeout):
 		_ = c.cmd.Process.Kill()
 		<-c.exited
-		return fmt.Errorf("herald serve did not stop within %s of SIGTERM; killed%s", stopTimeout, c.logs.excerpt())
+		return fmt.Errorf("herald %s did not stop within %s of SIGTERM; killed%s", c.role, stopTimeout, c.logs.excerpt())
 	}
 	if c.waitErr != nil {
-		return fmt.Errorf("herald serve: %w%s", c.waitErr, c.logs.excerpt())
+		return fmt.Errorf("herald %s: %w%s", c.role, c.waitErr, c.logs.excerpt())
 	}
 	return nil
 }

@@ -30,6 +30,11 @@ const (
 	DefaultWebhooks     = 100
 	DefaultDrainTimeout = time.Minute
 	DefaultFakeListen   = "127.0.0.1:0"
+	// DefaultIngestOnlyVia is the default Via of an IngestOnly run: the
+	// Streaky endpoint, the one production traffic uses.
+	DefaultIngestOnlyVia = ViaStreaky
+	// DefaultRounds is the default number of rounds of an IngestOnly run.
+	DefaultRounds = 3
 	// DefaultGlobalRate is the Discord global rate given to a child Herald when
 	// the fake enforces no global limit: far above what one machine sends, so
 	// that Herald's pacing is not what is measured.
@@ -83,6 +88,16 @@ type Config struct {
 	DrainTimeout time.Duration
 	// NoBaseline skips the baseline run.
 	NoBaseline bool
+	// IngestOnly measures the ingest alone: the harness runs the NATS
+	// JetStream server in its own process, starts the child as `herald
+	// ingest` against it (no workers, so nothing is delivered) and
+	// alternates Herald and baseline phases of Jobs/Rounds jobs each, as
+	// fast as possible, checking after each Herald phase that the jobs
+	// stream holds every accepted job. It needs a child (no URL), no Rate,
+	// Duration or StreakyWait, and Via streaky (DefaultIngestOnlyVia) or api.
+	IngestOnly bool
+	// Rounds is the number of rounds of an IngestOnly run (DefaultRounds).
+	Rounds int
 
 	// FakeListen is the fake Discord's listen address (DefaultFakeListen).
 	// With URL set it must be reachable by that Herald.
@@ -160,6 +175,12 @@ func ParseRateLimit(s string) (RateLimit, error) {
 func (c Config) withDefaults() Config {
 	if c.Via == "" {
 		c.Via = DefaultVia
+		if c.IngestOnly {
+			c.Via = DefaultIngestOnlyVia
+		}
+	}
+	if c.IngestOnly && c.Rounds == 0 {
+		c.Rounds = DefaultRounds
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
@@ -232,6 +253,25 @@ func (c Config) Validate() error {
 	}
 	if !c.RateLimit.IsZero() && c.RateLimit.Window <= 0 {
 		bad("rate limit window must be positive")
+	}
+	if c.IngestOnly {
+		if c.URL != "" {
+			bad("ingest only starts its own herald ingest: no url")
+		}
+		if c.Via == ViaNATS {
+			bad("ingest only measures an HTTP ingest: via streaky or api, not nats")
+		}
+		if c.Rate != 0 || c.Duration != 0 {
+			bad("ingest only sends a number of jobs as fast as possible: no rate or duration")
+		}
+		if c.StreakyWait != 0 {
+			bad("ingest only delivers nothing: no streaky wait")
+		}
+		if c.Rounds < 1 {
+			bad("rounds must be at least 1")
+		} else if c.Jobs < c.Rounds {
+			bad("ingest only needs at least one job per round")
+		}
 	}
 	for i, kv := range c.Env {
 		// The entry is not quoted: it may hold a secret.

@@ -47,6 +47,12 @@ func TestConfigDefaults(t *testing.T) {
 	if c := (Config{Rate: 1000, Duration: 20 * time.Second}).withDefaults(); c.Jobs != 20000 {
 		t.Errorf("rate × duration: jobs = %d, want 20000", c.Jobs)
 	}
+	if c := (Config{IngestOnly: true}).withDefaults(); c.Via != ViaStreaky || c.Rounds != DefaultRounds || c.Jobs != DefaultJobs {
+		t.Errorf("ingest-only defaults: via %s rounds %d jobs %d", c.Via, c.Rounds, c.Jobs)
+	}
+	if c := (Config{IngestOnly: true, Via: ViaAPI, Rounds: 5}).withDefaults(); c.Via != ViaAPI || c.Rounds != 5 {
+		t.Errorf("ingest-only settings overridden: via %s rounds %d", c.Via, c.Rounds)
+	}
 	if c := (Config{Duration: time.Second}).withDefaults(); c.Jobs != 0 {
 		t.Errorf("duration alone, as fast as possible: jobs = %d, want 0 (unbounded)", c.Jobs)
 	}
@@ -70,6 +76,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative rate", Config{Executable: "h", Rate: -1}, "rate"},
 		{"streaky wait too long", Config{Executable: "h", StreakyWait: 15 * time.Second}, "streaky wait"},
 		{"env without =", Config{Executable: "h", Env: []string{"ENCRYPTION_KEY"}}, "env entry 1"},
+		{"ingest only remote", Config{URL: "http://h", Key: "k", Secret: "s", IngestOnly: true}, "no url"},
+		{"ingest only via nats", Config{Executable: "h", IngestOnly: true, Via: ViaNATS}, "not nats"},
+		{"ingest only paced", Config{Executable: "h", IngestOnly: true, Rate: 100}, "no rate or duration"},
+		{"ingest only waiting", Config{Executable: "h", IngestOnly: true, StreakyWait: time.Second}, "no streaky wait"},
+		{"ingest only too few jobs", Config{Executable: "h", IngestOnly: true, Jobs: 2}, "one job per round"},
+		{"ingest only no rounds", Config{Executable: "h", IngestOnly: true, Rounds: -1}, "rounds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

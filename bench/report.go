@@ -71,11 +71,18 @@ type Report struct {
 	// BaselineSkipped says why).
 	Baseline        *BaselineReport `json:"baseline,omitempty"`
 	BaselineSkipped string          `json:"baseline_skipped,omitempty"`
+
+	// IngestOnly holds an ingest-only run's rounds and its check of the jobs
+	// stream; nothing is delivered then, and the delivery figures above
+	// stay zero.
+	IngestOnly *IngestOnlyReport `json:"ingest_only,omitempty"`
 }
 
 // RunInfo is the run's configuration, as reported.
 type RunInfo struct {
 	Target        string  `json:"target"` // "child" or the URL driven
+	IngestOnly    bool    `json:"ingest_only,omitempty"`
+	Rounds        int     `json:"rounds,omitempty"`
 	Via           Via     `json:"via"`
 	Rate          float64 `json:"rate"` // jobs/s; 0 = as fast as possible
 	Concurrency   int     `json:"concurrency"`
@@ -126,18 +133,28 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("jobs sent", "%s", count(r.Sent))
 	row("accepted", "%s  (%s/s)", count(r.Accepted), rate(r.AcceptedPerSecond))
 	row("refused", "%s", refusals(r.Refused))
-	row("delivered", "%s  (%s/s)", count(r.Delivered), rate(r.DeliveredPerSecond))
-	row("lost", "%s", count(r.Lost))
-	row("duplicates", "%s", count(r.Duplicates))
-	if r.DeliveredUnaccepted > 0 || r.Unexpected > 0 {
-		row("delivered, not accepted", "%s  (unexpected: %s)", count(r.DeliveredUnaccepted), count(r.Unexpected))
+	if c := r.IngestOnly; c != nil {
+		const na = "n/a (ingest only)"
+		row("in jobs stream", "%s  (missing %s, extra %s)", count(c.Stored), count(c.Missing), count(c.Extra))
+		for _, name := range []string{"delivered", "lost", "duplicates", "delivery latency"} {
+			row(name, na)
+		}
+		row(r.Run.answerName()+" latency", "%s", r.HTTPLatency.describe(false))
+		row("429s received", na)
+	} else {
+		row("delivered", "%s  (%s/s)", count(r.Delivered), rate(r.DeliveredPerSecond))
+		row("lost", "%s", count(r.Lost))
+		row("duplicates", "%s", count(r.Duplicates))
+		if r.DeliveredUnaccepted > 0 || r.Unexpected > 0 {
+			row("delivered, not accepted", "%s  (unexpected: %s)", count(r.DeliveredUnaccepted), count(r.Unexpected))
+		}
+		row("delivery latency", "%s", r.DeliveryLatency.describe(true))
+		row(r.Run.answerName()+" latency", "%s", r.HTTPLatency.describe(false))
+		if r.MaxScheduleLagMS > 0 {
+			row("max schedule lag", "%s", msString(r.MaxScheduleLagMS))
+		}
+		row("429s received", "%s  (of %s requests to the fake)", count(int(r.Destination.RateLimited)), count(int(r.Destination.Requests)))
 	}
-	row("delivery latency", "%s", r.DeliveryLatency.describe(true))
-	row(r.Run.answerName()+" latency", "%s", r.HTTPLatency.describe(false))
-	if r.MaxScheduleLagMS > 0 {
-		row("max schedule lag", "%s", msString(r.MaxScheduleLagMS))
-	}
-	row("429s received", "%s  (of %s requests to the fake)", count(int(r.Destination.RateLimited)), count(int(r.Destination.Requests)))
 	if h := r.Herald; h != nil {
 		row("Herald RSS idle", "%s", mib(h.IdleRSS))
 		row("Herald RSS peak", "%s  (VmHWM %s)", mib(h.PeakRSS), mib(h.HWM))
@@ -150,7 +167,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			row("Herald log lines", "%d  (warn and above)", h.LogLines)
 		}
 	}
-	row("harness CPU", "%.2f s", r.HarnessCPUSeconds)
+	if r.IngestOnly != nil {
+		row("harness CPU", "%.2f s  (NATS server included)", r.HarnessCPUSeconds)
+	} else {
+		row("harness CPU", "%.2f s", r.HarnessCPUSeconds)
+	}
 	if b := r.Baseline; b != nil {
 		row("baseline accepted", "%s  (%s/s)  HTTP p50 %s  p99 %s", count(b.Accepted), rate(b.AcceptedPerSecond),
 			msString(b.HTTPLatency.P50), msString(b.HTTPLatency.P99))
@@ -162,11 +183,33 @@ func (r *Report) WriteTable(w io.Writer) error {
 	} else if r.BaselineSkipped != "" {
 		row("baseline", "skipped: %s", r.BaselineSkipped)
 	}
+	if c := r.IngestOnly; c != nil && len(c.Rounds) > 0 {
+		row("rounds (accepted/s)", "%s", c.describeRounds())
+	}
 	return tw.Flush()
+}
+
+// describeRounds lists each round's accepted/s: "Herald 5,100 / 5,300,
+// baseline 9,000 / 8,800".
+func (c *IngestOnlyReport) describeRounds() string {
+	herald, base := make([]string, len(c.Rounds)), make([]string, len(c.Rounds))
+	withBase := false
+	for i, r := range c.Rounds {
+		herald[i], base[i] = rate(r.AcceptedPerSecond), rate(r.BaselineAcceptedPerSecond)
+		withBase = withBase || r.BaselineAccepted > 0
+	}
+	s := "Herald " + strings.Join(herald, " / ")
+	if withBase {
+		s += ", baseline " + strings.Join(base, " / ")
+	}
+	return s
 }
 
 func (i RunInfo) describe() string {
 	parts := []string{"via " + string(i.Via)}
+	if i.IngestOnly {
+		parts = append(parts, fmt.Sprintf("ingest only, %d rounds", i.Rounds))
+	}
 	if i.Rate > 0 {
 		parts = append(parts, strconv.FormatFloat(i.Rate, 'f', -1, 64)+" jobs/s")
 	} else {

@@ -105,6 +105,47 @@ func TestReportTable(t *testing.T) {
 	}
 }
 
+func TestReportTableIngestOnly(t *testing.T) {
+	r := sampleReport()
+	r.Run.Via, r.Run.IngestOnly, r.Run.Rounds, r.Run.Jobs = ViaStreaky, true, 2, 20000
+	r.Delivered, r.Duplicates, r.DeliveredPerSecond, r.DeliveryLatency, r.Destination = 0, 0, 0, Latency{}, DestinationStats{}
+	r.IngestOnly = &IngestOnlyReport{Stored: 19989, Missing: 1, Rounds: []IngestRound{
+		{Jobs: 10000, Accepted: 9995, AcceptedPerSecond: 4800, Stored: 9995, BaselineAccepted: 10000, BaselineAcceptedPerSecond: 9500},
+		{Jobs: 10000, Accepted: 9995, AcceptedPerSecond: 5200, Stored: 9994, BaselineFirst: true, BaselineAccepted: 10000, BaselineAcceptedPerSecond: 10500},
+	}}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"via streaky, ingest only, 2 rounds, as fast as possible",
+		"accepted             19,990  (4,998/s)",
+		"in jobs stream       19,989  (missing 1, extra 0)",
+		"delivered            n/a (ingest only)",
+		"lost                 n/a (ingest only)",
+		"duplicates           n/a (ingest only)",
+		"delivery latency     n/a (ingest only)",
+		"HTTP latency         p50 9.23 ms",
+		"429s received        n/a (ingest only)",
+		"harness CPU          2.50 s  (NATS server included)",
+		"Herald / baseline    0.50",
+		"rounds (accepted/s)  Herald 4,800 / 5,200, baseline 9,500 / 10,500",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// A job missing from the stream fails the run, as a lost one does.
+	if err := r.LostError(); err == nil || !strings.Contains(err.Error(), "1 of 19990 accepted jobs are not in the jobs stream") {
+		t.Errorf("LostError = %v", err)
+	}
+	r.IngestOnly.Missing = 0
+	if err := r.LostError(); err != nil {
+		t.Errorf("LostError = %v with every job stored", err)
+	}
+}
+
 func TestCountAndDurationFormats(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -5: "-5"} {
 		if got := count(n); got != want {

@@ -44,6 +44,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	if cfg.IngestOnly {
+		return runIngestOnly(ctx, cfg, notice)
+	}
 	key, secret := cfg.Key, cfg.Secret
 	if cfg.URL == "" {
 		key, secret = randomSecret(), randomSecret()
@@ -53,30 +56,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	tr := newTracker(time.Now())
-	dest, err := NewDestination(DestinationConfig{
-		Listen:      cfg.FakeListen,
-		Marker:      "hb-" + randomHex(4) + "-",
-		Deliver:     func(seq int) { tr.deliver(seq) },
-		Latency:     cfg.Latency,
-		RateLimit:   cfg.RateLimit,
-		GlobalLimit: cfg.GlobalLimit,
-	})
+	dest, j, err := newDestination(cfg, keys, func(seq int) { tr.deliver(seq) })
 	if err != nil {
 		return nil, err
 	}
 	defer dest.Close()
-	j := jobs{marker: dest.cfg.Marker, sealed: make([]string, cfg.Webhooks)}
-	for i := range j.sealed {
-		if j.sealed[i], err = keys.Seal(dest.WebhookURL(i)); err != nil {
-			return nil, err
-		}
-	}
 
 	url, natsURL, pid := cfg.URL, cfg.NATSURL, cfg.PID
 	var ch *child
 	if cfg.URL == "" {
 		notice("starting %s serve", cfg.Executable)
-		if ch, err = startChild(ctx, cfg, key, secret); err != nil {
+		if ch, err = startChild(ctx, cfg, key, secret, ""); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -178,6 +168,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return r, nil
 }
 
+// newDestination starts cfg's fake Discord, which reports each delivery's
+// job to deliver, and the run's jobs: one webhook of the fake per
+// cfg.Webhooks, sealed with keys.
+func newDestination(cfg Config, keys *crypto.Keyring, deliver func(seq int)) (*Destination, jobs, error) {
+	dest, err := NewDestination(DestinationConfig{
+		Listen:      cfg.FakeListen,
+		Marker:      "hb-" + randomHex(4) + "-",
+		Deliver:     deliver,
+		Latency:     cfg.Latency,
+		RateLimit:   cfg.RateLimit,
+		GlobalLimit: cfg.GlobalLimit,
+	})
+	if err != nil {
+		return nil, jobs{}, err
+	}
+	j := jobs{marker: dest.cfg.Marker, sealed: make([]string, cfg.Webhooks)}
+	for i := range j.sealed {
+		if j.sealed[i], err = keys.Seal(dest.WebhookURL(i)); err != nil {
+			dest.Close()
+			return nil, jobs{}, err
+		}
+	}
+	return dest, j, nil
+}
+
 // drain waits until every accepted job was delivered (then a short grace for
 // duplicates), timeout passes, ctx ends, or the child exits (an error).
 func drain(ctx context.Context, tr *tracker, timeout time.Duration, ch *child) error {
@@ -189,7 +204,7 @@ func drain(ctx context.Context, tr *tracker, timeout time.Duration, ch *child) e
 		if ch != nil && !ch.alive() {
 			err := ch.stop()
 			if err == nil {
-				err = errors.New("herald serve exited during the run")
+				err = fmt.Errorf("herald %s exited during the run", ch.role)
 			}
 			return err
 		}
@@ -258,8 +273,12 @@ func runInfo(cfg Config) RunInfo {
 	if cfg.URL != "" {
 		target = cfg.URL
 	}
+	rounds := 0
+	if cfg.IngestOnly {
+		rounds = cfg.Rounds
+	}
 	return RunInfo{
-		Target: target, Via: cfg.Via, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
+		Target: target, IngestOnly: cfg.IngestOnly, Rounds: rounds, Via: cfg.Via, Rate: cfg.Rate, Concurrency: cfg.Concurrency,
 		Jobs: cfg.Jobs, DurationS: cfg.Duration.Seconds(), Webhooks: cfg.Webhooks,
 		LatencyMS: ms(cfg.Latency), RateLimit: cfg.RateLimit.String(), GlobalLimit: cfg.GlobalLimit,
 		StreakyWaitS: cfg.StreakyWait.Seconds(), DrainTimeoutS: cfg.DrainTimeout.Seconds(),
@@ -287,6 +306,9 @@ var errLost = errors.New("jobs lost")
 // LostError returns an error when r counts lost jobs, nil otherwise: the
 // harness's verdict for scripts.
 func (r *Report) LostError() error {
+	if c := r.IngestOnly; c != nil && c.Missing > 0 {
+		return fmt.Errorf("%w: %d of %d accepted jobs are not in the jobs stream", errLost, c.Missing, r.Accepted)
+	}
 	if r.Lost == 0 {
 		return nil
 	}

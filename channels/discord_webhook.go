@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 )
 
@@ -13,10 +12,47 @@ import (
 // Discord's are about 120 characters.
 const maxWebhookURL = 2048
 
-// discordWebhookPath matches /api/webhooks/{id}/{token} and
-// /api/v{N}/webhooks/{id}/{token}. Ids are snowflakes (decimal, up to 20
-// digits); tokens are URL-safe base64-like strings (68 characters today).
-var discordWebhookPath = regexp.MustCompile(`^/api/(?:v[0-9]{1,3}/)?webhooks/([0-9]{1,20})/([A-Za-z0-9_-]{1,256})$`)
+// matchWebhookPath splits a webhook path, /api/webhooks/{id}/{token} or
+// /api/v{N}/webhooks/{id}/{token} (N of 1 to 3 digits), into id and token.
+// Ids are snowflakes (decimal, up to 20 digits); tokens are URL-safe
+// base64-like strings (68 characters today), of 1 to 256 [A-Za-z0-9_-].
+// It is the regular expression
+//
+//	^/api/(?:v[0-9]{1,3}/)?webhooks/([0-9]{1,20})/([A-Za-z0-9_-]{1,256})$
+//
+// written out: every send parses its webhook, and the regexp engine was most
+// of that cost.
+func matchWebhookPath(p string) (id, token string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/api/")
+	if !ok {
+		return "", "", false
+	}
+	if v, after, found := strings.Cut(rest, "/"); found && len(v) >= 2 && v[0] == 'v' && isDigits(v[1:], 3) {
+		rest = after
+	}
+	if rest, ok = strings.CutPrefix(rest, "webhooks/"); !ok {
+		return "", "", false
+	}
+	id, token, ok = strings.Cut(rest, "/")
+	if !ok || !isDigits(id, 20) || !isTokenChars(token, 256) {
+		return "", "", false
+	}
+	return id, token, true
+}
+
+// isTokenChars reports whether s is 1 to max characters of [A-Za-z0-9_-].
+func isTokenChars(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Webhook is a parsed, validated Discord webhook. Its Token is secret: a
 // Webhook prints, formats and logs as its id only.
@@ -102,11 +138,11 @@ func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
 	if u.RawPath != "" {
 		return Webhook{}, invalidTarget("not a Discord webhook URL")
 	}
-	m := discordWebhookPath.FindStringSubmatch(u.Path)
-	if m == nil {
+	id, token, ok := matchWebhookPath(u.Path)
+	if !ok {
 		return Webhook{}, invalidTarget("not a Discord webhook URL: the path must be /api/webhooks/{numeric id}/{token}")
 	}
-	w := Webhook{ID: m[1], Token: m[2], scheme: scheme, host: strings.ToLower(u.Host)}
+	w := Webhook{ID: id, Token: token, scheme: scheme, host: strings.ToLower(u.Host)}
 	if u.RawQuery != "" || u.ForceQuery {
 		q, err := url.ParseQuery(u.RawQuery)
 		if err != nil {

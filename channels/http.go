@@ -34,11 +34,12 @@ const maxDescription = 200
 const minRetryAfter = 10 * time.Millisecond
 
 // NewHTTPClient returns the outbound client channels use: its own Transport (not
-// http.DefaultTransport, so no other code shares or mutates it), up to 100 idle
-// connections per host kept for 90 s, a TLS handshake timeout, HTTP/2 when the
-// server offers it, Timeout as the total time of one call, and a CheckRedirect
-// that never follows a redirect (the 3xx answer itself is returned), so the
-// host allow-list cannot be bypassed by a redirect.
+// http.DefaultTransport, so no other code shares or mutates it), keep-alive
+// connections (as many as there are sends in flight) kept for 90 s idle, a TLS
+// handshake timeout, HTTP/2 when the server offers it, Timeout as the total
+// time of one call, and a CheckRedirect that never follows a redirect (the 3xx
+// answer itself is returned), so the host allow-list cannot be bypassed by a
+// redirect.
 func NewHTTPClient(timeout time.Duration) *http.Client {
 	tr := &http.Transport{
 		// An operator may need an egress proxy; loopback destinations (tests)
@@ -49,8 +50,8 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   100, // one relay talks to very few hosts, a lot
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConns, // one relay talks to very few hosts, a lot
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
@@ -61,6 +62,13 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 		CheckRedirect: noRedirect,
 	}
 }
+
+// maxIdleConns caps the keep-alive connections kept open. A relay never
+// holds more idle connections than it had sends in flight at once (at most
+// consumer.workers per process), so the cap costs nothing; it only has to
+// stay above any worker count, or every send beyond it closes its connection
+// and the next one dials (and, for Discord and Telegram, handshakes TLS) anew.
+const maxIdleConns = 1024
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 

@@ -23,7 +23,7 @@ func TestNewHTTPClient(t *testing.T) {
 	if !ok || tr == http.DefaultTransport {
 		t.Fatalf("Transport = %T, want its own *http.Transport", c.Transport)
 	}
-	if tr.MaxIdleConnsPerHost != 100 || tr.IdleConnTimeout != 90*time.Second || tr.TLSHandshakeTimeout <= 0 || !tr.ForceAttemptHTTP2 {
+	if tr.MaxIdleConnsPerHost != maxIdleConns || tr.MaxIdleConns != maxIdleConns || tr.IdleConnTimeout != 90*time.Second || tr.TLSHandshakeTimeout <= 0 || !tr.ForceAttemptHTTP2 {
 		t.Errorf("transport settings: %+v", tr)
 	}
 

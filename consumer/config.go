@@ -20,8 +20,9 @@ const (
 	// InProgress, so this only matters when a worker dies mid-job.
 	DefaultAckWait = 30 * time.Second
 	// minMaxAckPending is the floor of the default MaxAckPending: several
-	// worker processes share the durable, and each may hold up to 2*Workers
-	// jobs (Workers in flight plus Workers prefetched).
+	// worker processes share the durable, and each holds up to 5*Workers
+	// unacked jobs (Workers in flight, 2*Workers prefetched, 2*Workers
+	// delivered and being recorded); fewer only throttle a process.
 	minMaxAckPending = 256
 	// DefaultSendTimeout bounds one call to a destination. Discord and
 	// Telegram answer in well under a second; 10 s leaves room for a slow

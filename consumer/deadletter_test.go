@@ -154,7 +154,7 @@ func TestDeadLetterBudgetExhausted(t *testing.T) {
 	st := x.waitFinal(id)
 	info := infos[0]
 	if info.JobID != id || info.Cause != CauseBudgetExhausted || info.Attempts != 3 || info.StatusCode != 500 ||
-		info.Channel != herald.ChannelDiscord || info.Subject != herald.JobSubject(herald.ChannelDiscord) || info.Sequence != 1 {
+		info.Channel != herald.ChannelDiscord || info.Subject != herald.JobIDSubject(herald.ChannelDiscord, id) || info.Sequence != 1 {
 		t.Errorf("dead letter info = %+v", info)
 	}
 	if !strings.HasPrefix(info.Reason, "retry budget spent after 3 attempts: ") || !strings.Contains(info.Reason, "500 Internal Server Error") {

@@ -34,8 +34,8 @@ const (
 const statusWriteTimeout = 5 * time.Second
 
 // maxDeadLetterTimeout bounds the dead-letter hand-off. It is also kept under
-// half of AckWait (see deadLetterTimeout), since the job is no longer kept
-// in progress while it is settled.
+// half of AckWait (see deadLetterTimeout): the job is kept in progress
+// meanwhile, but a hand-off that slow is failing anyway.
 const maxDeadLetterTimeout = 10 * time.Second
 
 // maxTermReason bounds the reason sent with Term (it ends up in a JetStream
@@ -132,18 +132,22 @@ func decide(err error, failures int, age time.Duration, cfg Config, r float64) d
 	}
 }
 
-// settle applies the attempt's outcome to m: ack, delayed nak or dead letter,
-// then the status record, metrics and one log line. An ack call that fails is
-// logged and otherwise ignored: JetStream redelivers after AckWait, so the job
-// is never lost. ctx is the Pool's work context; once it is cancelled
+// settle applies the attempt's outcome to m: the status record, then ack,
+// delayed nak or dead letter, metrics and one log line. A delivered job's
+// record and ack are written in the background (see below). An ack call that
+// fails is logged and otherwise ignored: JetStream redelivers after AckWait,
+// so the job is never lost. ctx is the Pool's work context; once it is cancelled
 // (shutdown after DrainTimeout) a failed attempt is left unacked, because its
 // failure is most likely the cancellation itself; it writes no status and
-// uses no attempt.
-func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err error, elapsed time.Duration) {
+// uses no attempt. stopKeepAlive ends the job's InProgress updates; it is
+// called just before the ack, nak or terminate, so that no status write or
+// dead-letter hand-off lets AckWait run out.
+func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err error, elapsed time.Duration, stopKeepAlive func()) {
 	channel := channelLabel(d)
 	if err != nil && ctx.Err() != nil {
 		p.metrics.Deliveries.WithLabelValues(channel, outcomeRetry).Inc()
 		p.metrics.Retries.WithLabelValues(channel, reasonTransient).Inc()
+		stopKeepAlive()
 		p.logOutcome(d, outcomeRetry, d.Failures, elapsed, err, slog.String("ack", "none: abandoned at shutdown, redelivered after ack wait"))
 		return
 	}
@@ -153,33 +157,60 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		age = time.Since(d.BudgetStart)
 	}
 	dec := decide(err, d.Failures, age, p.cfg, p.jitter())
-	if dec.action == actTerm {
-		p.reject(ctx, m, d, dec, err, elapsed)
-		return
-	}
-
-	var lastErr string
-	if err != nil {
-		lastErr = err.Error()
-	}
-	var ackErr error
-	if dec.action == actAck {
-		ackErr = m.Ack()
-		p.putStatus(d, dec.state, dec.failures, lastErr)
-	} else {
-		// The record first: the redelivery reads its failure count back, and
-		// may arrive as soon as the delay is over.
-		p.putStatus(d, dec.state, dec.failures, lastErr)
-		ackErr = m.NakWithDelay(dec.delay)
-	}
-	p.metrics.Deliveries.WithLabelValues(channel, dec.outcome).Inc()
-	extra := []slog.Attr{}
 	switch dec.action {
+	case actTerm:
+		p.reject(ctx, m, d, dec, err, elapsed, stopKeepAlive)
+		return
 	case actAck:
 		if !d.Job.CreatedAt.IsZero() {
 			p.metrics.DeliveryLatency.WithLabelValues(channel).Observe(time.Since(d.Job.CreatedAt).Seconds())
 		}
-	case actNak:
+		// The job is delivered; what is left is the status record and then
+		// the ack, two writes whose round trips the worker need not wait
+		// for: it takes its next job while a settler finishes this one.
+		// There are 2*Workers settlers; when all are busy the worker waits,
+		// so a slow status store slows delivery down instead of piling up
+		// work. Run waits for them.
+		p.delivered <- settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive}
+		return
+	}
+	p.record(m, d, dec, err, elapsed, stopKeepAlive)
+}
+
+// settlement is a delivered job on its way to a settler.
+type settlement struct {
+	m             jetstream.Msg
+	d             *Delivery
+	dec           decision
+	err           error
+	elapsed       time.Duration
+	stopKeepAlive func()
+}
+
+// record writes the status record of an attempt that is acked or put back
+// (dec.action actAck or actNak), then acks or naks m, counts and logs.
+func (p *Pool) record(m jetstream.Msg, d *Delivery, dec decision, err error, elapsed time.Duration, stopKeepAlive func()) {
+	channel := channelLabel(d)
+	var lastErr string
+	if err != nil {
+		lastErr = err.Error()
+	}
+	// The record first. Before an ack: the ingest writes no "queued" record,
+	// and a status lookup answers "queued" only while the job is in the
+	// stream, so the job must have its record before it leaves. Before a nak:
+	// the redelivery reads its failure count back, and may arrive as soon as
+	// the delay is over.
+	p.putStatus(d, dec.state, dec.failures, lastErr)
+	stopKeepAlive()
+	var ackErr error
+	if dec.action == actAck {
+		ackErr = m.Ack()
+	} else {
+		ackErr = m.NakWithDelay(dec.delay)
+	}
+	p.metrics.Deliveries.WithLabelValues(channel, dec.outcome).Inc()
+	extra := []slog.Attr{}
+	if dec.action == actNak {
 		p.metrics.Retries.WithLabelValues(channel, dec.reason).Inc()
 		if dec.reason == reasonRetryAfter {
 			// Only a destination's own 429; Herald's pacing and breakers
@@ -211,10 +242,14 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 // budget is spent is dead-lettered again at its next failure): it is never
 // lost. Without Deps.DeadLetters the job is terminated at once and recorded
 // as failed.
-func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec decision, cause error, elapsed time.Duration) {
+func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec decision, cause error, elapsed time.Duration, stopKeepAlive func()) {
 	channel := channelLabel(d)
 	extra := []slog.Attr{slog.String("cause", dec.reason)}
 	if p.deadLetters == nil {
+		// The record before the terminate, which takes the job out of the
+		// stream (see settle).
+		p.putStatus(d, herald.StateFailed, dec.failures, dec.why)
+		stopKeepAlive()
 		if err := m.TermWithReason(termReason(dec.why)); err != nil {
 			// Not lost: JetStream redelivers it after AckWait, and it is
 			// rejected again.
@@ -222,7 +257,6 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 		}
 		p.metrics.Deliveries.WithLabelValues(channel, outcomeFailed).Inc()
 		p.logOutcome(d, outcomeFailed, dec.failures, elapsed, cause, extra...)
-		p.putStatus(d, herald.StateFailed, dec.failures, dec.why)
 		return
 	}
 
@@ -246,6 +280,7 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 		// The record first, as in settle.
 		p.putStatus(d, herald.StateDelivering, dec.failures, "dead letter not stored, will retry: "+dec.why)
 		delay := backoffDelay(dec.failures, p.cfg.MinBackoff, p.cfg.MaxBackoff, p.jitter())
+		stopKeepAlive()
 		if err := m.NakWithDelay(delay); err != nil {
 			extra = append(extra, slog.String("ack_error", err.Error()))
 		}
@@ -258,6 +293,10 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 		p.logOutcomeAt(slog.LevelError, d, outcomeRetry, dec.failures, elapsed, cause, extra...)
 		return
 	}
+	// The record before the terminate, which takes the job out of the
+	// stream (see settle).
+	p.putStatus(d, herald.StateDead, dec.failures, dec.why)
+	stopKeepAlive()
 	if err := m.TermWithReason(termReason(dec.why)); err != nil {
 		// Redelivered after AckWait and dead-lettered again: a duplicate
 		// dead letter (same sequence), never a loss.
@@ -267,7 +306,6 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 	p.metrics.Deliveries.WithLabelValues(channel, outcomeDead).Inc()
 	extra = append(extra, slog.String("reason", dec.why))
 	p.logOutcome(d, outcomeDead, dec.failures, elapsed, cause, extra...)
-	p.putStatus(d, herald.StateDead, dec.failures, dec.why)
 }
 
 // deadLetterTimeout bounds one dead-letter hand-off: under half of AckWait,
@@ -309,6 +347,12 @@ func (p *Pool) logOutcome(d *Delivery, outcome string, failures int, elapsed tim
 
 // logOutcomeAt is logOutcome at a given level.
 func (p *Pool) logOutcomeAt(level slog.Level, d *Delivery, outcome string, failures int, elapsed time.Duration, err error, extra ...slog.Attr) {
+	// Called for every job: when the level is off (pacing holds at debug,
+	// deliveries when log.level is warn), building the line would be most
+	// of the cost.
+	if !p.log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := make([]slog.Attr, 0, 9+len(extra))
 	attrs = append(attrs,
 		slog.String("job_id", d.Job.ID),

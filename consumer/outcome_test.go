@@ -210,6 +210,8 @@ func TestChannelLabel(t *testing.T) {
 	}{
 		{Delivery{Job: herald.Job{Channel: herald.ChannelTelegram}, Subject: "herald.jobs.discord"}, "telegram"},
 		{Delivery{Subject: "herald.jobs.discord"}, "discord"},
+		{Delivery{Subject: "herald.jobs.telegram.01hzy3k9"}, "telegram"},
+		{Delivery{Subject: "herald.jobs.pigeon.01hzy3k9"}, "unknown"},
 		{Delivery{Subject: "herald.jobs.pigeon"}, "unknown"},
 		{Delivery{Job: herald.Job{Channel: "sms"}}, "unknown"},
 	}

@@ -4,13 +4,15 @@
 // Sender, and decides from the outcome whether JetStream acks, redelivers
 // later, or dead-letters each one.
 //
-// Delivery is at least once. A job is acked only after its send succeeded,
-// with a plain (fire-and-forget) Ack for throughput: if the ack is lost, or
-// the process dies between send and ack (kill -9), JetStream redelivers the
-// job after AckWait and the destination sees it twice; long sends are kept
-// alive with InProgress meanwhile. Nothing is dropped silently: a job leaves
-// the stream only when acked or, when it will never be delivered, once
-// Deps.DeadLetters has stored it (then it is terminated).
+// Delivery is at least once. A job is acked only after its send succeeded
+// and its status record was written; a background settler does both writes
+// while the worker moves on to its next job. The Ack is plain
+// (fire-and-forget) for throughput: if it is lost, or the process dies
+// between send and ack (kill -9), JetStream redelivers the job after AckWait
+// and the destination sees it twice; until the ack the job is kept alive
+// with InProgress. Nothing is dropped silently: a job leaves the stream only
+// when acked or, when it will never be delivered, once Deps.DeadLetters has
+// stored it (then it is terminated).
 //
 // Retries. A destination's "later" (a *herald.RetryAfterError: 429, Herald's
 // own pacing, an open breaker) waits exactly as long as asked, with
@@ -53,6 +55,12 @@ import (
 // shorter than waiting out AckWait.
 const releaseDelay = time.Second
 
+// settlersPerWorker sizes the goroutines that finish delivered jobs in the
+// background (see Pool.settle): a status write's round trip may take longer
+// than the send before it, so each worker gets two, and a slow status store
+// still holds the workers back.
+const settlersPerWorker = 2
+
 // consumerLookupTimeout bounds the check that the durable consumer still
 // exists after a consume error.
 const consumerLookupTimeout = 5 * time.Second
@@ -65,6 +73,10 @@ type Deps struct {
 	JS jetstream.JetStream
 	// Keys opens job credentials (required).
 	Keys *crypto.Keyring
+	// Credentials opens the vault credentials jobs name by CredentialID;
+	// nil makes such jobs wait (retried with backoff) until a worker with a
+	// vault takes them.
+	Credentials CredentialResolver
 	// Senders deliver, one per channel (at least one required). A job for a
 	// channel without a Sender is retried with backoff, so a worker started
 	// without Telegram configured delays Telegram jobs instead of failing them.
@@ -99,12 +111,16 @@ type Pool struct {
 	status  StatusStore
 	// deadLetters is nil when jobs are dropped instead (see Deps).
 	deadLetters DeadLetterer
+	credentials CredentialResolver // nil: no vault (see Deps)
 	log         *slog.Logger
 	metrics     *metrics.Metrics
 	handler     Handler
 	// jitter returns a uniform random number in [0, 1) for backoff spread.
 	jitter func() float64
 	ran    atomic.Bool
+	// delivered hands delivered jobs to the settlers, which write their
+	// status record and ack them (see settle). Run makes it.
+	delivered chan settlement
 }
 
 // New validates cfg and deps and builds a Pool. It does not touch NATS: Run
@@ -140,6 +156,7 @@ func New(cfg Config, deps Deps) (*Pool, error) {
 		cfg:         cfg,
 		js:          deps.JS,
 		keys:        deps.Keys,
+		credentials: deps.Credentials,
 		senders:     maps.Clone(deps.Senders),
 		status:      deps.Status,
 		deadLetters: deps.DeadLetters,
@@ -256,15 +273,29 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 	}
 	cc, err := cons.Consume(onMessage,
-		// Fetch about as many jobs as there are workers: enough to keep them
-		// busy, few enough that prefetched jobs do not sit out their AckWait.
-		jetstream.PullMaxMessages(p.cfg.Workers),
+		// Fetch twice as many jobs as there are workers: the client pulls
+		// again once half of a batch is handed out, so workers do not wait
+		// for the next batch's round trip; few enough that prefetched jobs do
+		// not sit out their AckWait (keep MaxAckPending above it).
+		jetstream.PullMaxMessages(2*p.cfg.Workers),
 		jetstream.ConsumeErrHandler(onError),
 	)
 	if err != nil {
 		return fmt.Errorf("consumer: consume %s: %w", p.cfg.Durable, err)
 	}
 
+	// The settlers: long-lived, so their stacks are grown once, not per job.
+	p.delivered = make(chan settlement)
+	var settlers sync.WaitGroup
+	for range settlersPerWorker * p.cfg.Workers {
+		settlers.Add(1)
+		go func() {
+			defer settlers.Done()
+			for s := range p.delivered {
+				p.record(s.m, s.d, s.dec, s.err, s.elapsed, s.stopKeepAlive)
+			}
+		}()
+	}
 	for range p.cfg.Workers {
 		workers.Add(1)
 		go func() {
@@ -311,6 +342,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		workers.Wait()
+		// Then the delivered jobs still being recorded and acked.
+		close(p.delivered)
+		settlers.Wait()
 		close(done)
 	}()
 	select {

@@ -510,7 +510,7 @@ func TestPoolMiddlewaresSeeOpenedNotification(t *testing.T) {
 				mu.Lock()
 				order = append(order, name)
 				ok := d.Notification.Target.WebhookURL != "" && d.Notification.JobID == d.Job.ID && d.Attempt == 1 &&
-					d.Sequence == 1 && d.Subject == herald.JobSubject(herald.ChannelDiscord)
+					d.Sequence == 1 && d.Subject == herald.JobIDSubject(herald.ChannelDiscord, d.Job.ID)
 				mu.Unlock()
 				if !ok {
 					return herald.Permanent(errors.New("delivery not filled in"))

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +25,10 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
 
-	// Keep the job ours for as long as it runs, so a slow send is not
-	// redelivered to another worker meanwhile.
+	// Keep the job ours until it is acked (or put back), so a slow send or
+	// status write is not redelivered to another worker meanwhile; settle
+	// stops it just before.
 	stop := keepAlive(m, p.cfg.AckWait/3, p.log)
-	defer stop()
 
 	d := &Delivery{Subject: m.Subject()}
 	meta, err := m.Metadata()
@@ -40,6 +39,7 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 			slog.String("subject", d.Subject),
 			slog.String("outcome", outcomeFailed),
 			slog.String("error", fmt.Sprintf("consumer: message metadata: %s", err.Error())))
+		stop()
 		return
 	}
 	d.Attempt = int(meta.NumDelivered)
@@ -49,8 +49,8 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	d.Job = job
 	headers := m.Headers()
 	d.Job.ID = jobID(job.ID, headers.Get(jetstream.MsgIDHeader), d.Sequence)
-	start, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
-	d.BudgetStart = start.UTC()
+	budget, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
+	d.BudgetStart = budget.UTC()
 	d.Failures = p.failures(d, fromHeader)
 	if decodeErr != nil {
 		// It can never succeed. The error names the field, never the body.
@@ -60,8 +60,7 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	}
 	// Plaintext credentials live no longer than the attempt.
 	d.Notification = herald.Notification{}
-	stop()
-	p.settle(ctx, m, d, err, time.Since(start))
+	p.settle(ctx, m, d, err, time.Since(start), stop)
 }
 
 // jobID returns the id of a job: its own when valid, else the message's
@@ -82,10 +81,18 @@ func jobID(own, msgID string, seq uint64) string {
 // d.Notification before anything below it runs. A credential that does not
 // open can never succeed (wrong key, corrupted), so its error is permanent,
 // dead-letter cause "credentials"; crypto's error texts never include the
-// input.
+// input. A job naming a vault credential (CredentialID) has it resolved
+// through Deps.Credentials instead (see resolveCredential).
 func (p *Pool) openCredentials(next Handler) Handler {
 	return func(ctx context.Context, d *Delivery) error {
 		n := herald.Notification{JobID: d.Job.ID, Channel: d.Job.Channel, Message: d.Job.Message}
+		if d.Job.CredentialID != "" {
+			d.Notification = n
+			if err := p.resolveCredential(ctx, d); err != nil {
+				return err
+			}
+			return next(ctx, d)
+		}
 		c := d.Job.Credentials
 		var err error
 		switch d.Job.Channel {
@@ -166,7 +173,7 @@ func channelLabel(d *Delivery) string {
 	if d.Job.Channel.Valid() {
 		return string(d.Job.Channel)
 	}
-	if c := herald.Channel(strings.TrimPrefix(d.Subject, herald.JobSubjectPrefix)); c.Valid() {
+	if c := herald.SubjectChannel(d.Subject); c.Valid() {
 		return string(c)
 	}
 	return "unknown"

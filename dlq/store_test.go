@@ -72,7 +72,7 @@ func TestListFilters(t *testing.T) {
 	}
 	b := ls[0]
 	if b.Seq != 2 || b.Channel != herald.ChannelTelegram || b.Cause != "budget_exhausted" || b.StatusCode != 500 ||
-		b.Attempts != 10 || b.OriginalSubject != "herald.jobs.telegram" || b.OriginalSeq != 2 || b.DeadAt.IsZero() ||
+		b.Attempts != 10 || b.OriginalSubject != herald.JobIDSubject(herald.ChannelTelegram, "b") || b.OriginalSeq != 2 || b.DeadAt.IsZero() ||
 		b.FirstAttempt.IsZero() || !b.LastAttempt.After(b.FirstAttempt) || !b.Decoded() || b.Job.ID != "b" ||
 		b.Job.Message.Title != "Build failed" || len(b.Raw) == 0 {
 		t.Errorf("letter b = %+v", b)

@@ -86,7 +86,7 @@ func TestWriterHeadersAndBodyUnchanged(t *testing.T) {
 		HeaderAttempts:         "10",
 		HeaderFirstAttempt:     "2026-03-01T10:00:00.123456789Z",
 		HeaderLastAttempt:      "2026-03-01T11:30:00.123456789Z",
-		HeaderOriginalSubject:  "herald.jobs.discord",
+		HeaderOriginalSubject:  herald.JobIDSubject(herald.ChannelDiscord, "job-1"),
 		HeaderJobID:            "job-1",
 		HeaderOriginalSequence: seq,
 		HeaderOriginalMsgID:    "job-1",

@@ -26,7 +26,10 @@ const maxIdempotencyKeyLen = 200
 type NotificationRequest struct {
 	Channel     herald.Channel     `json:"channel"`
 	Credentials herald.Credentials `json:"credentials"`
-	Message     herald.Message     `json:"message"`
+	// CredentialID names a credential stored in the vault instead of
+	// Credentials (one or the other).
+	CredentialID string         `json:"credential_id"`
+	Message      herald.Message `json:"message"`
 }
 
 // Accepted is the 202 answer of POST /v1/notifications.
@@ -88,7 +91,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		Credentials: req.Credentials,
 		Message:     req.Message,
 	}
-	if err := s.checkJob(job); err != nil {
+	job.CredentialID = req.CredentialID
+	if err := s.checkAPIJob(ctx, job); err != nil {
 		s.apiFail(w, r, routeCreate, err)
 		return
 	}
@@ -98,9 +102,6 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.accepted(ctx, job, res.Duplicate)
-	if !res.Duplicate {
-		s.markQueued(ctx, job)
-	}
 	w.Header().Set("Location", "/v1/notifications/"+url.PathEscape(res.ID))
 	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Status: herald.StateQueued, Duplicate: res.Duplicate})
 }
@@ -171,7 +172,8 @@ func (s *Server) checkJob(job *herald.Job) error {
 }
 
 // handleGetStatus serves GET /v1/notifications/{id}: the job's status record,
-// or 404 when there is none (also for an id that cannot be a job id).
+// "queued" for a stored job no worker has recorded yet, or 404 when the job is
+// unknown (also for an id that cannot be a job id).
 func (s *Server) handleGetStatus(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authAPI(r); !ok {
 		s.apiFail(w, r, routeGetStatus, reject(errUnauthorized, "missing or wrong API secret"))
@@ -182,9 +184,9 @@ func (s *Server) handleGetStatus(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, r, routeGetStatus, errNotFound)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queuedTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
 	defer cancel()
-	st, err := s.status.Get(ctx, id)
+	st, err := s.status.Lookup(ctx, id)
 	if err != nil {
 		if !isNotFound(err) {
 			err = fmt.Errorf("%w: %w", errUnavailable, err)

@@ -67,3 +67,14 @@ func (s *Server) authAPI(r *http.Request) (*secret, bool) {
 	}
 	return s.match(strings.TrimSpace(token))
 }
+
+// ClientID returns the id of the valid API secret r carries (X-API-Secret,
+// or "Authorization: Bearer <secret>"): a digest that names the client in
+// rate limits without being, or revealing, the secret.
+func (s *Server) ClientID(r *http.Request) (string, bool) {
+	sec, ok := s.authAPI(r)
+	if !ok {
+		return "", false
+	}
+	return sec.scope, true
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/publisher"
@@ -29,6 +30,19 @@ var (
 	errTargetRejected        = errors.New("destination not allowed")
 	errNotFound              = errors.New("no such notification")
 	errUnavailable           = errors.New("temporarily unavailable")
+
+	// The credential vault's (see credentials.go, secrets.go).
+	errCredentialNotFound   = errors.New("no such credential")
+	errUnknownCredential    = errors.New("unknown credential")
+	errCredentialUnverified = errors.New("credential not verified")
+	errCredentialMismatch   = errors.New("credential of another channel")
+	errWrongCode            = errors.New("wrong verification code")
+	errCodeExpired          = errors.New("verification code expired")
+	errTooManyCodes         = errors.New("too many wrong verification codes")
+	errAlreadyVerified      = errors.New("credential already verified")
+	errNoCode               = errors.New("no verification code sent")
+	errSecretNotFound       = errors.New("no such secret")
+	errInvalidSecret        = errors.New("invalid secret")
 )
 
 // errorRow says how one kind of failure is answered.
@@ -65,6 +79,18 @@ var errorTable = []errorRow{
 	{kind: herald.ErrInvalidJob, status: http.StatusUnprocessableEntity, code: "invalid_job", business: true},
 	{kind: errNotFound, status: http.StatusNotFound, code: "not_found", message: "no such notification"},
 	{kind: status.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "no such notification"},
+	{kind: errCredentialNotFound, status: http.StatusNotFound, code: "not_found", message: "no such credential"},
+	{kind: errSecretNotFound, status: http.StatusNotFound, code: "not_found",
+		message: "no such secret: it was read already, it expired, or it never existed"},
+	{kind: errUnknownCredential, status: http.StatusUnprocessableEntity, code: "unknown_credential"},
+	{kind: errCredentialUnverified, status: http.StatusUnprocessableEntity, code: "credential_unverified"},
+	{kind: errCredentialMismatch, status: http.StatusUnprocessableEntity, code: "credential_mismatch"},
+	{kind: errWrongCode, status: http.StatusUnprocessableEntity, code: "wrong_code"},
+	{kind: errCodeExpired, status: http.StatusUnprocessableEntity, code: "code_expired"},
+	{kind: errTooManyCodes, status: http.StatusGone, code: "too_many_attempts"},
+	{kind: errAlreadyVerified, status: http.StatusConflict, code: "already_verified"},
+	{kind: errNoCode, status: http.StatusConflict, code: "no_code"},
+	{kind: errInvalidSecret, status: http.StatusUnprocessableEntity, code: "invalid_secret"},
 	{kind: publisher.ErrNotStored, status: http.StatusServiceUnavailable, code: "not_stored",
 		message: "the notification could not be stored; nothing was queued, retry later"},
 	{kind: errUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "temporarily unavailable; retry later"},
@@ -117,24 +143,55 @@ type apiErrorBody struct {
 // writeJSON answers code with v as compact JSON, without a trailing newline
 // and without HTML escaping, as serde_json writes it.
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	e := jsonEncoders.Get().(*jsonEncoder)
+	defer e.put()
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
 		// Only our own response types are written; they always marshal.
 		writePlain(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(code)
-	_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	_, _ = w.Write(bytes.TrimSuffix(e.buf.Bytes(), []byte("\n")))
+}
+
+// Header values every answer sets, shared (never modified) so that setting
+// them allocates nothing.
+var (
+	jsonContentType  = []string{"application/json"}
+	plainContentType = []string{"text/plain; charset=utf-8"}
+	noSniff          = []string{"nosniff"}
+)
+
+// jsonEncoder is a reusable JSON encoder writing into its own buffer, without
+// HTML escaping (answers are JSON documents, not HTML).
+type jsonEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonEncoders = sync.Pool{New: func() any {
+	e := &jsonEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+// put returns e to the pool unless an unusually large answer grew its buffer.
+func (e *jsonEncoder) put() {
+	if e.buf.Cap() <= 64<<10 {
+		jsonEncoders.Put(e)
+	}
 }
 
 // writePlain answers status with a plain-text body, as axum's rejections do.
 func writePlain(w http.ResponseWriter, code int, text string) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["Content-Type"] = plainContentType
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(text))
 }

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -52,46 +51,5 @@ func FuzzStreakyDecode(f *testing.F) {
 			t.Fatalf("status %d for a body that decodes", rec.Code)
 		}
 		assertNoSecrets(t, "response", rec.Body.String())
-	})
-}
-
-// BenchmarkStreakyHandler measures the whole /send-notification path with
-// StreakyWait 0: auth, decode, open and check the credential, publish to a
-// real embedded JetStream and wait for its acknowledgement, write the queued
-// status record.
-func BenchmarkStreakyHandler(b *testing.B) {
-	e := newTestEnv(b)
-	body := e.discordBody()
-	serve := func() error {
-		req := httptest.NewRequest("POST", "/send-notification", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Secret", testAPISecret)
-		rec := httptest.NewRecorder()
-		e.h.ServeHTTP(rec, req)
-		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"success":true`) {
-			return fmt.Errorf("status %d: %s", rec.Code, rec.Body)
-		}
-		return nil
-	}
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := serve(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := serve(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	})
 }

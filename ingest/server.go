@@ -9,11 +9,15 @@
 //	POST /send-notification        the Streaky proxy contract, unchanged
 //	POST /v1/notifications         Herald's own API (JSON errors, idempotency)
 //	GET  /v1/notifications/{id}    a job's status record
+//	POST /v1/credentials …         the credential vault (credentials.go)
+//	POST /v1/secrets …             read-once secrets (secrets.go)
 //	GET  /health, /readyz, /metrics, /
 //
 // Credentials arrive sealed and stay sealed: the ingest opens them only to
 // check them, drops the plaintext at once and stores the original sealed
-// strings. No response, log line or metric label carries a secret.
+// strings. POST /v1/credentials alone takes a destination in plaintext, and
+// hands it straight to the vault, which seals it. No response, log line or
+// metric label carries a secret.
 package ingest
 
 import (
@@ -43,10 +47,12 @@ type Publisher interface {
 	Publish(ctx context.Context, job *herald.Job, opts ...publisher.Option) (publisher.Result, error)
 }
 
-// StatusStore keeps job status records; *status.Store implements it.
+// StatusStore reads job status; *status.Store implements it. The ingest
+// writes no status itself: Lookup must answer herald.StateQueued for a job
+// that is stored but has no record yet (see status.Store.Lookup and
+// status.WithJobs), and status.ErrNotFound for an unknown job.
 type StatusStore interface {
-	Queued(ctx context.Context, rec herald.Status) error
-	Get(ctx context.Context, id string) (herald.Status, error)
+	Lookup(ctx context.Context, id string) (herald.Status, error)
 	Watch(id string) (*status.Watch, error)
 }
 
@@ -85,6 +91,9 @@ type Deps struct {
 	// Logger receives one Debug line per accepted job and one Info line per
 	// refused request; nil discards.
 	Logger *slog.Logger
+	// Vault, when set, serves /v1/credentials and /v1/secrets and lets jobs
+	// name a stored credential (credential_id); nil refuses such jobs.
+	Vault Vault
 }
 
 // Server serves the ingest routes. It is safe for concurrent use.
@@ -98,6 +107,7 @@ type Server struct {
 	metrics  *metrics.Metrics
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
+	vault    Vault
 	secrets  []secret
 	now      func() time.Time
 	handler  http.Handler
@@ -120,8 +130,8 @@ const (
 const (
 	// publishTimeout bounds the wait for JetStream's acknowledgement.
 	publishTimeout = 5 * time.Second
-	// queuedTimeout bounds writing the "queued" status record.
-	queuedTimeout = 2 * time.Second
+	// statusTimeout bounds a status lookup.
+	statusTimeout = 2 * time.Second
 	// readyTimeout bounds Deps.Ready.
 	readyTimeout = 2 * time.Second
 )
@@ -154,6 +164,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		metrics:  deps.Metrics,
 		gatherer: deps.Gatherer,
 		log:      deps.Logger,
+		vault:    deps.Vault,
 		secrets:  newSecrets(cfg.APISecrets),
 		now:      time.Now,
 	}
@@ -186,6 +197,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc(routeStreaky, s.handleStreaky)
 	mux.HandleFunc(routeCreate, s.handleCreate)
 	mux.HandleFunc(routeGetStatus, s.handleGetStatus)
+	s.vaultRoutes(mux)
 	mux.HandleFunc(routeRoot, s.handleRoot)
 	mux.HandleFunc(routeHealth, s.handleHealth)
 	mux.HandleFunc(routeReady, s.handleReady)
@@ -282,22 +294,9 @@ func (s *Server) rejected(ctx context.Context, route string, row errorRow, statu
 // accepted counts and logs a stored job.
 func (s *Server) accepted(ctx context.Context, job *herald.Job, duplicate bool) {
 	s.metrics.JobsAccepted.WithLabelValues(string(job.Channel), job.Source).Inc()
-	s.log.DebugContext(ctx, "job accepted", "id", job.ID, "channel", string(job.Channel), "source", job.Source, "duplicate", duplicate)
-}
-
-// markQueued writes the job's first status record. A failure is only logged:
-// the job is stored, and the worker writes later states anyway.
-func (s *Server) markQueued(ctx context.Context, job *herald.Job) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queuedTimeout)
-	defer cancel()
-	err := s.status.Queued(ctx, herald.Status{
-		ID:        job.ID,
-		Channel:   job.Channel,
-		State:     herald.StateQueued,
-		CreatedAt: job.CreatedAt,
-	})
-	if err != nil {
-		s.log.WarnContext(ctx, "could not record queued status", "id", job.ID, "err", err.Error())
+	if s.log.Enabled(ctx, slog.LevelDebug) { // spare building the line
+		s.log.LogAttrs(ctx, slog.LevelDebug, "job accepted", slog.String("id", job.ID), slog.String("channel", string(job.Channel)),
+			slog.String("source", job.Source), slog.Bool("duplicate", duplicate))
 	}
 }
 

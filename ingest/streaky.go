@@ -98,7 +98,6 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.accepted(ctx, job, false)
-	s.markQueued(ctx, job)
 
 	queued := streakyReply{Success: true, Queued: true, ID: job.ID}
 	if watch == nil {

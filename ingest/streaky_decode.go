@@ -108,31 +108,34 @@ func shapeError(format string, args ...any) error {
 // be valid JSON) whose names are in known. what names the expected type in
 // errors; path prefixes field names.
 func objectFields(data []byte, path, what string, known ...string) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, reject(errMalformedJSON, syntaxPrefix+"malformed JSON")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	data = bytes.TrimLeft(data, " \t\r\n")
+	if len(data) == 0 || data[0] != '{' {
+		if rawKind(data) == "number" {
+			if _, err := strconv.ParseFloat(string(bytes.TrimRight(data, " \t\r\n")), 64); err != nil {
+				// Out of float64's range: refused as malformed, as it always was.
+				return nil, reject(errMalformedJSON, syntaxPrefix+"malformed JSON")
+			}
+		}
 		at := ""
 		if path != "" {
 			at = path[:len(path)-1] + ": "
 		}
-		return nil, shapeError("%sinvalid type: %s, expected %s", at, tokenKind(tok), what)
+		return nil, shapeError("%sinvalid type: %s, expected %s", at, rawKind(data), what)
 	}
 	fields := make(map[string]json.RawMessage, len(known))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, reject(errMalformedJSON, syntaxPrefix+"malformed JSON")
+	for it := newObjectIter(data); ; {
+		quoted, v, escaped, ok := it.next()
+		if !ok {
+			break
 		}
-		name, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, reject(errMalformedJSON, syntaxPrefix+"malformed JSON")
+		var unescaped string
+		if escaped {
+			// Rare: apply the escapes, as serde does.
+			_ = json.Unmarshal(quoted, &unescaped)
 		}
 		for _, k := range known {
-			if name == k {
+			// string(quoted[...]) in a comparison does not allocate.
+			if escaped && unescaped == k || !escaped && string(quoted[1:len(quoted)-1]) == k {
 				if _, dup := fields[k]; dup {
 					return nil, shapeError("duplicate field `%s%s`", path, k)
 				}
@@ -142,26 +145,6 @@ func objectFields(data []byte, path, what string, known ...string) (map[string]j
 		}
 	}
 	return fields, nil
-}
-
-// tokenKind names a JSON token's type as serde's errors do.
-func tokenKind(tok json.Token) string {
-	switch t := tok.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case float64, json.Number:
-		return "number"
-	case string:
-		return "string"
-	case json.Delim:
-		if t == '[' {
-			return "sequence"
-		}
-		return "map"
-	}
-	return "value"
 }
 
 func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
@@ -214,8 +197,8 @@ func decodeString(raw json.RawMessage, field string) (string, error) {
 	if rawKind(raw) != "string" {
 		return "", shapeError("%s: invalid type: %s, expected a string", field, rawKind(raw))
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := unquote(raw)
+	if err != nil {
 		return "", shapeError("%s: invalid string", field)
 	}
 	return s, nil

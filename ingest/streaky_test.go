@@ -367,7 +367,7 @@ func TestStreakyStoresJob(t *testing.T) {
 		if got := raw.Header.Get("Nats-Msg-Id"); got != job.ID {
 			t.Fatalf("Nats-Msg-Id = %q, want the job id %q", got, job.ID)
 		}
-		if raw.Subject != herald.JobSubject(herald.ChannelDiscord) {
+		if raw.Subject != herald.JobIDSubject(herald.ChannelDiscord, job.ID) {
 			t.Fatalf("subject %s", raw.Subject)
 		}
 		if job.Version != herald.JobVersion || job.Source != "streaky" || job.Channel != herald.ChannelDiscord {
@@ -399,8 +399,8 @@ func TestStreakyStoresJob(t *testing.T) {
 		if job.CreatedAt.IsZero() || m.URL != "" {
 			t.Fatalf("created_at %v url %q", job.CreatedAt, m.URL)
 		}
-		// The queued status record is written.
-		st, err := e.status.Get(context.Background(), job.ID)
+		// Its status reads queued.
+		st, err := e.status.Lookup(context.Background(), job.ID)
 		if err != nil || st.State != herald.StateQueued || st.Channel != herald.ChannelDiscord {
 			t.Fatalf("status = %+v, %v", st, err)
 		}
@@ -498,7 +498,7 @@ func TestStreakyWait(t *testing.T) {
 		}
 		job, _ := e.lastJob(herald.ChannelDiscord)
 		waitFor(t, "queued status", func() bool {
-			st, err := e.status.Get(context.Background(), job.ID)
+			st, err := e.status.Lookup(context.Background(), job.ID)
 			return err == nil && st.State == herald.StateQueued
 		})
 	})

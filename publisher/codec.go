@@ -10,11 +10,13 @@ import (
 	"github.com/heraldrelay/herald"
 )
 
-// encoder is a reusable JSON encoder writing into its own buffer. Pooling the
-// pair keeps Publish at the allocations encoding/json itself makes. The
-// encoding stays encoding/json's, driven by herald.Job's struct tags, so a
-// field added to the root package is carried without a change here.
+// encoder is a reusable JSON encoder writing into its own buffers. Pooling it
+// keeps Publish from allocating for the encoding. The encoding is
+// encoding/json's, driven by herald.Job's struct tags: appendJob writes it out
+// by hand (tests hold it to encoding/json's output), and encoding/json itself
+// takes over for what appendJob leaves to it.
 type encoder struct {
+	raw []byte // appendJob's output
 	buf bytes.Buffer
 	enc *json.Encoder
 }
@@ -33,7 +35,7 @@ const maxPooledBuffer = 64 << 10
 func getEncoder() *encoder { return encoderPool.Get().(*encoder) }
 
 func putEncoder(e *encoder) {
-	if e.buf.Cap() > maxPooledBuffer {
+	if e.buf.Cap() > maxPooledBuffer || cap(e.raw) > maxPooledBuffer {
 		return
 	}
 	encoderPool.Put(e)
@@ -41,6 +43,15 @@ func putEncoder(e *encoder) {
 
 // encode returns job's JSON encoding, valid until the next use of e.
 func (e *encoder) encode(job *herald.Job) ([]byte, error) {
+	if raw, ok := appendJob(e.raw[:0], job); ok {
+		e.raw = raw
+		return raw, nil
+	}
+	return e.encodeJSON(job)
+}
+
+// encodeJSON is encode with encoding/json.
+func (e *encoder) encodeJSON(job *herald.Job) ([]byte, error) {
 	e.buf.Reset()
 	if err := e.enc.Encode(job); err != nil {
 		return nil, err
@@ -70,6 +81,22 @@ func Encode(job *herald.Job) ([]byte, error) {
 // they are backwards-compatible additions of the same version. The error text
 // never contains credential material.
 func Decode(data []byte) (herald.Job, error) {
+	job, ok := parseJob(data)
+	if !ok {
+		var err error
+		if job, err = decodeJSON(data); err != nil {
+			return herald.Job{}, err
+		}
+	}
+	if err := job.Validate(); err != nil {
+		return herald.Job{}, fmt.Errorf("publisher: decode job: %w", err)
+	}
+	return job, nil
+}
+
+// decodeJSON is Decode's encoding/json path, for what parseJob leaves to it:
+// it decodes without validating, and says what is wrong with data.
+func decodeJSON(data []byte) (herald.Job, error) {
 	var job herald.Job
 	if err := json.Unmarshal(data, &job); err != nil {
 		// A job of another version may not even parse as this one: report the
@@ -81,9 +108,6 @@ func Decode(data []byte) (herald.Job, error) {
 			return herald.Job{}, fmt.Errorf("publisher: decode job: %w: unsupported version %d (this build reads v%d)", herald.ErrInvalidJob, *v.Version, herald.JobVersion)
 		}
 		return herald.Job{}, fmt.Errorf("publisher: decode job: %w: %s", herald.ErrInvalidJob, describeJSONError(err))
-	}
-	if err := job.Validate(); err != nil {
-		return herald.Job{}, fmt.Errorf("publisher: decode job: %w", err)
 	}
 	return job, nil
 }

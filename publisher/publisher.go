@@ -3,8 +3,10 @@
 // without going through HTTP.
 //
 // A job is JSON (see herald.Job, Version herald.JobVersion) published to
-// herald.JobSubject(job.Channel) with a Nats-Msg-Id header, so a retried
-// publish inside the stream's duplicate window stores the job once. Its
+// herald.JobIDSubject(job.Channel, job.ID) with a Nats-Msg-Id header, so a
+// retried publish inside the stream's duplicate window stores the job once.
+// The subject per job lets Herald's status lookup answer "queued" for a job
+// still in the stream without a status write of its own. Its
 // credentials must be sealed with the same keyring Herald's consumers open
 // them with:
 //
@@ -109,8 +111,8 @@ const maxMsgIDLen = 256
 // zero. It then validates the job; a validation error (or an invalid
 // WithMsgID) wraps herald.ErrInvalidJob and is returned before anything is
 // sent. The job is encoded as JSON and published to
-// herald.JobSubject(job.Channel) with header Nats-Msg-Id (the job id, or the
-// WithMsgID value).
+// herald.JobIDSubject(job.Channel, job.ID) with header Nats-Msg-Id (the job
+// id, or the WithMsgID value).
 //
 // Any failure to obtain an acknowledgement wraps ErrNotStored (and the cause,
 // for example context.DeadlineExceeded): the job is then not stored, or at
@@ -152,7 +154,7 @@ func (p *Publisher) Publish(ctx context.Context, job *herald.Job, opts ...Option
 		return Result{}, fmt.Errorf("publisher: encode job %s: %w", job.ID, err)
 	}
 	msg := &nats.Msg{
-		Subject: herald.JobSubject(job.Channel),
+		Subject: herald.JobIDSubject(job.Channel, job.ID),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{msgID}},
 		// The client copies Data into its write buffer before PublishMsg
 		// returns, so the pooled buffer may be reused afterwards.

@@ -37,7 +37,7 @@ func TestPublishStoresJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if raw.Subject != "herald.jobs.discord" {
+	if raw.Subject != "herald.jobs.discord."+job.ID {
 		t.Errorf("subject = %q", raw.Subject)
 	}
 	if got := raw.Header.Get(jetstream.MsgIDHeader); got != job.ID {

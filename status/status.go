@@ -21,16 +21,21 @@ var ErrNotFound = errors.New("status not found")
 
 // Store reads and writes status records. It is safe for concurrent use.
 type Store struct {
-	kv  jetstream.KeyValue
-	nc  *nats.Conn
-	now func() time.Time
+	kv   jetstream.KeyValue
+	nc   *nats.Conn
+	jobs jobsStream // nil: Lookup reads records only
+	now  func() time.Time
 }
 
 // New returns a Store over kv, the status bucket (see queue.EnsureStatusBucket).
 // nc is the connection Watch subscribes on; it may be nil when Watch is not
 // used. The caller owns both.
-func New(kv jetstream.KeyValue, nc *nats.Conn) *Store {
-	return &Store{kv: kv, nc: nc, now: time.Now}
+func New(kv jetstream.KeyValue, nc *nats.Conn, opts ...Option) *Store {
+	s := &Store{kv: kv, nc: nc, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Queued records rec with State herald.StateQueued, but only if the job has

@@ -31,6 +31,7 @@ import (
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/heraldrelay/herald/queue"
 	"github.com/heraldrelay/herald/status"
+	"github.com/heraldrelay/herald/vault"
 )
 
 // role says which parts of Herald a process runs.
@@ -67,6 +68,7 @@ type App struct {
 	httpSrv *http.Server
 	pool    *consumer.Pool
 	letters *dlq.Store
+	protect *protection // nil when ratelimit.enabled is false or no ingest
 
 	closeOnce sync.Once
 }
@@ -119,19 +121,21 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := queue.EnsureJobsStream(connectCtx, a.js, queue.StreamConfig{
+	jobs, err := queue.EnsureJobsStream(connectCtx, a.js, queue.StreamConfig{
 		Replicas:        a.cfg.NATS.Stream.Replicas,
 		DuplicateWindow: a.cfg.NATS.Stream.DuplicateWindow,
 		MaxAge:          a.cfg.NATS.Stream.MaxAge,
 		MaxBytes:        a.cfg.NATS.Stream.MaxBytes,
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
 	}
 	kv, err := queue.EnsureStatusBucket(connectCtx, a.js, a.cfg.NATS.StatusTTL, a.cfg.NATS.Stream.Replicas)
 	if err != nil {
 		return fmt.Errorf("status bucket: %w", err)
 	}
-	statuses := status.New(kv, a.nc)
+	// WithJobs: a job still in the stream reads "queued" without a record.
+	statuses := status.New(kv, a.nc, status.WithJobs(jobs))
 	if _, err := dlq.EnsureStream(connectCtx, a.js, dlq.StreamConfig{
 		MaxAge:   a.cfg.DLQ.MaxAge,
 		Replicas: a.cfg.NATS.Stream.Replicas,
@@ -195,6 +199,15 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("config: breaker: %w", err)
 	}
 
+	// The credential vault: jobs may name a stored credential.
+	vlt, err := a.openVault(connectCtx, map[herald.Channel]vault.TargetChecker{
+		herald.ChannelDiscord:  discord,
+		herald.ChannelTelegram: telegram,
+	})
+	if err != nil {
+		return err
+	}
+
 	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
 	var handler http.Handler
 	addr := a.cfg.HTTP.Addr
@@ -216,6 +229,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			Metrics:  a.metrics,
 			Gatherer: a.reg,
 			Logger:   a.logger,
+			Vault:    vlt,
 		})
 		if err != nil {
 			return fmt.Errorf("config: ingest: %w", err)
@@ -227,7 +241,20 @@ func (a *App) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("config: admin.secret: %w", err)
 		}
 		mux.Handle(admin.Prefix, adm.Handler())
+		if err := mountRegister(mux, vlt, a.logger); err != nil {
+			return err
+		}
 		handler = mux
+		// Token buckets in front of every public route (not /health,
+		// /readyz, /metrics); a limited client is offered a challenge.
+		a.protect, err = a.openProtection(connectCtx, a.js, srv.ClientID)
+		if err != nil {
+			return err
+		}
+		if a.protect != nil {
+			mux.Handle("/challenge/", a.protect.challenge.Handler())
+			handler = a.protect.wrap(mux)
+		}
 	} else if a.cfg.Worker.HTTPAddr != "" {
 		handler = opsHandler(a.reg, ready)
 		addr = a.cfg.Worker.HTTPAddr
@@ -254,6 +281,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			},
 			Status:      statuses,
 			DeadLetters: dlq.NewWriter(a.js),
+			Credentials: vlt,
 			Logger:      a.logger,
 			Metrics:     a.metrics,
 			// Breakers outermost: a job waiting on an open breaker takes no
@@ -354,13 +382,18 @@ func (a *App) Run(ctx context.Context) error {
 		stopPool()
 		return nil
 	})
+	if a.protect != nil {
+		g.Go(func() error { return a.protect.limiter.Run(gctx) })
+	}
 	if a.pool != nil {
 		g.Go(func() error {
 			consumer.SampleDepth(gctx, a.js, a.metrics, consumer.DefaultDepthInterval)
 			return nil
 		})
 		g.Go(func() error {
-			if err := a.pool.Run(poolCtx); err != nil {
+			// A pool stopped while it was still starting (creating its
+			// consumer) is a shutdown, not a failure.
+			if err := a.pool.Run(poolCtx); err != nil && poolCtx.Err() == nil {
 				return fmt.Errorf("consumer: %w", err)
 			}
 			return nil

@@ -50,22 +50,36 @@ latency, 429s received, losses and duplicates, Herald's idle and peak memory
 and the CPU time it used, and the ratio of its ingest throughput to a bare
 handler that only decodes the body and publishes it to the same JetStream.
 
+With --ingest-only it measures the ingest alone, against the baseline under
+the same conditions: the harness runs NATS JetStream in its own process (file
+storage in a temporary directory, a free loopback port), starts 'herald
+ingest' publishing to it, and sends --jobs in --rounds rounds, each a Herald
+phase and a baseline phase of the same size (in alternating order), as fast as
+possible, via streaky unless --via says otherwise. Nothing is delivered:
+instead of the delivery figures it checks that the jobs stream holds every
+accepted job.
+
 With --url it drives a running Herald instead (its key and secret come from
 the configuration, as for 'herald serve'); that Herald must reach the fake at
 --fake-listen, allowed by channels.discord.allowed_hosts and allow_http.
 
 It exits non-zero when an accepted job was not delivered within
---drain-timeout. See docs/performance.md.`,
+--drain-timeout (with --ingest-only: is not in the jobs stream). See
+docs/performance.md.`,
 		Example: `  herald bench                                  # 10,000 jobs as fast as possible
   herald bench --scenario steady                # 1,000 jobs/s for 20 s
   herald bench --rate-limit 5/2s --webhooks 4 --jobs 100
-  herald bench --via streaky --latency 50ms --json > result.json`,
+  herald bench --via streaky --latency 50ms --json > result.json
+  herald bench --ingest-only --jobs 30000       # the ingest alone vs the baseline`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyScenario(cmd.Flags(), scenario); err != nil {
 				return err
 			}
 			cfg.Via = bench.Via(via)
+			if cfg.IngestOnly && !cmd.Flags().Changed("via") {
+				cfg.Via = "" // the ingest-only default
+			}
 			cfg.NoBaseline = !baseline
 			rl, err := bench.ParseRateLimit(rateLimit)
 			if err != nil {
@@ -119,7 +133,7 @@ It exits non-zero when an accepted job was not delivered within
 	}
 	f := cmd.Flags()
 	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s)")
-	f.StringVar(&via, "via", string(bench.DefaultVia), "how jobs go in: api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream)")
+	f.StringVar(&via, "via", string(bench.DefaultVia), "how jobs go in: api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); with --ingest-only the default is "+string(bench.DefaultIngestOnlyVia))
 	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
 	f.IntVar(&cfg.Jobs, "jobs", 0, "jobs to send (default 10,000 unless --duration is set; with --rate and --duration, rate × duration)")
@@ -130,6 +144,8 @@ It exits non-zero when an accepted job was not delivered within
 	f.IntVar(&cfg.GlobalLimit, "global-limit", 0, "global requests per second the fake allows over all webhooks (Discord: 50); also the child's channels.discord.global_rate")
 	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "the child's ingest.streaky.wait: how long /send-notification waits for the delivery")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
+	f.BoolVar(&cfg.IngestOnly, "ingest-only", false, "measure the ingest alone: 'herald ingest' against NATS run by the harness, no delivery, rounds of Herald and baseline phases")
+	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "with --ingest-only, rounds the jobs are split into (each a Herald and a baseline phase)")
 	f.BoolVar(&baseline, "baseline", true, "also measure the bare decode-and-publish handler (--baseline=false skips it)")
 	f.StringArrayVar(&cfg.Env, "env", nil, "KEY=VALUE for the child Herald, e.g. --env HERALD_CONSUMER_WORKERS=64 (repeatable)")
 	f.StringVar(&executable, "herald", "", "herald binary to start as the child (default: this one)")

@@ -60,6 +60,60 @@ func TestBenchCommandAccountsForEveryJob(t *testing.T) {
 	}
 }
 
+// TestBenchCommandIngestOnly runs `herald bench --ingest-only`: the
+// harness runs NATS itself, starts the binary as `herald ingest`, and sends
+// 300 jobs in three rounds to it and to the baseline; every accepted job
+// must be in the jobs stream.
+func TestBenchCommandIngestOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	bin := buildHerald(t)
+	cmd := exec.Command(bin, "bench", "--ingest-only", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json")
+	cmd.Dir = t.TempDir()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("herald bench --ingest-only: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	}
+	var r bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	}
+	if !r.Run.IngestOnly || r.Run.Rounds != 3 || r.Run.Via != bench.ViaStreaky {
+		t.Errorf("run info: %+v (want ingest only, 3 rounds, via streaky by default)", r.Run)
+	}
+	c := r.IngestOnly
+	if r.Sent != 300 || r.Accepted != 300 || len(r.Refused) != 0 || c == nil || c.Stored != 300 || c.Missing != 0 || c.Extra != 0 {
+		t.Fatalf("jobs not all in the jobs stream: sent %d accepted %d refused %v ingest-only %+v", r.Sent, r.Accepted, r.Refused, c)
+	}
+	if len(c.Rounds) != 3 {
+		t.Fatalf("rounds: %+v", c.Rounds)
+	}
+	for i, round := range c.Rounds {
+		if round.Jobs != 100 || round.Accepted != 100 || round.Stored != 100 || round.BaselineAccepted != 100 ||
+			round.AcceptedPerSecond <= 0 || round.BaselineAcceptedPerSecond <= 0 || round.BaselineFirst != (i == 1) {
+			t.Errorf("round %d: %+v", i+1, round)
+		}
+	}
+	// Nothing is delivered: no workers run.
+	if r.Delivered != 0 || r.Destination.Requests != 0 {
+		t.Errorf("deliveries in an ingest-only run: %d, fake requests %d", r.Delivered, r.Destination.Requests)
+	}
+	if r.HTTPLatency.Count != 300 || r.AcceptedPerSecond <= 0 {
+		t.Errorf("figures missing: http %+v accepted/s %v", r.HTTPLatency, r.AcceptedPerSecond)
+	}
+	if h := r.Herald; h == nil || h.PID <= 0 || h.IdleRSS <= 0 || h.PeakRSS < h.IdleRSS || h.CPUSeconds <= 0 {
+		t.Errorf("Herald process figures: %+v", r.Herald)
+	}
+	if b := r.Baseline; b == nil || b.Sent != 300 || b.Accepted != 300 || b.HTTPLatency.Count != 300 || b.Ratio <= 0 {
+		t.Errorf("baseline: %+v", r.Baseline)
+	}
+	if !strings.Contains(stderr.String(), "ingest") || !strings.Contains(stderr.String(), "round 3/3") {
+		t.Errorf("progress on stderr does not name the rounds:\n%s", stderr.String())
+	}
+}
+
 // TestBenchCommandFailsWhenJobsAreLost checks the exit status scripts rely
 // on: the fake answers only after 2 s while the harness waits 1 ms for
 // deliveries, so accepted jobs count as lost.

@@ -29,6 +29,43 @@ type Config struct {
 	Admin      AdminConfig      `mapstructure:"admin"`
 	Pacing     PacingConfig     `mapstructure:"pacing"`
 	Breaker    BreakerConfig    `mapstructure:"breaker"`
+	RateLimit  RateLimitConfig  `mapstructure:"ratelimit"`
+	Challenge  ChallengeConfig  `mapstructure:"challenge"`
+	Vault      VaultConfig      `mapstructure:"vault"`
+}
+
+// RateLimitConfig is the token buckets in front of the public endpoints.
+type RateLimitConfig struct {
+	Enabled      bool            `mapstructure:"enabled"`
+	MaxTokens    int             `mapstructure:"max_tokens"`
+	RefillRate   int             `mapstructure:"refill_rate"`
+	RefillTime   time.Duration   `mapstructure:"refill_time"`
+	OnStoreError string          `mapstructure:"on_store_error"`
+	Groups       RateLimitGroups `mapstructure:"groups"`
+}
+
+// RateLimitGroups overrides the bucket per route group; zero fields take the
+// ratelimit section's values.
+type RateLimitGroups struct {
+	Streaky   BucketConfig `mapstructure:"streaky"`
+	API       BucketConfig `mapstructure:"api"`
+	Register  BucketConfig `mapstructure:"register"`
+	Challenge BucketConfig `mapstructure:"challenge"`
+}
+
+type BucketConfig struct {
+	MaxTokens  int           `mapstructure:"max_tokens"`
+	RefillRate int           `mapstructure:"refill_rate"`
+	RefillTime time.Duration `mapstructure:"refill_time"`
+}
+
+// ChallengeConfig is the proof-of-work challenge offered with a 429.
+type ChallengeConfig struct {
+	Difficulty    int           `mapstructure:"difficulty"`
+	MaxDifficulty int           `mapstructure:"max_difficulty"`
+	TTL           time.Duration `mapstructure:"ttl"`
+	ClearanceTTL  time.Duration `mapstructure:"clearance_ttl"`
+	Keys          []string      `mapstructure:"keys"`
 }
 
 type RetryConfig struct {
@@ -93,9 +130,10 @@ type EncryptionConfig struct {
 }
 
 type IngestConfig struct {
-	APISecrets   []string            `mapstructure:"api_secrets"`
-	MaxBodyBytes int64               `mapstructure:"max_body_bytes"`
-	Streaky      StreakyIngestConfig `mapstructure:"streaky"`
+	APISecrets     []string            `mapstructure:"api_secrets"`
+	TrustedProxies []string            `mapstructure:"trusted_proxies"`
+	MaxBodyBytes   int64               `mapstructure:"max_body_bytes"`
+	Streaky        StreakyIngestConfig `mapstructure:"streaky"`
 }
 
 type StreakyIngestConfig struct {
@@ -191,6 +229,35 @@ var defaults = map[string]any{
 	"breaker.open_timeout":             "30s",
 	"breaker.half_open_probes":         1,
 	"breaker.max_destinations":         100000,
+
+	"ingest.trusted_proxies":                 []string{},
+	"ratelimit.enabled":                      true,
+	"ratelimit.max_tokens":                   60,
+	"ratelimit.refill_rate":                  1,
+	"ratelimit.refill_time":                  "1s",
+	"ratelimit.on_store_error":               "allow",
+	"ratelimit.groups.streaky.max_tokens":    1000,
+	"ratelimit.groups.streaky.refill_rate":   100,
+	"ratelimit.groups.streaky.refill_time":   "1s",
+	"ratelimit.groups.api.max_tokens":        1000,
+	"ratelimit.groups.api.refill_rate":       100,
+	"ratelimit.groups.api.refill_time":       "1s",
+	"ratelimit.groups.register.max_tokens":   10,
+	"ratelimit.groups.register.refill_rate":  1,
+	"ratelimit.groups.register.refill_time":  "6s",
+	"ratelimit.groups.challenge.max_tokens":  20,
+	"ratelimit.groups.challenge.refill_rate": 1,
+	"ratelimit.groups.challenge.refill_time": "3s",
+	"challenge.difficulty":                   4,
+	"challenge.max_difficulty":               6,
+	"challenge.ttl":                          "5m",
+	"challenge.clearance_ttl":                "1h",
+	"challenge.keys":                         []string{},
+
+	"vault.keys":                 []string{},
+	"vault.require_verification": false,
+	"vault.secret_max_ttl":       "24h",
+	"vault.code_ttl":             "15m",
 }
 
 // loadConfig reads path (optional; "" means ./config.yaml when it exists),
@@ -240,6 +307,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg.Encryption.Keys = compact(cfg.Encryption.Keys)
 	cfg.Ingest.APISecrets = compact(cfg.Ingest.APISecrets)
 	cfg.Channels.Discord.AllowedHosts = compact(cfg.Channels.Discord.AllowedHosts)
+	cfg.Ingest.TrustedProxies = compact(cfg.Ingest.TrustedProxies)
+	cfg.Challenge.Keys = compact(cfg.Challenge.Keys)
+	cfg.Vault.Keys = compact(cfg.Vault.Keys)
 	return cfg, cfg.validate()
 }
 
@@ -354,6 +424,18 @@ func (c Config) validate() error {
 	if c.Breaker.OpenTimeout <= 0 {
 		bad("breaker.open_timeout", "must be above 0")
 	}
+	if _, err := parseTrustedProxies(c.Ingest.TrustedProxies); err != nil {
+		bad("ingest.trusted_proxies", "%v", err)
+	}
+	if c.RateLimit.Enabled {
+		if err := c.RateLimit.limiterConfig().Validate(); err != nil {
+			bad("ratelimit", "%v", err)
+		}
+		if err := c.Challenge.serviceConfig().Validate(); err != nil && len(c.Challenge.Keys) > 0 {
+			bad("challenge", "%v", err)
+		}
+	}
+	c.Vault.check(bad)
 	return errors.Join(errs...)
 }
 

@@ -128,8 +128,8 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	if len(cfg.Encryption.Keys) != 1 || len(cfg.Ingest.APISecrets) != 1 {
 		t.Fatalf("secrets not filled: %d keys, %d api secrets", len(cfg.Encryption.Keys), len(cfg.Ingest.APISecrets))
 	}
-	key, secret := cfg.Encryption.Keys[0], cfg.Ingest.APISecrets[0]
-	for _, name := range []string{encryptionKeyFile, apiSecretFile} {
+	key, secret, vaultKey := cfg.Encryption.Keys[0], cfg.Ingest.APISecrets[0], cfg.Vault.Keys[0]
+	for _, name := range []string{encryptionKeyFile, apiSecretFile, vaultKeyFile} {
 		fi, err := os.Stat(filepath.Join(cfg.DataDir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -141,10 +141,10 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 			t.Errorf("no log line names %s", name)
 		}
 	}
-	if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), secret) {
+	if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), vaultKey[strings.Index(vaultKey, ":")+1:]) {
 		t.Fatal("a generated secret was logged")
 	}
-	if strings.Count(logs.String(), "\n") != 2 {
+	if strings.Count(logs.String(), "\n") != 3 {
 		t.Errorf("want one log line per generated secret, got:\n%s", logs.String())
 	}
 
@@ -153,7 +153,7 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	if err := ensureSecrets(&again, logger); err != nil {
 		t.Fatal(err)
 	}
-	if again.Encryption.Keys[0] != key || again.Ingest.APISecrets[0] != secret {
+	if again.Encryption.Keys[0] != key || again.Ingest.APISecrets[0] != secret || again.Vault.Keys[0] != vaultKey {
 		t.Fatal("secrets were not reused on the second start")
 	}
 	if logs.Len() != 0 {

@@ -81,8 +81,9 @@ JetStream, storing its data under data_dir, listening on nats.embedded.listen
 (default 127.0.0.1:4222) so the CLI and other backends can reach it. With
 nats.url set it joins that NATS server or cluster instead.
 
-An encryption key and an API secret that are not configured are generated once
-into data_dir (encryption.key, api.secret; mode 0600) and reused.`,
+An encryption key, an API secret and a vault key that are not configured are
+generated once into data_dir (encryption.key, api.secret, vault.key; mode
+0600) and reused.`,
 			Args: cobra.NoArgs,
 			RunE: runRole(roleServe),
 		},
@@ -106,6 +107,8 @@ JetStream consumer, so jobs are spread across them. worker.http_addr serves
 		},
 		newEncryptCmd(&configPath, getenv),
 		newDLQCmd(&configPath, getenv),
+		newVaultCmd(&configPath, getenv),
+		newBenchCmd(&configPath, getenv),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print Herald's version",
