@@ -48,7 +48,8 @@ type Service struct {
 }
 
 // New returns a Service storing its challenges in kv (see EnsureBucket). m
-// is required; a nil log means slog.Default(). The caller owns kv.
+// and cfg.ClientIP are required; a nil log means slog.Default(). The caller
+// owns kv.
 func New(cfg Config, kv jetstream.KeyValue, m *metrics.Metrics, log *slog.Logger) (*Service, error) {
 	cfg, keys, err := cfg.parse()
 	if err != nil {
@@ -59,6 +60,9 @@ func New(cfg Config, kv jetstream.KeyValue, m *metrics.Metrics, log *slog.Logger
 	}
 	if m == nil {
 		return nil, errors.New("challenge: no metrics")
+	}
+	if cfg.ClientIP == nil {
+		return nil, errors.New("challenge: no client address function (Config.ClientIP)")
 	}
 	if log == nil {
 		log = slog.Default()

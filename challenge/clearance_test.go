@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald/challenge"
+	"github.com/heraldrelay/herald/metrics"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -140,6 +142,20 @@ func TestConfigValidate(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), long) {
 			t.Errorf("%s: error holds the secret", tc.name)
 		}
+	}
+}
+
+// TestNewRequiresClientIP: a Service must be told how the limiter sees a
+// client's address, or challenges would be bound to the proxy's.
+func TestNewRequiresClientIP(t *testing.T) {
+	kv, _ := connectKV(t, startNATS(t))
+	cfg := challenge.Config{Keys: []string{oldKey}}
+	if _, err := challenge.New(cfg, kv, metrics.New(prometheus.NewRegistry()), nil); err == nil {
+		t.Fatal("New without ClientIP succeeded")
+	}
+	cfg.ClientIP = testClientIP
+	if _, err := challenge.New(cfg, kv, metrics.New(prometheus.NewRegistry()), nil); err != nil {
+		t.Fatalf("New with ClientIP: %v", err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -64,8 +63,9 @@ type Config struct {
 	// VerifyPath is where solutions are posted (POST); DefaultVerifyPath
 	// when empty.
 	VerifyPath string
-	// ClientIP returns the client's address for a request (the rate
-	// limiter's Identifier.ClientIP); the host of RemoteAddr when nil.
+	// ClientIP returns the client's address for a request: the rate
+	// limiter's Identifier.ClientIP, so that a challenge and its clearance
+	// are bound to the address the limiter counts. Required by New.
 	ClientIP func(*http.Request) string
 	// OnSolved is called after a challenge was solved, with the group and
 	// bucket key it was issued for, so that the limiter's bucket can be
@@ -132,9 +132,6 @@ func (c Config) parse() (Config, []signingKey, error) {
 	if !strings.HasPrefix(c.VerifyPath, "/") || strings.HasPrefix(c.VerifyPath, "//") {
 		return c, nil, fmt.Errorf("challenge: verify path %q must be an absolute path", c.VerifyPath)
 	}
-	if c.ClientIP == nil {
-		c.ClientIP = remoteIP
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -187,13 +184,4 @@ func validKID(kid string) bool {
 // base64url alphabet, which is also safe in KV keys and cookies.
 func isIDByte(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-'
-}
-
-// remoteIP is the host of r.RemoteAddr.
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

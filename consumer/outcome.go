@@ -174,10 +174,11 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		p.delivered <- settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive}
 		return
 	}
-	p.record(m, d, dec, err, elapsed, stopKeepAlive)
+	p.record(settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive})
 }
 
-// settlement is a delivered job on its way to a settler.
+// settlement is an attempt that is acked or put back, on its way to record:
+// a delivered job's through a settler.
 type settlement struct {
 	m             jetstream.Msg
 	d             *Delivery
@@ -189,7 +190,8 @@ type settlement struct {
 
 // record writes the status record of an attempt that is acked or put back
 // (dec.action actAck or actNak), then acks or naks m, counts and logs.
-func (p *Pool) record(m jetstream.Msg, d *Delivery, dec decision, err error, elapsed time.Duration, stopKeepAlive func()) {
+func (p *Pool) record(s settlement) {
+	m, d, dec, err, elapsed := s.m, s.d, s.dec, s.err, s.elapsed
 	channel := channelLabel(d)
 	var lastErr string
 	if err != nil {
@@ -201,7 +203,7 @@ func (p *Pool) record(m jetstream.Msg, d *Delivery, dec decision, err error, ela
 	// the redelivery reads its failure count back, and may arrive as soon as
 	// the delay is over.
 	p.putStatus(d, dec.state, dec.failures, lastErr)
-	stopKeepAlive()
+	s.stopKeepAlive()
 	var ackErr error
 	if dec.action == actAck {
 		ackErr = m.Ack()
@@ -247,7 +249,7 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 	extra := []slog.Attr{slog.String("cause", dec.reason)}
 	if p.deadLetters == nil {
 		// The record before the terminate, which takes the job out of the
-		// stream (see settle).
+		// stream (see record).
 		p.putStatus(d, herald.StateFailed, dec.failures, dec.why)
 		stopKeepAlive()
 		if err := m.TermWithReason(termReason(dec.why)); err != nil {
@@ -277,7 +279,7 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 	cancel()
 	if dlErr != nil {
 		// Keep the job: it comes back after a backoff and is tried again.
-		// The record first, as in settle.
+		// The record first (see record).
 		p.putStatus(d, herald.StateDelivering, dec.failures, "dead letter not stored, will retry: "+dec.why)
 		delay := backoffDelay(dec.failures, p.cfg.MinBackoff, p.cfg.MaxBackoff, p.jitter())
 		stopKeepAlive()
@@ -294,7 +296,7 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 		return
 	}
 	// The record before the terminate, which takes the job out of the
-	// stream (see settle).
+	// stream (see record).
 	p.putStatus(d, herald.StateDead, dec.failures, dec.why)
 	stopKeepAlive()
 	if err := m.TermWithReason(termReason(dec.why)); err != nil {

@@ -292,7 +292,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		go func() {
 			defer settlers.Done()
 			for s := range p.delivered {
-				p.record(s.m, s.d, s.dec, s.err, s.elapsed, s.stopKeepAlive)
+				p.record(s)
 			}
 		}()
 	}

@@ -125,16 +125,28 @@ func checkIdempotencyKey(key string, n int) error {
 // refusing unknown fields.
 func decodeStrict(body []byte) (NotificationRequest, error) {
 	var req NotificationRequest
+	return req, decodeStrictInto(body, &req)
+}
+
+// decodeStrictInto decodes one JSON object from body into v and nothing after
+// it, refusing unknown fields. A field's own validation error (fieldError) is
+// reported as an invalid body with its message; other errors as
+// describeJSONError puts them. No text quotes the body.
+func decodeStrictInto(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(v); err != nil {
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			return reject(errInvalidBody, "%s", fe.msg)
+		}
 		kind, text := describeJSONError(err)
-		return req, reject(kind, "%s", text)
+		return reject(kind, "%s", text)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return req, reject(errMalformedJSON, "unexpected data after the JSON object")
+		return reject(errMalformedJSON, "unexpected data after the JSON object")
 	}
-	return req, nil
+	return nil
 }
 
 // checkJob validates job, opens its credentials to see that they open, and

@@ -1,12 +1,10 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -288,20 +286,7 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var fe *fieldError
-		if errors.As(err, &fe) {
-			return reject(errInvalidBody, "%s", fe.msg)
-		}
-		kind, text := describeJSONError(err)
-		return reject(kind, "%s", text)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return reject(errMalformedJSON, "unexpected data after the JSON object")
-	}
-	return nil
+	return decodeStrictInto(body, v)
 }
 
 // writeVaultJSON is writeJSON for vault answers, which no cache may keep.

@@ -41,27 +41,9 @@ func appendJob(dst []byte, job *herald.Job) (_ []byte, ok bool) {
 	c := &job.Credentials
 	dst = append(dst, `,"credentials":{`...)
 	sep := byte(0)
-	field := func(name string) {
-		if sep != 0 {
-			dst = append(dst, sep)
-		}
-		sep = ','
-		dst = append(dst, '"')
-		dst = append(dst, name...)
-		dst = append(dst, '"', ':')
-	}
-	if c.Webhook != "" {
-		field("webhook")
-		dst = appendString(dst, c.Webhook)
-	}
-	if c.BotToken != "" {
-		field("bot_token")
-		dst = appendString(dst, c.BotToken)
-	}
-	if c.ChatID != "" {
-		field("chat_id")
-		dst = appendString(dst, c.ChatID)
-	}
+	dst = appendStringMember(dst, &sep, "webhook", c.Webhook)
+	dst = appendStringMember(dst, &sep, "bot_token", c.BotToken)
+	dst = appendStringMember(dst, &sep, "chat_id", c.ChatID)
 
 	dst = append(dst, '}')
 	if job.CredentialID != "" {
@@ -72,24 +54,15 @@ func appendJob(dst []byte, job *herald.Job) (_ []byte, ok bool) {
 	m := &job.Message
 	dst = append(dst, `,"message":{`...)
 	sep = 0
-	if m.Title != "" {
-		field("title")
-		dst = appendString(dst, m.Title)
-	}
-	if m.Text != "" {
-		field("text")
-		dst = appendString(dst, m.Text)
-	}
-	if m.URL != "" {
-		field("url")
-		dst = appendString(dst, m.URL)
-	}
+	dst = appendStringMember(dst, &sep, "title", m.Title)
+	dst = appendStringMember(dst, &sep, "text", m.Text)
+	dst = appendStringMember(dst, &sep, "url", m.URL)
 	if m.Color != nil {
-		field("color")
+		dst = appendMember(dst, &sep, "color")
 		dst = strconv.AppendInt(dst, int64(*m.Color), 10)
 	}
 	if len(m.Fields) > 0 {
-		field("fields")
+		dst = appendMember(dst, &sep, "fields")
 		dst = append(dst, '[')
 		for i := range m.Fields {
 			f := &m.Fields[i]
@@ -111,21 +84,36 @@ func appendJob(dst []byte, job *herald.Job) (_ []byte, ok bool) {
 		}
 		dst = append(dst, ']')
 	}
-	if m.Footer != "" {
-		field("footer")
-		dst = appendString(dst, m.Footer)
-	}
-	if m.Username != "" {
-		field("username")
-		dst = appendString(dst, m.Username)
-	}
+	dst = appendStringMember(dst, &sep, "footer", m.Footer)
+	dst = appendStringMember(dst, &sep, "username", m.Username)
 	if m.Timestamp != nil {
-		field("timestamp")
+		dst = appendMember(dst, &sep, "timestamp")
 		if dst, ok = appendTime(dst, *m.Timestamp); !ok {
 			return dst, false
 		}
 	}
 	return append(dst, '}', '}'), true
+}
+
+// appendMember appends the name of an object's member, after a comma unless
+// *sep is 0 (the object's first member).
+func appendMember(dst []byte, sep *byte, name string) []byte {
+	if *sep != 0 {
+		dst = append(dst, *sep)
+	}
+	*sep = ','
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, '"', ':')
+}
+
+// appendStringMember appends member name with string value v, unless v is
+// empty (omitempty).
+func appendStringMember(dst []byte, sep *byte, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendString(appendMember(dst, sep, name), v)
 }
 
 // appendTime appends t as time.Time.MarshalJSON does; ok is false when

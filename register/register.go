@@ -169,9 +169,15 @@ func (p *Page) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	c := herald.Channel(r.PostForm.Get("channel"))
 	var target herald.Target
+	// The channel field is the visitor's input: only a known name is
+	// logged or repeated, never whatever else was posted in it.
+	channel := ""
+	if c.Valid() {
+		channel = string(c)
+	}
 	formError := func(msg string) {
-		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration refused", slog.String("channel", string(c)), slog.String("reason", msg))
-		p.render(w, r, http.StatusUnprocessableEntity, view{View: "form", Title: "Register a destination", Channel: string(c), Error: msg})
+		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration refused", slog.String("channel", channel), slog.String("reason", msg))
+		p.render(w, r, http.StatusUnprocessableEntity, view{View: "form", Title: "Register a destination", Channel: channel, Error: msg})
 	}
 	switch c {
 	case herald.ChannelDiscord:

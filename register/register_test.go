@@ -330,11 +330,12 @@ func TestFormErrorsNeverEchoTheDestination(t *testing.T) {
 		form url.Values
 		want string
 	}{
-		"other host":      {url.Values{"channel": {"discord"}, "webhook": {"https://evil.example.com/api/webhooks/1/EvilToken_xyz"}}, "cannot be used"},
-		"empty webhook":   {url.Values{"channel": {"discord"}}, "Paste your Discord webhook URL"},
-		"missing chat":    {url.Values{"channel": {"telegram"}, "bot_token": {testBot}}, "bot token and chat id"},
-		"no channel":      {url.Values{"webhook": {testWebhook}}, "Choose Discord or Telegram"},
-		"bad telegram id": {url.Values{"channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {"EvilToken_xyz!"}}, "cannot be used"},
+		"other host":        {url.Values{"channel": {"discord"}, "webhook": {"https://evil.example.com/api/webhooks/1/EvilToken_xyz"}}, "cannot be used"},
+		"empty webhook":     {url.Values{"channel": {"discord"}}, "Paste your Discord webhook URL"},
+		"missing chat":      {url.Values{"channel": {"telegram"}, "bot_token": {testBot}}, "bot token and chat id"},
+		"no channel":        {url.Values{"webhook": {testWebhook}}, "Choose Discord or Telegram"},
+		"pasted as channel": {url.Values{"channel": {testWebhook}}, "Choose Discord or Telegram"},
+		"bad telegram id":   {url.Values{"channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {"EvilToken_xyz!"}}, "cannot be used"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tc.form.Set("csrf", token)
