@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,6 +70,7 @@ func newFakeHerald(t *testing.T, difficulty int) *fakeHerald {
 	f.svc, err = challenge.New(challenge.Config{
 		Difficulty: difficulty,
 		Keys:       []string{"k1:0123456789abcdef0123456789abcdef"},
+		ClientIP:   peerIP,
 	}, kv, f.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -246,4 +248,14 @@ func TestNewChecksBaseURL(t *testing.T) {
 			t.Errorf("BaseURL %q accepted", u)
 		}
 	}
+}
+
+// peerIP is the address of r's peer, the client's address in these tests
+// (no proxy in front).
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

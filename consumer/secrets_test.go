@@ -51,6 +51,11 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		e.waitFor("an outcome for "+id, func() bool { _, ok := e.status.last(id); return ok })
 	}
 	e.waitFinal("raw-bad")
+	// The status record is written before the outcome's log line: wait for
+	// the lines too.
+	e.waitFor("a delivery line per job", func() bool {
+		return strings.Count(e.logs.String(), `"msg":"delivery"`) >= len(ids)+1
+	})
 	logs := e.logs.String()
 	if strings.Count(logs, `"msg":"delivery"`) < len(ids)+1 {
 		t.Fatalf("expected a delivery line per job, got:\n%s", logs)
