@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 func TestParseWebhook(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 func ExampleDiscord_Send() {

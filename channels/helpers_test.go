@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 // Test credentials: distinctive enough that finding them in any text is a leak.

@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 // sendTelegram sends m through a fresh fake and returns the request it got.

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/challenge"
 	"github.com/heraldrelay/herald/client"
-	"github.com/heraldrelay/herald/metrics"
-	"github.com/heraldrelay/herald/queue"
+	"github.com/heraldrelay/herald/internal/challenge"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"

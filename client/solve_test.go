@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/heraldrelay/herald/challenge"
 	"github.com/heraldrelay/herald/client"
+	"github.com/heraldrelay/herald/internal/challenge"
 )
 
 func TestSolve(t *testing.T) {

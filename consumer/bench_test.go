@@ -10,9 +10,9 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
 	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/status"
+	"github.com/heraldrelay/herald/internal/status"
 	"github.com/nats-io/nats.go"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/vault"
+	"github.com/heraldrelay/herald/internal/vault"
 )
 
 // vaultKey is the vault key of the tests.

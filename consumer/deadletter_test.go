@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

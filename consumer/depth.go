@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

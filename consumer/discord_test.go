@@ -8,8 +8,8 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/channels/fake"
-	"github.com/heraldrelay/herald/status"
+	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/status"
 )
 
 // The channels and the status store satisfy the consumer's interfaces.

@@ -42,7 +42,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/metrics"
+	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"

@@ -13,8 +13,8 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/status"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 

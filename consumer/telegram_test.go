@@ -7,7 +7,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 

@@ -3,8 +3,8 @@ package publisher_test
 import (
 	"testing"
 
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
 )
 
 func BenchmarkDecodeJob(b *testing.B) {

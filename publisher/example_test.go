@@ -10,8 +10,8 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

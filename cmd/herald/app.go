@@ -19,19 +19,19 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/admin"
-	"github.com/heraldrelay/herald/breaker"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/dlq"
-	"github.com/heraldrelay/herald/ingest"
-	"github.com/heraldrelay/herald/metrics"
-	"github.com/heraldrelay/herald/pacing"
+	"github.com/heraldrelay/herald/internal/admin"
+	"github.com/heraldrelay/herald/internal/breaker"
+	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/ingest"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/pacing"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/status"
-	"github.com/heraldrelay/herald/vault"
 )
 
 // role says which parts of Herald a process runs.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/heraldrelay/herald/bench"
+	"github.com/heraldrelay/herald/internal/bench"
 )
 
 // benchScenarios are flag presets of `herald bench --scenario`; flags given

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 // BenchmarkServeEndToEnd drives b.N jobs through the real `serve` wiring: HTTP

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldrelay/herald/bench"
+	"github.com/heraldrelay/herald/internal/bench"
 )
 
 // TestBenchCommandAccountsForEveryJob runs `herald bench` as a user would:

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/channels/fake"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 // buildHerald compiles the real binary once per test run.

@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/dlq"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/status"
+	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
 )
 
 // Defaults of the dlq commands.

@@ -19,10 +19,10 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/dlq"
+	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/status"
 )
 
 const dlqPlainWebhook = "https://discord.com/api/webhooks/123456789012345678/PLAINTEXT-dlq-cli-token"

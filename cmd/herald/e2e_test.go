@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/publisher"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldrelay/herald/challenge"
-	"github.com/heraldrelay/herald/ratelimit"
+	"github.com/heraldrelay/herald/internal/challenge"
+	"github.com/heraldrelay/herald/internal/ratelimit"
 )
 
 // challengeKeyFile holds the generated clearance signing key.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
 	"github.com/heraldrelay/herald/client"
+	"github.com/heraldrelay/herald/internal/fake"
 )
 
 // protectedEnv gives the API group a bucket of 3 that does not refill within

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/heraldrelay/herald/vault"
+	"github.com/heraldrelay/herald/internal/vault"
 )
 
 // Files in the data directory holding generated secrets.

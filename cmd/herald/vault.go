@@ -16,10 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/register"
+	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/register"
-	"github.com/heraldrelay/herald/vault"
 )
 
 // VaultConfig is the credential vault's section.

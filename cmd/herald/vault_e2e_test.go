@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels/fake"
+	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/publisher"
 )
 

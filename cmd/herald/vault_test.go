@@ -19,9 +19,9 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/channels/fake"
-	"github.com/heraldrelay/herald/queue"
-	"github.com/heraldrelay/herald/vault"
+	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/vault"
 )
 
 const (

@@ -1,0 +1,228 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/publisher"
+	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const testKey = "0123456789abcdef0123456789abcdef-test-key"
+
+// recordingDLQ is a consumer.DeadLetterer that keeps what it is given.
+type recordingDLQ struct {
+	mu    sync.Mutex
+	infos []consumer.DeadLetterInfo
+}
+
+func (r *recordingDLQ) DeadLetter(_ context.Context, _ jetstream.Msg, info consumer.DeadLetterInfo) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.infos = append(r.infos, info)
+	return nil
+}
+
+func (r *recordingDLQ) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.infos)
+}
+
+// TestDestinationDownThenRecovers is the issue's breaker test: a webhook
+// answers 503 for a while. Its breaker opens after Failures calls, the fake
+// then sees only the half-open probes, no job is dead-lettered or uses up
+// its attempts waiting, and all jobs are delivered once it recovers.
+func TestDestinationDownThenRecovers(t *testing.T) {
+	t.Parallel()
+	const (
+		jobs     = 20
+		failures = 3
+		probes   = 1
+		// workers bounds the sends already on their way when the breaker
+		// opens: at most workers-1 besides the one that trips it.
+		workers = 3
+	)
+
+	// NATS, the jobs stream and the status bucket.
+	opts := natsserver.DefaultTestOptions
+	opts.Port = -1
+	opts.JetStream = true
+	opts.StoreDir = t.TempDir()
+	srv := natsserver.RunServer(&opts)
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := queue.EnsureStatusBucket(ctx, js, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := status.New(kv, nc)
+	keys, err := crypto.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The destination: down (503) until the flag is cleared.
+	var down atomic.Bool
+	var downRequests atomic.Int64
+	down.Store(true)
+	f := fake.NewDiscord(t)
+	f.Script(func(fake.DiscordRequest, int) fake.Response {
+		if down.Load() {
+			downRequests.Add(1)
+			return fake.Response{Status: http.StatusServiceUnavailable, Body: `{"message": "503: Service Unavailable", "code": 0}`}
+		}
+		return fake.Response{}
+	})
+	discord, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The breakers and the pool.
+	x := newTestSet(t, Config{Failures: failures, OpenTimeout: 500 * time.Millisecond, HalfOpenProbes: probes})
+	log := slog.New(slog.NewJSONHandler(x.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dlq := &recordingDLQ{}
+	pool, err := consumer.New(consumer.Config{
+		Workers:      workers,
+		AckWait:      5 * time.Second,
+		SendTimeout:  2 * time.Second,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   200 * time.Millisecond,
+		DrainTimeout: 5 * time.Second,
+		MaxAttempts:  100,
+	}, consumer.Deps{
+		JS:          js,
+		Keys:        keys,
+		Senders:     map[herald.Channel]consumer.Sender{herald.ChannelDiscord: discord},
+		Status:      store,
+		DeadLetters: dlq,
+		Logger:      log,
+		Metrics:     x.metrics,
+		Middlewares: []consumer.Middleware{
+			x.Middleware(Keys(func(n herald.Notification) string { return discord.Destination(n.Target) })),
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pool.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
+
+	// Twenty jobs to one webhook.
+	sealed, err := keys.Seal(f.WebhookURL(webhookID, webhookToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := publisher.New(js)
+	var ids []string
+	for i := range jobs {
+		res, err := pub.Publish(ctx, &herald.Job{
+			Channel:     herald.ChannelDiscord,
+			Source:      "test",
+			Credentials: herald.Credentials{Webhook: sealed},
+			Message:     herald.Message{Title: "Test", Text: fmt.Sprintf("job %d", i)},
+		})
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		ids = append(ids, res.ID)
+	}
+
+	// Down for a while: until the breaker has opened and three probes have
+	// failed (about 1.5 s).
+	key := "discord:" + webhookID
+	start := time.Now()
+	waitFor(t, 20*time.Second, "three failed probes", func() bool {
+		return x.changes("discord", labelHalfOpen) >= 3 && x.State(key).String() == "open"
+	})
+	down.Store(false)
+	downFor := time.Since(start)
+	seen := int(downRequests.Load())
+	halfOpens := x.changes("discord", labelHalfOpen)
+	t.Logf("breaker figure: the fake saw %d requests in %s down (%d jobs queued, breaker opens after %d failures, %d half-open periods of at most %d probe)",
+		seen, downFor.Round(time.Millisecond), jobs, failures, halfOpens, probes)
+	if limit := failures + halfOpens*probes + 2; seen > limit {
+		t.Errorf("requests while down = %d, want at most %d (failures %d + probes %d + 2)", seen, limit, failures, halfOpens*probes)
+	}
+	if seen < failures {
+		t.Errorf("requests while down = %d, fewer than the %d failures that open the breaker", seen, failures)
+	}
+	if n := x.changes("discord", labelOpen); n < 1 {
+		t.Error("the breaker never opened")
+	}
+
+	// Recovered: every job is delivered, none dead-lettered.
+	for _, id := range ids {
+		var st herald.Status
+		waitFor(t, 20*time.Second, "job "+id+" delivered", func() bool {
+			st, err = store.Get(context.Background(), id)
+			if err != nil && !errors.Is(err, status.ErrNotFound) {
+				t.Fatalf("status: %v", err)
+			}
+			return err == nil && st.State.Final()
+		})
+		if st.State != herald.StateDelivered {
+			t.Errorf("job %s: %s (%s), want delivered", id, st.State, st.LastError)
+		}
+	}
+	t.Logf("recovered: all %d jobs delivered %s after the destination came back", jobs, (time.Since(start) - downFor).Round(time.Millisecond))
+	if n := dlq.count(); n != 0 {
+		t.Errorf("%d jobs dead-lettered", n)
+	}
+	if n := testutil.ToFloat64(x.metrics.Deliveries.WithLabelValues("discord", "dead")) + testutil.ToFloat64(x.metrics.Deliveries.WithLabelValues("discord", "failed")); n != 0 {
+		t.Errorf("%v deliveries dead or failed", n)
+	}
+	if st := x.State(key); st.String() != "closed" {
+		t.Errorf("breaker = %s after recovery, want closed", st)
+	}
+	delivered := f.Count() - seen
+	if delivered < jobs {
+		t.Errorf("successful requests = %d, want %d", delivered, jobs)
+	}
+	if n := testutil.ToFloat64(x.metrics.Retries.WithLabelValues("discord", "breaker_open")); n == 0 {
+		t.Error("no retry was labelled breaker_open")
+	}
+}

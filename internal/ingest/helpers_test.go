@@ -1,0 +1,371 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/publisher"
+	"github.com/nats-io/nats-server/v2/server"
+	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The test's secrets. None of them may appear in a response or a log line.
+const (
+	testAPISecret = "test-vps-secret-0123456789"
+	testKey       = "0123456789abcdef0123456789abcdef" // the Streaky vectors' key
+	testWebhook   = "https://discord.com/api/webhooks/123456789012345678/AbCdEf-SeCrEtToKeN_0123456789"
+	testWebhookTk = "AbCdEf-SeCrEtToKeN_0123456789"
+	testBotToken  = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+	testChatID    = "987654321012"
+)
+
+var _ = []TargetChecker{(*channels.Discord)(nil), (*channels.Telegram)(nil)}
+
+// secretsOf lists every string that must never leak, including the
+// plaintexts of credentials that tests seal.
+var leakWatch = []string{testAPISecret, testKey, testWebhook, testWebhookTk, testBotToken, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChatID,
+	"evil.example.com", "EvilToken_xyz", "not-a-token-secret", "SECRETCHAT"}
+
+func assertNoSecrets(t testing.TB, what, s string) {
+	t.Helper()
+	for _, sec := range leakWatch {
+		if strings.Contains(s, sec) {
+			t.Fatalf("%s leaks a secret (%q...): %s", what, sec[:4], s)
+		}
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one test's Herald: a real JetStream server, the real publisher and
+// status store, the real channel checkers.
+type env struct {
+	t      testing.TB
+	ns     *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	status *status.Store
+	keys   *crypto.Keyring
+	reg    *prometheus.Registry
+	logs   *syncBuffer
+	srv    *Server
+	h      http.Handler
+}
+
+type envOption func(*Config, *Deps)
+
+func withWait(d time.Duration) envOption {
+	return func(c *Config, _ *Deps) { c.StreakyWait = d }
+}
+
+func withMaxBody(n int64) envOption {
+	return func(c *Config, _ *Deps) { c.MaxBodyBytes = n }
+}
+
+func withDiscord(cfg channels.DiscordConfig) envOption {
+	return func(_ *Config, d *Deps) {
+		dc, err := channels.NewDiscord(cfg, nil)
+		if err != nil {
+			panic(err)
+		}
+		d.Checkers[herald.ChannelDiscord] = dc
+	}
+}
+
+func withPublisher(p Publisher) envOption {
+	return func(_ *Config, d *Deps) { d.Publisher = p }
+}
+
+func runNATS(t testing.TB) *server.Server {
+	t.Helper()
+	opts := natsserver.DefaultTestOptions
+	opts.Port = -1
+	opts.JetStream = true
+	opts.StoreDir = t.TempDir()
+	opts.NoLog = true
+	return natsserver.RunServer(&opts)
+}
+
+// newTestEnv starts JetStream and an ingest with a test allow-list (loopback
+// and discord.com, http allowed) and StreakyWait 0 unless an option says
+// otherwise. The connection does not reconnect, so a stopped server fails
+// publishes at once instead of after the publish timeout.
+func newTestEnv(t testing.TB, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, ns: runNATS(t)}
+	t.Cleanup(func() { e.ns.Shutdown(); e.ns.WaitForShutdown() })
+	var err error
+	e.nc, err = nats.Connect(e.ns.ClientURL(), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.nc.Close)
+	e.js, err = jetstream.New(e.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	jobs, err := queue.EnsureJobsStream(ctx, e.js, queue.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.kv, err = queue.EnsureStatusBucket(ctx, e.js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.status = status.New(e.kv, e.nc, status.WithJobs(jobs))
+	e.keys, err = crypto.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discord, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1", "discord.com"}, AllowHTTP: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	telegram, err := channels.NewTelegram(channels.TelegramConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	e.logs = &syncBuffer{}
+	cfg := Config{APISecrets: []string{testAPISecret, "second-secret-abcdefgh"}, Version: "test"}
+	deps := Deps{
+		Publisher: publisher.New(e.js),
+		Status:    e.status,
+		Keys:      e.keys,
+		Checkers:  map[herald.Channel]TargetChecker{herald.ChannelDiscord: discord, herald.ChannelTelegram: telegram},
+		Ready:     func(ctx context.Context) error { return queue.Ready(ctx, e.nc, e.js) },
+		Metrics:   metrics.New(e.reg),
+		Gatherer:  e.reg,
+		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, o := range opts {
+		o(&cfg, &deps)
+	}
+	e.srv, err = New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = e.srv.Handler()
+	t.Cleanup(func() { assertNoSecrets(t, "log output", e.logs.String()) })
+	return e
+}
+
+// stopNATS shuts the server down and waits until the client noticed.
+func (e *env) stopNATS() {
+	e.t.Helper()
+	e.ns.Shutdown()
+	e.ns.WaitForShutdown()
+	waitFor(e.t, "client to see the server gone", func() bool { return !e.nc.IsConnected() })
+}
+
+func (e *env) seal(plain string) string {
+	e.t.Helper()
+	s, err := e.keys.Seal(plain)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// request is one HTTP request to the handler.
+type request struct {
+	method, path string
+	header       map[string]string
+	body         string
+	ctx          context.Context
+	// unknownLength hides the body's length, as a chunked upload does.
+	unknownLength bool
+}
+
+func (e *env) do(r request) *httptest.ResponseRecorder {
+	e.t.Helper()
+	req := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))
+	if r.ctx != nil {
+		req = req.WithContext(r.ctx)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	if r.unknownLength {
+		req.ContentLength = -1
+	}
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	assertNoSecrets(e.t, r.method+" "+r.path+" response", rec.Body.String())
+	for k, vs := range rec.Header() {
+		assertNoSecrets(e.t, "response header "+k, strings.Join(vs, ","))
+	}
+	return rec
+}
+
+// streaky posts body to /send-notification as the Worker does.
+func (e *env) streaky(body string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return e.do(request{method: "POST", path: "/send-notification", body: body, header: map[string]string{
+		"Content-Type": "application/json", "X-API-Secret": testAPISecret,
+	}})
+}
+
+// streakyBody builds a Worker request body.
+func streakyBody(fields map[string]any) string {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func goodMessage() map[string]any {
+	return map[string]any{"username": "octocat", "current_streak": 42, "contributions_today": 0, "message": "Don't lose your streak! 🔥"}
+}
+
+func (e *env) discordBody() string {
+	return streakyBody(map[string]any{"type": "discord", "encrypted_webhook": e.seal(testWebhook), "message": goodMessage()})
+}
+
+func (e *env) telegramBody() string {
+	return streakyBody(map[string]any{"type": "telegram", "encrypted_token": e.seal(testBotToken),
+		"encrypted_chat_id": e.seal(testChatID), "message": goodMessage()})
+}
+
+// streamMsgs returns the number of jobs in the stream.
+func (e *env) streamMsgs() uint64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, herald.JobsStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// lastJob returns the last job stored for channel c.
+func (e *env) lastJob(c herald.Channel) (herald.Job, jetstream.RawStreamMsg) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, herald.JobsStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, herald.JobSubject(c)+".*")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	job, err := publisher.Decode(m.Data)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return job, *m
+}
+
+// worker plays a Herald worker: it takes the next job from the stream and
+// writes st (with the job's id) as its status. done closes when it stopped.
+func (e *env) worker(ctx context.Context, st herald.Status) (ids <-chan string, errs <-chan error, done <-chan struct{}) {
+	idc := make(chan string, 1)
+	errc := make(chan error, 1)
+	donec := make(chan struct{})
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, herald.JobsStream, jetstream.ConsumerConfig{
+		Durable: "test-worker", AckPolicy: jetstream.AckExplicitPolicy,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	go func() {
+		defer close(donec)
+		for ctx.Err() == nil {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				errc <- err
+				return
+			}
+			for m := range batch.Messages() {
+				job, err := publisher.Decode(m.Data())
+				if err != nil {
+					errc <- err
+					return
+				}
+				_ = m.Ack()
+				st.ID = job.ID
+				st.Channel = job.Channel
+				// An intermediate state first: the wait must skip it.
+				if err := e.status.Put(ctx, herald.Status{ID: job.ID, State: herald.StateDelivering, Attempts: 1}); err != nil {
+					errc <- err
+					return
+				}
+				if err := e.status.Put(ctx, st); err != nil {
+					errc <- err
+					return
+				}
+				idc <- job.ID
+				return
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+				errc <- err
+				return
+			}
+		}
+	}()
+	return idc, errc, donec
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func decodeJSON(t testing.TB, r io.Reader, v any) {
+	t.Helper()
+	if err := json.NewDecoder(r).Decode(v); err != nil {
+		t.Fatalf("decode response: %v", err)
+	}
+}

@@ -1,0 +1,253 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/status"
+)
+
+// SourceStreaky is the Source of jobs built from /send-notification requests.
+const SourceStreaky = "streaky"
+
+// What Streaky's proxy puts in every message; see its discord.rs and
+// telegram.rs.
+const (
+	streakyTitle    = "⚠️ GitHub Streak Alert"
+	streakyColor    = 16739947 // 0xFF6B6B
+	streakyFooter   = "Streaky - Never lose your GitHub streak"
+	streakyUsername = "Streaky Bot"
+)
+
+// The Streaky proxy's texts for missing credentials, kept exactly: the
+// Worker stores them and shows them on the user's dashboard.
+const (
+	textInvalidType    = "Invalid notification type"
+	textMissingWebhook = "Missing encrypted_webhook for Discord notification"
+	textMissingToken   = "Missing encrypted_token for Telegram notification"
+	textMissingChatID  = "Missing encrypted_chat_id for Telegram notification"
+)
+
+// streakyReply is the proxy's JSON reply. Queued and ID are Herald's
+// additions, present only when the delivery result was not known in time;
+// the Worker ignores unknown fields.
+type streakyReply struct {
+	Success bool    `json:"success"`
+	Error   *string `json:"error"`
+	Queued  bool    `json:"queued,omitempty"`
+	ID      string  `json:"id,omitempty"`
+}
+
+// handleStreaky serves POST /send-notification exactly as Streaky's proxy
+// does (CONTRACT.md §3), except that it stores the job and, for up to
+// StreakyWait, waits for the delivery result instead of sending inline:
+//
+//	401 empty                      missing or wrong X-API-Secret
+//	415 / 413 / 400 / 422 text     not JSON / too big / malformed / wrong shape
+//	200 {"success":false,...}      unknown type, missing or bad credentials,
+//	                               destination not allowed, delivery failed
+//	200 {"success":true,...}       delivered, or stored and still queued
+//	503 + Retry-After              not stored (never a false success)
+func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	ctx := r.Context()
+	if _, ok := s.authStreaky(r); !ok {
+		s.streakyFail(w, r, reject(errUnauthorized, "missing or wrong X-API-Secret"))
+		return
+	}
+	if err := checkContentType(r); err != nil {
+		s.streakyFail(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.streakyFail(w, r, err)
+		return
+	}
+	req, err := decodeStreaky(body)
+	if err != nil {
+		s.streakyFail(w, r, err)
+		return
+	}
+	job, err := s.streakyJob(&req, start)
+	if err != nil {
+		s.streakyFail(w, r, err)
+		return
+	}
+
+	// Subscribe before publishing, so a fast worker's result is not missed.
+	var watch *status.Watch
+	if s.cfg.StreakyWait > 0 {
+		wt, err := s.status.Watch(job.ID)
+		if err != nil {
+			s.log.WarnContext(ctx, "cannot watch job status; answering without waiting", "id", job.ID, "err", err.Error())
+		} else {
+			defer wt.Stop()
+			watch = wt
+		}
+	}
+	if _, err := s.publish(ctx, job); err != nil {
+		s.streakyFail(w, r, err)
+		return
+	}
+	s.accepted(ctx, job, false)
+
+	queued := streakyReply{Success: true, Queued: true, ID: job.ID}
+	if watch == nil {
+		writeJSON(w, http.StatusOK, queued)
+		return
+	}
+	wctx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.StreakyWait))
+	defer cancel()
+	st, err := watch.Final(wctx)
+	switch {
+	case err == nil && st.State == herald.StateDelivered:
+		writeJSON(w, http.StatusOK, streakyReply{Success: true})
+	case err == nil:
+		msg := st.LastError
+		if msg == "" {
+			msg = "Delivery failed"
+		}
+		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &msg})
+	case ctx.Err() != nil:
+		// The Worker went away; the job is stored and will be delivered.
+		s.log.DebugContext(ctx, "client left before the delivery result", "id", job.ID)
+		writeJSON(w, http.StatusOK, queued)
+	default:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			s.log.WarnContext(ctx, "watching job status failed", "id", job.ID, "err", err.Error())
+		}
+		writeJSON(w, http.StatusOK, queued)
+	}
+}
+
+// streakyJob checks the request's business rules in the proxy's order and
+// builds the job. Credentials are opened only to check them; the job carries
+// the sealed strings as received.
+func (s *Server) streakyJob(req *streakyRequest, now time.Time) (*herald.Job, error) {
+	job := &herald.Job{Source: SourceStreaky}
+	switch req.Type {
+	case "discord":
+		if req.EncryptedWebhook == nil {
+			return nil, reject(errMissingCredentials, textMissingWebhook)
+		}
+		webhook, err := s.streakyOpen(*req.EncryptedWebhook, "encrypted_webhook")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkTarget(herald.ChannelDiscord, herald.Target{WebhookURL: webhook}); err != nil {
+			return nil, capitalized(err)
+		}
+		job.Channel = herald.ChannelDiscord
+		job.Credentials.Webhook = *req.EncryptedWebhook
+	case "telegram":
+		if req.EncryptedToken == nil {
+			return nil, reject(errMissingCredentials, textMissingToken)
+		}
+		if req.EncryptedChatID == nil {
+			return nil, reject(errMissingCredentials, textMissingChatID)
+		}
+		token, err := s.streakyOpen(*req.EncryptedToken, "encrypted_token")
+		if err != nil {
+			return nil, err
+		}
+		chatID, err := s.streakyOpen(*req.EncryptedChatID, "encrypted_chat_id")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkTarget(herald.ChannelTelegram, herald.Target{BotToken: token, ChatID: chatID}); err != nil {
+			return nil, capitalized(err)
+		}
+		job.Channel = herald.ChannelTelegram
+		job.Credentials.BotToken = *req.EncryptedToken
+		job.Credentials.ChatID = *req.EncryptedChatID
+	default:
+		return nil, reject(errUnknownType, textInvalidType)
+	}
+
+	color := streakyColor
+	ts := now.UTC()
+	job.ID = herald.NewID()
+	job.Version = herald.JobVersion
+	job.Message = herald.Message{
+		Title: streakyTitle,
+		Text:  req.Message.Message,
+		Color: &color,
+		Fields: []herald.Field{
+			{Name: "GitHub Username", Value: req.Message.Username, Inline: true, Icon: "👤"},
+			{Name: "Current Streak", Value: fmt.Sprintf("%d days", req.Message.CurrentStreak), Inline: true, Icon: "🔥"},
+		},
+		Footer:    streakyFooter,
+		Username:  streakyUsername,
+		Timestamp: &ts,
+	}
+	// Reported as success:false, like the destination's refusal of such a
+	// message would have been on the proxy.
+	if err := job.Validate(); err != nil {
+		return nil, capitalized(err)
+	}
+	return job, nil
+}
+
+// streakyOpen opens one sealed field, for checking only. Its error text is
+// the keyring's (which says what is wrong and nothing of the value) in the
+// proxy's capitalized style, naming the field.
+func (s *Server) streakyOpen(sealed, field string) (string, error) {
+	plain, err := s.keys.Open(sealed)
+	if err != nil {
+		return "", reject(errBadCredentials, "%s (%s)", upperFirst(err.Error()), field)
+	}
+	return plain, nil
+}
+
+// capitalized returns a rejection of the same kind as err with its text's
+// first letter upper-cased, the proxy's style.
+func capitalized(err error) error {
+	kind := err
+	var rj *rejection
+	if errors.As(err, &rj) {
+		kind = rj.kind
+	}
+	return &rejection{kind: kind, msg: upperFirst(err.Error())}
+}
+
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
+}
+
+// streakyFail answers a refused or failed /send-notification request the way
+// the proxy would, choosing the status from errorTable.
+func (s *Server) streakyFail(w http.ResponseWriter, r *http.Request, err error) {
+	row, text := classify(err)
+	if row.business {
+		s.rejected(r.Context(), routeStreaky, row, http.StatusOK, err)
+		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &text})
+		return
+	}
+	s.rejected(r.Context(), routeStreaky, row, row.status, err)
+	switch {
+	case row.status == http.StatusUnauthorized:
+		w.WriteHeader(http.StatusUnauthorized) // the proxy's empty 401
+	case row.status == http.StatusServiceUnavailable:
+		// Not stored: the Worker records "VPS proxy error: 503 <body>".
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		msg := "Herald could not store the notification; retry later"
+		writeJSON(w, row.status, streakyReply{Success: false, Error: &msg})
+	default:
+		if strings.TrimSpace(text) == "" {
+			text = http.StatusText(row.status)
+		}
+		writePlain(w, row.status, text)
+	}
+}

@@ -1,0 +1,127 @@
+package pacing
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// fakeClock is a controllable clock: sleep advances it at once, like
+// gobreaker's pseudoSleep, so tests of waits take no real time.
+type fakeClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	sleeps []time.Duration
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func (c *fakeClock) sleep(ctx context.Context, d time.Duration, _ <-chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	c.sleeps = append(c.sleeps, d)
+	return nil
+}
+
+// slept returns the sleeps so far and forgets them.
+func (c *fakeClock) slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sleeps
+	c.sleeps = nil
+	return s
+}
+
+// testPacer is a Pacer on a fake clock, with its log and metrics.
+type testPacer struct {
+	*Pacer
+	clock *fakeClock
+	logs  *syncBuffer
+	m     *metrics.Metrics
+}
+
+func newTestPacer(t *testing.T, cfg Config) *testPacer {
+	t.Helper()
+	logs := &syncBuffer{}
+	m := metrics.New(prometheus.NewRegistry())
+	p, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), m)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	c := newFakeClock()
+	p.now, p.sleep = c.now, c.sleep
+	// The invalid-request window counts from the clock's start.
+	p.dg.invalid.base = c.now()
+	return &testPacer{Pacer: p, clock: c, logs: logs, m: m}
+}
+
+// waits returns the PacingWaits counter for channel and scope.
+func (tp *testPacer) waits(channel, scope string) float64 {
+	return testutil.ToFloat64(tp.m.PacingWaits.WithLabelValues(channel, scope))
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// assertNoSecrets fails the test if text contains any of secrets.
+func assertNoSecrets(t *testing.T, where, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(text, s) {
+			t.Errorf("%s contains secret %q", where, s)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,585 @@
+package pacing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// unknownRetry is the delay handed to JetStream when a send waited MaxHold
+// for a response that would teach it the bucket and none came: the response is
+// overdue, so try again soon.
+const unknownRetry = time.Second
+
+// minHold is the shortest wait worth sleeping: shorter ones are below timer
+// granularity, and most come from the clock being read before a lock that
+// another send took with a later reading.
+const minHold = time.Millisecond
+
+// scope names the limit that held a send back: the PacingWaits metric's
+// scope label.
+type scope int
+
+const (
+	scopeDestination   scope = iota // one Discord webhook's bucket, or one Telegram private chat
+	scopeGlobal                     // Discord's per-IP global limit, or a global 429 pause
+	scopeInvalidBudget              // Discord suspended: invalid-request budget spent
+	scopeBot                        // one Telegram bot over all its chats
+	scopeGroup                      // one Telegram group
+	nScopes
+)
+
+var scopeNames = [nScopes]string{"destination", "global", "invalid_budget", "bot", "group"}
+
+// pacedErrs are the Err of the RetryAfterErrors the Pacer returns, one per
+// scope; each matches herald.ErrPaced with errors.Is.
+var pacedErrs = [nScopes]error{
+	scopeDestination:   fmt.Errorf("%w (per-destination limit)", herald.ErrPaced),
+	scopeGlobal:        fmt.Errorf("%w (Discord global limit)", herald.ErrPaced),
+	scopeInvalidBudget: fmt.Errorf("%w (Discord suspended: invalid-request budget spent)", herald.ErrPaced),
+	scopeBot:           fmt.Errorf("%w (per-bot limit)", herald.ErrPaced),
+	scopeGroup:         fmt.Errorf("%w (per-group limit)", herald.ErrPaced),
+}
+
+// channel indexes the per-channel metric children.
+const (
+	chDiscord = iota
+	chTelegram
+	nChannels
+)
+
+// Pacer holds sends back so that they stay within what Discord and Telegram
+// allow, instead of sending and collecting 429s. Create it with New, set
+// ObserveDiscord as channels.DiscordConfig.Observe, and add Middleware to the
+// consumer's middlewares. Its methods are safe for concurrent use.
+//
+// State is per process: see the package documentation.
+type Pacer struct {
+	cfg Config
+	log *slog.Logger
+
+	// now and sleep are the clock; tests replace them. sleep waits d, or
+	// until wake is closed (a nil wake never is), or until ctx ends.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration, wake <-chan struct{}) error
+
+	dests *cache[discordDest, *discordDest]
+	dmu   sync.Mutex // guards dg
+	dg    discordGlobal
+
+	chats *cache[tgChat, *tgChat] // chat shards are locked before bot shards
+	bots  *cache[tgBot, *tgBot]
+
+	waits     [nChannels][nScopes]prometheus.Counter // nil where a scope does not apply
+	held      [nChannels]prometheus.Observer
+	invalid   prometheus.Counter
+	suspended prometheus.Gauge
+}
+
+// New validates cfg and returns a Pacer with its defaults applied. logger
+// receives the suspension and global-pause lines (nil discards); m records
+// pacing metrics (nil uses a private registry).
+func New(cfg Config, logger *slog.Logger, m *metrics.Metrics) (*Pacer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New(prometheus.NewRegistry())
+	}
+	now := time.Now()
+	p := &Pacer{
+		cfg:   cfg,
+		log:   logger,
+		now:   time.Now,
+		sleep: sleepCtx,
+		dests: newCache[discordDest](cfg.MaxDestinations),
+		dg: discordGlobal{
+			rate:    newWindow(cfg.Discord.GlobalRate),
+			invalid: newInvalidCounter(cfg.Discord.InvalidWindow, now),
+			budget:  cfg.Discord.InvalidBudget,
+		},
+		chats: newCache[tgChat](cfg.MaxDestinations),
+		bots:  newCache[tgBot](cfg.MaxDestinations),
+	}
+	applies := [nChannels][]scope{
+		chDiscord:  {scopeDestination, scopeGlobal, scopeInvalidBudget},
+		chTelegram: {scopeDestination, scopeGroup, scopeBot},
+	}
+	for ch, name := range [nChannels]herald.Channel{chDiscord: herald.ChannelDiscord, chTelegram: herald.ChannelTelegram} {
+		for _, s := range applies[ch] {
+			p.waits[ch][s] = m.PacingWaits.WithLabelValues(string(name), scopeNames[s])
+		}
+		p.held[ch] = m.PacingWait.WithLabelValues(string(name))
+	}
+	p.invalid = m.InvalidResponses.WithLabelValues(string(herald.ChannelDiscord))
+	p.suspended = m.Suspended.WithLabelValues(string(herald.ChannelDiscord))
+	p.suspended.Set(0)
+	return p, nil
+}
+
+// sleepCtx is the real Pacer.sleep.
+func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Middleware returns the consumer middleware that paces each send. dest
+// returns a notification's destination key, the one its channel's
+// Destination method gives ("discord:<webhook id>", "telegram:<bot
+// id>:<chat hash>"); the Pacer keys its state by it, never by a credential.
+// Keys of targets that do not parse ("discord:invalid", "telegram:invalid:…")
+// and channels other than Discord and Telegram are not paced: they fail
+// without I/O or are not the Pacer's.
+//
+// Before calling next, the middleware waits until every limit that applies
+// allows the send. A wait of at most MaxHold in total is slept through
+// (honouring ctx, whose end returns an error wrapping ctx.Err()); a longer one
+// returns *herald.RetryAfterError{After: wait, Err: an error matching
+// herald.ErrPaced} without calling next. After next returns, a 429 it
+// reports (a *herald.RetryAfterError whose Err is not ErrPaced or
+// ErrCircuitOpen) blocks the destination, or every Discord send when it is
+// Global, for its After; a Telegram 429 also halves the chat's rate, and
+// repeated 429s the bot's, for a minute. next's error is returned unchanged.
+//
+// It panics if dest is nil.
+func (p *Pacer) Middleware(dest func(herald.Notification) string) consumer.Middleware {
+	if dest == nil {
+		panic("pacing: Middleware: dest is nil")
+	}
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, d *consumer.Delivery) error {
+			switch d.Notification.Channel {
+			case herald.ChannelDiscord:
+				key := dest(d.Notification)
+				if key == "" || key == "discord:invalid" {
+					return next(ctx, d)
+				}
+				return p.sendDiscord(ctx, key, d, next)
+			case herald.ChannelTelegram:
+				key := dest(d.Notification)
+				if key == "" || strings.HasPrefix(key, "telegram:invalid:") {
+					return next(ctx, d)
+				}
+				// Only the chat id's sign is kept, never the id.
+				group := isGroupChat(d.Notification.Target.ChatID)
+				return p.sendTelegram(ctx, key, group, d, next)
+			default:
+				return next(ctx, d)
+			}
+		}
+	}
+}
+
+// grant is the answer to a request for a slot.
+type grant struct {
+	ok      bool          // the slot is taken; send after wait
+	wait    time.Duration // ok: hold this long first; else: how long until a slot may free up
+	unknown bool          // !ok: a slot frees up when a response arrives, at no known time
+	wake    <-chan struct{}
+	scope   scope
+
+	// Discord reservations, to release after the send.
+	shard *cacheShard[discordDest, *discordDest]
+	dest  *discordDest
+}
+
+// hold decides what to do with a grant that is not ok, for a send that may
+// still be held for budget: sleep (nil error: try again) or give the job back
+// (a *herald.RetryAfterError). It counts the wait, once per scope and send.
+func (p *Pacer) hold(ctx context.Context, ch int, g grant, budget time.Duration, counted *[nScopes]bool) error {
+	p.countWait(ch, g.scope, counted)
+	wait := g.wait
+	if g.unknown {
+		if budget <= 0 {
+			return p.paced(unknownRetry, g.scope)
+		}
+		wait = budget
+	} else if wait > budget {
+		return p.paced(wait, g.scope)
+	}
+	if err := p.sleep(ctx, wait, g.wake); err != nil {
+		return fmt.Errorf("pacing: hold: %w", err)
+	}
+	return nil
+}
+
+func (p *Pacer) paced(after time.Duration, s scope) error {
+	return &herald.RetryAfterError{After: after, Global: s == scopeGlobal || s == scopeInvalidBudget, Err: pacedErrs[s]}
+}
+
+func (p *Pacer) countWait(ch int, s scope, counted *[nScopes]bool) {
+	if counted[s] {
+		return
+	}
+	counted[s] = true
+	if c := p.waits[ch][s]; c != nil {
+		c.Inc()
+	}
+}
+
+// sendDiscord paces one Discord send to key and calls next.
+func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Delivery, next consumer.Handler) error {
+	start := p.now()
+	now := start
+	var (
+		g       grant
+		counted [nScopes]bool
+		waited  bool
+	)
+	for {
+		g = p.acquireDiscord(key, now, p.cfg.MaxHold-now.Sub(start))
+		if g.ok {
+			break
+		}
+		if err := p.hold(ctx, chDiscord, g, p.cfg.MaxHold-now.Sub(start), &counted); err != nil {
+			return err
+		}
+		waited = true
+		now = p.now()
+	}
+	if g.wait > 0 {
+		p.countWait(chDiscord, g.scope, &counted)
+		if err := p.sleep(ctx, g.wait, nil); err != nil {
+			p.releaseDiscord(g, false, nil, time.Time{})
+			return fmt.Errorf("pacing: hold: %w", err)
+		}
+		waited = true
+	}
+	if waited {
+		p.held[chDiscord].Observe(p.now().Sub(start).Seconds())
+	} else {
+		p.held[chDiscord].Observe(0)
+	}
+
+	return p.callDiscord(ctx, d, next, g)
+}
+
+// callDiscord sends through next and then ends g's reservation, also when
+// next panics (the consumer's recoverer, further out, turns the panic into
+// an error): a reservation left in flight would hold the webhook forever.
+func (p *Pacer) callDiscord(ctx context.Context, d *consumer.Delivery, next consumer.Handler, g grant) (err error) {
+	defer func() {
+		if err == nil {
+			p.releaseDiscord(g, true, nil, time.Time{})
+			return
+		}
+		p.discordFailed(g, err)
+	}()
+	return next(ctx, d)
+}
+
+// discordFailed releases g after a send that failed with err, learning from a
+// 429: a per-webhook one blocks the webhook, a global one every webhook.
+func (p *Pacer) discordFailed(g grant, err error) {
+	var ra *herald.RetryAfterError
+	if !errors.As(err, &ra) || madeByHerald(ra) {
+		p.releaseDiscord(g, sent(err), nil, time.Time{})
+		return
+	}
+	now := p.now()
+	if ra.Global {
+		p.pauseDiscord(now.Add(ra.After), now)
+		ra = nil
+	}
+	p.releaseDiscord(g, true, ra, now)
+}
+
+// madeByHerald reports whether a RetryAfterError is Herald's own (pacing, a
+// breaker) rather than a destination's answer.
+func madeByHerald(ra *herald.RetryAfterError) bool {
+	return errors.Is(ra.Err, herald.ErrPaced) || errors.Is(ra.Err, herald.ErrCircuitOpen)
+}
+
+// sent reports whether a send that failed with err may have reached the
+// destination. Herald's own refusals and invalid targets certainly did not.
+func sent(err error) bool {
+	return !errors.Is(err, herald.ErrPaced) && !errors.Is(err, herald.ErrCircuitOpen) &&
+		!errors.Is(err, channels.ErrInvalidTarget)
+}
+
+// acquireDiscord tries to take a slot for key at now: the global gates
+// (suspension, global pause), the webhook's bucket, then the global rate,
+// which may ask to hold up to budget.
+func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) grant {
+	p.dmu.Lock()
+	w, s := p.discordGateLocked(now)
+	p.dmu.Unlock()
+	if w > 0 {
+		return grant{wait: w, scope: s}
+	}
+
+	sh := p.dests.shard(key)
+	sh.mu.Lock()
+	e := sh.get(key)
+	if e == nil {
+		e = sh.add(key, discordDest{})
+	}
+	ok, w, unknown := e.reserve(now, budget)
+	if !ok {
+		g := grant{wait: w, unknown: unknown, scope: scopeDestination}
+		if unknown {
+			g.wake = e.waitChan()
+		}
+		sh.mu.Unlock()
+		return g
+	}
+	sh.mu.Unlock()
+
+	p.dmu.Lock()
+	t := p.dg.rate.earliest(now)
+	if w = t.Sub(now); w < minHold {
+		w = 0
+	}
+	if w > 0 && w > budget {
+		p.dmu.Unlock()
+		sh.mu.Lock()
+		e.release(false)
+		sh.mu.Unlock()
+		return grant{wait: w, scope: scopeGlobal}
+	}
+	p.dg.rate.take(t)
+	p.dmu.Unlock()
+	return grant{ok: true, wait: w, scope: scopeGlobal, shard: sh, dest: e}
+}
+
+// releaseDiscord ends g's reservation; a non-nil ra (a per-webhook 429)
+// blocks the webhook for ra.After from now.
+func (p *Pacer) releaseDiscord(g grant, sent bool, ra *herald.RetryAfterError, now time.Time) {
+	g.shard.mu.Lock()
+	if ra != nil {
+		g.dest.block(now.Add(ra.After))
+	}
+	g.dest.release(sent)
+	g.shard.mu.Unlock()
+}
+
+// discordGateLocked returns how long every Discord send must wait, and why:
+// the invalid-request budget is spent, or a global 429 paused sending. It
+// notices the end of a suspension. p.dmu is held.
+func (p *Pacer) discordGateLocked(now time.Time) (time.Duration, scope) {
+	g := &p.dg
+	if w := g.invalid.below(now, g.budget); w > 0 {
+		p.setSuspendedLocked(true, now, w)
+		return w, scopeInvalidBudget
+	}
+	p.setSuspendedLocked(false, now, 0)
+	if now.Before(g.pausedUntil) {
+		return g.pausedUntil.Sub(now), scopeGlobal
+	}
+	return 0, 0
+}
+
+// setSuspendedLocked records a suspension starting or ending, with one log
+// line and the Suspended gauge. p.dmu is held.
+func (p *Pacer) setSuspendedLocked(on bool, now time.Time, resumeIn time.Duration) {
+	g := &p.dg
+	if g.suspended == on {
+		return
+	}
+	g.suspended = on
+	if on {
+		p.suspended.Set(1)
+		p.log.LogAttrs(context.Background(), slog.LevelWarn, "discord suspended: invalid-request budget spent",
+			slog.Int("invalid_responses", g.invalid.count(now)),
+			slog.Int("budget", g.budget),
+			slog.Duration("window", p.cfg.Discord.InvalidWindow),
+			slog.Duration("resume_in", resumeIn.Round(time.Second)))
+		return
+	}
+	p.suspended.Set(0)
+	p.log.LogAttrs(context.Background(), slog.LevelInfo, "discord resumed: invalid responses back under budget",
+		slog.Int("invalid_responses", g.invalid.count(now)),
+		slog.Int("budget", g.budget))
+}
+
+// pauseDiscord holds every Discord send until until (a global 429).
+func (p *Pacer) pauseDiscord(until, now time.Time) {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	if !until.After(p.dg.pausedUntil) {
+		return
+	}
+	if !now.Before(p.dg.pausedUntil) {
+		p.log.LogAttrs(context.Background(), slog.LevelWarn, "discord global rate limit: pausing every send",
+			slog.Duration("pause", until.Sub(now)))
+	}
+	p.dg.pausedUntil = until
+}
+
+// ObserveDiscord learns from one Discord response; set it as
+// channels.DiscordConfig.Observe. dest is the webhook's destination key, rl
+// the response's X-RateLimit-* headers, status its HTTP status. It learns the
+// webhook's bucket (limit, remaining, reset, keyed by destination: Discord
+// gives every webhook the same bucket hash), counts invalid responses (401,
+// 403, 429 unless scope "shared") toward the invalid-request budget, and on
+// a global 429 (or a 429 without rate-limit headers: a Cloudflare ban) pauses
+// every Discord send until the send returns the wait Discord asked for. It is
+// quick and safe for concurrent use.
+func (p *Pacer) ObserveDiscord(dest string, rl channels.RateLimit, status int) {
+	now := p.now()
+	if isInvalid(status, rl) {
+		p.invalid.Inc()
+		p.dmu.Lock()
+		if n := p.dg.invalid.add(now); n >= p.dg.budget {
+			p.setSuspendedLocked(true, now, p.dg.invalid.below(now, p.dg.budget))
+		}
+		p.dmu.Unlock()
+	}
+	if isGlobal429(status, rl) {
+		p.pauseDiscord(now.Add(max(rl.ResetAfter, globalPauseGuess)), now)
+	}
+	if dest == "" || !rl.Present || rl.Limit <= 0 {
+		return
+	}
+	sh := p.dests.shard(dest)
+	sh.mu.Lock()
+	e := sh.get(dest)
+	if e == nil {
+		e = sh.add(dest, discordDest{})
+	}
+	e.observe(rl, now)
+	sh.mu.Unlock()
+}
+
+// sendTelegram paces one Telegram send to chat key and calls next.
+func (p *Pacer) sendTelegram(ctx context.Context, key string, group bool, d *consumer.Delivery, next consumer.Handler) error {
+	bot := telegramBotKey(key)
+	start := p.now()
+	now := start
+	var (
+		g       grant
+		counted [nScopes]bool
+		waited  bool
+	)
+	for {
+		g = p.acquireTelegram(key, bot, group, now, p.cfg.MaxHold-now.Sub(start))
+		if g.ok {
+			break
+		}
+		if err := p.hold(ctx, chTelegram, g, p.cfg.MaxHold-now.Sub(start), &counted); err != nil {
+			return err
+		}
+		waited = true
+		now = p.now()
+	}
+	if g.wait > 0 {
+		p.countWait(chTelegram, g.scope, &counted)
+		if err := p.sleep(ctx, g.wait, nil); err != nil {
+			// The slot stays spent: the limiters cannot give back a slot
+			// that others have queued behind.
+			return fmt.Errorf("pacing: hold: %w", err)
+		}
+		waited = true
+	}
+	if waited {
+		p.held[chTelegram].Observe(p.now().Sub(start).Seconds())
+	} else {
+		p.held[chTelegram].Observe(0)
+	}
+
+	err := next(ctx, d)
+	if err != nil {
+		p.telegramFailed(key, bot, err)
+	}
+	return err
+}
+
+// telegramFailed learns from a send that failed with err: a 429 blocks the
+// chat and tightens its rate (and, repeated, the bot's).
+func (p *Pacer) telegramFailed(key, bot string, err error) {
+	var ra *herald.RetryAfterError
+	if errors.As(err, &ra) && !madeByHerald(ra) {
+		p.telegram429(key, bot, p.now(), ra.After)
+	}
+}
+
+// acquireTelegram tries to take a slot at now for chat key of bot, holding
+// up to budget: the chat's 429 block, then the chat's and the bot's rates.
+func (p *Pacer) acquireTelegram(key, bot string, group bool, now time.Time, budget time.Duration) grant {
+	chatScope := scopeDestination
+	perSecond := p.cfg.Telegram.PerChat
+	if group {
+		chatScope, perSecond = scopeGroup, p.cfg.Telegram.PerGroup
+	}
+	cs := p.chats.shard(key)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.get(key)
+	if c == nil {
+		c = cs.add(key, tgChat{tgLimit: newTGLimit(perSecond)})
+	}
+	c.restore(now)
+	if now.Before(c.blockedUntil) {
+		return grant{wait: c.blockedUntil.Sub(now), scope: chatScope}
+	}
+
+	bs := p.bots.shard(bot)
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	b := bs.get(bot)
+	if b == nil {
+		b = bs.add(bot, tgBot{tgLimit: newTGLimit(p.cfg.Telegram.PerBot)})
+	}
+	b.restore(now)
+
+	tc, tb := c.at(now), b.at(now)
+	rc := c.lim.ReserveN(tc, 1)
+	rb := b.lim.ReserveN(tb, 1)
+	g := grant{ok: true, wait: rc.DelayFrom(now), scope: chatScope}
+	if w := rb.DelayFrom(now); w > g.wait {
+		g.wait, g.scope = w, scopeBot
+	}
+	if g.wait < minHold {
+		g.wait = 0
+	}
+	if g.wait > 0 && g.wait > budget {
+		// Both limiters are locked: nothing reserved after these, so
+		// cancelling restores them exactly.
+		rb.CancelAt(tb)
+		rc.CancelAt(tc)
+		g.ok = false
+	}
+	return g
+}
+
+// telegram429 records a 429 for chat key of bot: the chat waits after, its
+// rate is halved for a while, and repeated 429s halve the bot's.
+func (p *Pacer) telegram429(key, bot string, now time.Time, after time.Duration) {
+	cs := p.chats.shard(key)
+	cs.mu.Lock()
+	if c := cs.get(key); c != nil {
+		if until := now.Add(after); until.After(c.blockedUntil) {
+			c.blockedUntil = until
+		}
+		c.tighten(now, after)
+	}
+	bs := p.bots.shard(bot)
+	bs.mu.Lock()
+	if b := bs.get(bot); b != nil {
+		b.strike(now, after)
+	}
+	bs.mu.Unlock()
+	cs.mu.Unlock()
+}

@@ -1,0 +1,418 @@
+package pacing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/publisher"
+	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/time/rate"
+)
+
+const testKey = "0123456789abcdef0123456789abcdef-test-key"
+
+// poolEnv is an embedded JetStream server with the jobs stream and status
+// bucket, and what a consumer.Pool needs around it.
+type poolEnv struct {
+	t       *testing.T
+	js      jetstream.JetStream
+	keys    *crypto.Keyring
+	pub     *publisher.Publisher
+	status  *status.Store
+	logs    *syncBuffer
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+}
+
+func newPoolEnv(t *testing.T) *poolEnv {
+	t.Helper()
+	opts := natsserver.DefaultTestOptions
+	opts.Port = -1
+	opts.JetStream = true
+	opts.StoreDir = t.TempDir()
+	s := natsserver.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatalf("ensure stream: %v", err)
+	}
+	kv, err := queue.EnsureStatusBucket(ctx, js, time.Hour, 1)
+	if err != nil {
+		t.Fatalf("ensure status bucket: %v", err)
+	}
+	keys, err := crypto.NewKeyring(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	return &poolEnv{
+		t: t, js: js, keys: keys, pub: publisher.New(js), status: status.New(kv, nc),
+		logs: logs, log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		reg: reg, metrics: metrics.New(reg),
+	}
+}
+
+// publish seals creds into a job for channel ch and stores it.
+func (e *poolEnv) publish(ch herald.Channel, text string, creds herald.Credentials) {
+	e.t.Helper()
+	seal := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		out, err := e.keys.Seal(s)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return out
+	}
+	job := &herald.Job{
+		Channel: ch, Source: "test",
+		Credentials: herald.Credentials{Webhook: seal(creds.Webhook), BotToken: seal(creds.BotToken), ChatID: seal(creds.ChatID)},
+		Message:     herald.Message{Title: "Pacing", Text: text},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.pub.Publish(ctx, job); err != nil {
+		e.t.Fatalf("publish: %v", err)
+	}
+}
+
+// run starts a Pool with the given senders and middlewares until the test
+// ends.
+func (e *poolEnv) run(senders map[herald.Channel]consumer.Sender, mws ...consumer.Middleware) {
+	e.t.Helper()
+	p, err := consumer.New(consumer.Config{
+		Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: 5 * time.Second,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	}, consumer.Deps{
+		JS: e.js, Keys: e.keys, Senders: senders, Status: e.status,
+		Logger: e.log, Metrics: e.metrics, Middlewares: mws,
+	})
+	if err != nil {
+		e.t.Fatalf("consumer.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			e.t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+// countingSender records which jobs a Sender delivered, and when.
+type countingSender struct {
+	consumer.Sender
+	mu        sync.Mutex
+	delivered map[string]int
+	calls     int
+	last      time.Time
+}
+
+func newCountingSender(s consumer.Sender) *countingSender {
+	return &countingSender{Sender: s, delivered: map[string]int{}}
+}
+
+func (c *countingSender) Send(ctx context.Context, n herald.Notification) error {
+	err := c.Sender.Send(ctx, n)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if err == nil {
+		c.delivered[n.JobID]++
+		c.last = time.Now()
+	}
+	return err
+}
+
+// stats returns the distinct jobs delivered, the duplicate deliveries, the
+// sends made and the time of the last delivery.
+func (c *countingSender) stats() (jobs, dups, calls int, last time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.delivered {
+		jobs++
+		dups += n - 1
+	}
+	return jobs, dups, c.calls, c.last
+}
+
+// TestDiscordPacingPool: a fake Discord with a 5 per 2 s bucket per webhook
+// and a 50/s global limit; 100 jobs to 4 webhooks through a real Pool, the
+// real Discord channel and the Pacer. All are delivered, in close to the
+// ideal time, with at most a few 429s.
+func TestDiscordPacingPool(t *testing.T) {
+	t.Parallel()
+	const (
+		webhooks   = 4
+		perWebhook = 25
+		limit      = 5
+		window     = 2 * time.Second
+		jobs       = webhooks * perWebhook
+	)
+	e := newPoolEnv(t)
+	f := fake.NewDiscord(t)
+	f.Limit(limit, window, 50)
+
+	p, err := New(Config{}, e.log, e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		first    time.Time
+	)
+	observe := func(dest string, rl channels.RateLimit, status int) {
+		mu.Lock()
+		statuses[status]++
+		if first.IsZero() {
+			first = time.Now()
+		}
+		mu.Unlock()
+		p.ObserveDiscord(dest, rl, status)
+	}
+	dc, err := channels.NewDiscord(channels.DiscordConfig{
+		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: observe,
+	}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := newCountingSender(dc)
+
+	tokens := make([]string, webhooks)
+	for i := range webhooks {
+		tokens[i] = fmt.Sprintf("WebhookSecretToken%d_abcdefXYZ", i)
+	}
+	for i := range jobs {
+		w := i % webhooks
+		e.publish(herald.ChannelDiscord, fmt.Sprintf("job %d", i),
+			herald.Credentials{Webhook: f.WebhookURL(fmt.Sprintf("1122334455667788%02d", w), tokens[w])})
+	}
+	handedBack := countHandBacks()
+	e.run(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: send},
+		handedBack.middleware, p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) }))
+
+	waitFor(t, 40*time.Second, "every job delivered", func() bool {
+		n, _, _, _ := send.stats()
+		return n == jobs
+	})
+	delivered, dups, calls, last := send.stats()
+	mu.Lock()
+	elapsed := last.Sub(first)
+	tooMany := statuses[http.StatusTooManyRequests]
+	mu.Unlock()
+
+	// Each webhook allows limit sends per window, and its first window opens
+	// with the first send: the last of perWebhook sends can go no sooner than
+	// (perWebhook/limit - 1) windows after the first, so the fastest possible
+	// run (every slot used the moment it opens) delivers jobs/ideal per
+	// second; in the long run the fake allows webhooks*limit/window.
+	ideal := time.Duration((perWebhook+limit-1)/limit-1) * window
+	steady := float64(webhooks*limit) / window.Seconds()
+	t.Logf("pacing: %d jobs to %d webhooks (fake: %d per %s per webhook, 50/s global)", jobs, webhooks, limit, window)
+	t.Logf("pacing: delivered %d in %s, ideal %s (%.2fx): %.2f delivered/s against %.2f/s for the ideal run and the fake's %.2f/s steady rate",
+		delivered, elapsed.Round(time.Millisecond), ideal, elapsed.Seconds()/ideal.Seconds(),
+		float64(delivered)/elapsed.Seconds(), float64(jobs)/ideal.Seconds(), steady)
+	t.Logf("pacing: %d sends, %d 429s = %.1f 429s per 1,000 sends; %d duplicate deliveries; %d jobs handed back to JetStream to wait (%.2f per job); held or handed back: destination %.0f, global %.0f",
+		calls, tooMany, 1000*float64(tooMany)/float64(calls), dups, handedBack.n.Load(), float64(handedBack.n.Load())/jobs,
+		testutil.ToFloat64(e.metrics.PacingWaits.WithLabelValues("discord", "destination")),
+		testutil.ToFloat64(e.metrics.PacingWaits.WithLabelValues("discord", "global")))
+
+	if delivered != jobs {
+		t.Errorf("delivered %d jobs, want %d", delivered, jobs)
+	}
+	if tooMany > 3 {
+		t.Errorf("Discord answered 429 %d times, want at most 3", tooMany)
+	}
+	if max := ideal * 3 / 2; elapsed > max {
+		t.Errorf("took %s, more than 1.5x the ideal %s", elapsed, ideal)
+	}
+	if dups != 0 {
+		t.Errorf("%d duplicate deliveries", dups)
+	}
+	secrets := append([]string{testKey[:crypto.KeySize]}, tokens...)
+	assertNoSecrets(t, "log", e.logs.String(), secrets...)
+	assertNoSecrets(t, "metrics", gatherText(t, e.reg), secrets...)
+}
+
+// handBacks counts the sends the Pacer handed back to JetStream.
+type handBacks struct{ n atomic.Int64 }
+
+func countHandBacks() *handBacks { return &handBacks{} }
+
+func (h *handBacks) middleware(next consumer.Handler) consumer.Handler {
+	return func(ctx context.Context, d *consumer.Delivery) error {
+		err := next(ctx, d)
+		if errors.Is(err, herald.ErrPaced) {
+			h.n.Add(1)
+		}
+		return err
+	}
+}
+
+// gatherText renders every metric of reg as text.
+func gatherText(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		b.WriteString(mf.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// TestTelegramPacingPool: a fake Telegram that answers 429 (retry_after 1)
+// when a chat gets messages faster than its rate (with a burst of 2); 32 jobs to two private
+// chats and a group through a real Pool, the real Telegram channel and the
+// Pacer. All are delivered, in close to the ideal time, without 429s.
+func TestTelegramPacingPool(t *testing.T) {
+	t.Parallel()
+	const (
+		perChat  = 4.0 // private chats, per second
+		perGroup = 2.0 // groups, per second
+		botToken = "123456789:BotSecretTokenAAAbbbCCCddd"
+	)
+	chats := []struct {
+		id   string
+		jobs int
+		rate float64
+	}{
+		{"734529817", 12, perChat},
+		{"734529818", 12, perChat},
+		{"-1009876543210", 8, perGroup},
+	}
+	e := newPoolEnv(t)
+	f := fake.NewTelegram(t)
+	var (
+		mu       sync.Mutex
+		limiters = map[string]*rate.Limiter{}
+		limited  int
+		first    time.Time
+	)
+	f.Script(func(r fake.TelegramRequest, _ int) fake.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		if first.IsZero() {
+			first = r.At
+		}
+		// Like Telegram, refuse messages to a chat beyond its rate. "About N
+		// per second" allows a little burst, which also absorbs network
+		// jitter: requests paced at the right interval still arrive up to
+		// 100 ms apart from it (the first ones, on new connections, under
+		// -race). Sending at twice the rate would spend the burst at once.
+		lim := limiters[r.ChatID]
+		if lim == nil {
+			every := perChat
+			if strings.HasPrefix(r.ChatID, "-") {
+				every = perGroup
+			}
+			lim = rate.NewLimiter(rate.Limit(every), 2)
+			limiters[r.ChatID] = lim
+		}
+		if !lim.AllowN(r.At, 1) {
+			limited++
+			return fake.RespondTelegram429(1)
+		}
+		return fake.Response{}
+	})
+
+	p, err := New(Config{Telegram: TelegramConfig{PerChat: perChat, PerGroup: perGroup}}, e.log, e.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := channels.NewTelegram(channels.TelegramConfig{APIBase: f.URL()}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := newCountingSender(tg)
+	total := 0
+	for i := range 12 {
+		for _, c := range chats {
+			if i < c.jobs {
+				e.publish(herald.ChannelTelegram, fmt.Sprintf("job %d", total), herald.Credentials{BotToken: botToken, ChatID: c.id})
+				total++
+			}
+		}
+	}
+	handedBack := countHandBacks()
+	e.run(map[herald.Channel]consumer.Sender{herald.ChannelTelegram: send},
+		handedBack.middleware, p.Middleware(func(n herald.Notification) string { return tg.Destination(n.Target) }))
+
+	waitFor(t, 40*time.Second, "every job delivered", func() bool {
+		n, _, _, _ := send.stats()
+		return n == total
+	})
+	delivered, dups, calls, end := send.stats()
+	mu.Lock()
+	elapsed, tooMany := end.Sub(first), limited
+	mu.Unlock()
+	var ideal time.Duration
+	for _, c := range chats {
+		ideal = max(ideal, time.Duration(float64(c.jobs-1)/c.rate*float64(time.Second)))
+	}
+	t.Logf("pacing: telegram: delivered %d in %s, ideal %s (%.2fx); %d sends, %d 429s = %.1f per 1,000 sends; %d duplicates; %d handed back to JetStream",
+		delivered, elapsed.Round(time.Millisecond), ideal, elapsed.Seconds()/ideal.Seconds(),
+		calls, tooMany, 1000*float64(tooMany)/float64(calls), dups, handedBack.n.Load())
+	if delivered != total {
+		t.Errorf("delivered %d, want %d", delivered, total)
+	}
+	if tooMany > 2 {
+		t.Errorf("Telegram answered 429 %d times, want at most 2", tooMany)
+	}
+	if elapsed > ideal*3/2 {
+		t.Errorf("took %s, more than 1.5x the ideal %s", elapsed, ideal)
+	}
+	if dups != 0 {
+		t.Errorf("%d duplicate deliveries", dups)
+	}
+	secrets := []string{testKey[:crypto.KeySize], botToken, "BotSecretToken"}
+	for _, c := range chats {
+		secrets = append(secrets, c.id)
+	}
+	assertNoSecrets(t, "log", e.logs.String(), secrets...)
+	assertNoSecrets(t, "metrics", gatherText(t, e.reg), secrets...)
+}

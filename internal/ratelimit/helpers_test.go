@@ -1,0 +1,167 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// logBuffer is a goroutine-safe sink for a text slog handler.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newTestLogger() (*slog.Logger, *logBuffer) {
+	var b logBuffer
+	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
+}
+
+// fakeClock is a settable clock shared by the limiters of a test.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newTestServer starts an embedded JetStream server on a free loopback port
+// and stops it at cleanup (stopping it earlier is fine).
+func newTestServer(tb testing.TB) *server.Server {
+	tb.Helper()
+	log, _ := newTestLogger()
+	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir()}, log)
+	if err != nil {
+		tb.Fatalf("StartEmbedded: %v", err)
+	}
+	tb.Cleanup(func() { stopServer(s) })
+	return s
+}
+
+func stopServer(s *server.Server) {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// connect opens a connection of its own, as a separate ingest process would.
+func connect(tb testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	log, _ := newTestLogger()
+	nc, err := queue.Connect(ctx, s.ClientURL(), "ratelimit-test", log)
+	if err != nil {
+		tb.Fatalf("Connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("jetstream.New: %v", err)
+	}
+	return nc, js
+}
+
+// replica is one "ingest instance": its own connection, bucket handle,
+// metrics, log and Limiter.
+type replica struct {
+	lim  *Limiter
+	nc   *nats.Conn
+	kv   jetstream.KeyValue
+	js   jetstream.JetStream
+	reg  *prometheus.Registry
+	m    *metrics.Metrics
+	logs *logBuffer
+}
+
+// newReplica connects to s and builds a Limiter with cfg on the shared
+// bucket. A non-nil clock replaces the real one.
+func newReplica(tb testing.TB, s *server.Server, cfg Config, clock *fakeClock) *replica {
+	tb.Helper()
+	nc, js := connect(tb, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := EnsureBucket(ctx, js, cfg, 0)
+	if err != nil {
+		tb.Fatalf("EnsureBucket: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	log, logs := newTestLogger()
+	lim, err := New(cfg, kv, m, log)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	if clock != nil {
+		lim.now = clock.Now
+	}
+	// The tests count exactly, which holds while the store answers; on a
+	// loaded machine an answer may take longer than a healthy server's.
+	lim.timeout = 10 * time.Second
+	return &replica{lim: lim, nc: nc, kv: kv, js: js, reg: reg, m: m, logs: logs}
+}
+
+func testCtx(tb testing.TB) context.Context {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// take calls Take and fails the test on an error.
+func take(tb testing.TB, l *Limiter, group, key string) Decision {
+	tb.Helper()
+	d, err := l.Take(testCtx(tb), group, key)
+	if err != nil {
+		tb.Fatalf("Take(%s, %s): %v", group, key, err)
+	}
+	return d
+}
+
+// waitFor polls cond until it holds or timeout passes; only for what the
+// server does on its own clock (key expiry, shutdown).
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,393 @@
+package register_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/register"
+	"github.com/heraldrelay/herald/internal/vault"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	testWebhook = "https://discord.com/api/webhooks/123456789012345678/PaGe-SeCrEt_token_0123456789"
+	webhookTok  = "PaGe-SeCrEt_token_0123456789"
+	testBot     = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+	testChat    = "-1009876543210"
+	vaultKey    = "p1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	otherKey    = "p0:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+)
+
+var secrets = []string{testWebhook, webhookTok, testBot, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChat, "EvilToken_xyz"}
+
+func assertNoLeak(t *testing.T, what, s string) {
+	t.Helper()
+	for _, sec := range secrets {
+		if strings.Contains(s, sec) {
+			t.Fatalf("%s holds a secret (%q…)", what, sec[:6])
+		}
+	}
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// codes records what the vault sends to destinations.
+type codes struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+var codeRE = regexp.MustCompile(`\d{6}$`)
+
+func (c *codes) Notify(_ context.Context, n herald.Notification) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = append(c.sent, codeRE.FindString(n.Message.Title))
+	return nil
+}
+
+func (c *codes) last(t *testing.T) string {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sent) == 0 {
+		t.Fatal("no code was sent")
+	}
+	return c.sent[len(c.sent)-1]
+}
+
+func (c *codes) count() int { c.mu.Lock(); defer c.mu.Unlock(); return len(c.sent) }
+
+type page struct {
+	url   string
+	codes *codes
+	vault *vault.Vault
+	logs  *logBuffer
+}
+
+// newPage serves the page over a real vault; csrfKeys default to the
+// vault's derived ones.
+func newPage(t *testing.T, csrfKeys [][]byte) *page {
+	t.Helper()
+	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	creds, secretsKV, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	discord, _ := channels.NewDiscord(channels.DiscordConfig{}, nil)
+	telegram, _ := channels.NewTelegram(channels.TelegramConfig{}, nil)
+	p := &page{codes: &codes{}, logs: &logBuffer{}}
+	log := slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p.vault, err = vault.New(vault.Config{Keys: []string{vaultKey}}, vault.Deps{
+		Credentials: creds, Secrets: secretsKV, Notifier: p.codes, Logger: log,
+		Checkers: map[herald.Channel]vault.TargetChecker{herald.ChannelDiscord: discord, herald.ChannelTelegram: telegram},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if csrfKeys == nil {
+		csrfKeys = p.vault.DeriveKeys(register.CSRFPurpose)
+	}
+	pg, err := register.New(register.Config{CSRFKeys: csrfKeys}, register.Deps{Vault: p.vault, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(register.Path, pg.Handler())
+	mux.Handle(register.Path+"/", pg.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	t.Cleanup(func() { assertNoLeak(t, "log", p.logs.String()) })
+	return p
+}
+
+// browser is a client with a cookie jar.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(u string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(u)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.read(resp)
+}
+
+func (b *browser) post(u string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.PostForm(u, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.read(resp)
+}
+
+func (b *browser) read(resp *http.Response) (*http.Response, string) {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	assertNoLeak(b.t, "page", string(body))
+	for k, v := range resp.Header {
+		assertNoLeak(b.t, "header "+k, strings.Join(v, " "))
+	}
+	return resp, string(body)
+}
+
+var (
+	csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	idRE   = regexp.MustCompile(`name="id" value="([a-z0-9]+)"`)
+)
+
+func field(t *testing.T, re *regexp.Regexp, body string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("page lacks %s:\n%s", re, body)
+	}
+	return m[1]
+}
+
+func TestFormRenders(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	resp, body := b.get(p.url + "/register")
+	if resp.StatusCode != 200 || !strings.Contains(body, `<form method="post" action="/register"`) || !strings.Contains(body, `name="webhook"`) ||
+		!strings.Contains(body, `name="bot_token"`) || !strings.Contains(body, `name="chat_id"`) {
+		t.Fatalf("GET /register: %d\n%s", resp.StatusCode, body)
+	}
+	field(t, csrfRE, body)
+	for _, outside := range []string{"<script", "<link", " src=", "@import", "url("} {
+		if strings.Contains(body, outside) {
+			t.Errorf("page loads or runs something: %q", outside)
+		}
+	}
+	h := resp.Header
+	if !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") || h.Get("X-Frame-Options") != "DENY" ||
+		h.Get("Cache-Control") != "no-store" || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+		t.Errorf("headers %v", h)
+	}
+	cookie := h.Get("Set-Cookie")
+	if !strings.Contains(cookie, register.CSRFCookie+"=") || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Strict") {
+		t.Errorf("Set-Cookie %q", cookie)
+	}
+}
+
+func TestRegisterVerifyAndShowID(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	resp, body := b.post(p.url+"/register", url.Values{"csrf": {field(t, csrfRE, body)}, "channel": {"discord"}, "webhook": {testWebhook}})
+	if resp.StatusCode != 200 || !strings.Contains(body, "Discord channel") {
+		t.Fatalf("POST /register: %d\n%s", resp.StatusCode, body)
+	}
+	id := field(t, idRE, body)
+	if p.codes.count() != 1 {
+		t.Fatalf("%d codes sent, want 1", p.codes.count())
+	}
+	// Not usable before it is confirmed, although the vault does not
+	// require verification.
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err == nil {
+		t.Fatal("the registration is usable before its code was entered")
+	}
+	code := p.codes.last(t)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	resp, body = b.post(p.url+"/register/verify?id="+id, url.Values{"csrf": {field(t, csrfRE, body)}, "id": {id}, "code": {wrong}, "action": {"verify"}})
+	if resp.StatusCode != 422 || !strings.Contains(body, "4 more wrong codes") || strings.Contains(body, "All set") {
+		t.Fatalf("wrong code: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = b.post(p.url+"/register/verify?id="+id, url.Values{"csrf": {field(t, csrfRE, body)}, "id": {id}, "code": {code}, "action": {"verify"}})
+	if resp.StatusCode != 200 || !strings.Contains(body, "<code>"+id+"</code>") {
+		t.Fatalf("right code: %d\n%s", resp.StatusCode, body)
+	}
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err != nil {
+		t.Fatalf("verified registration: %v", err)
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	token := field(t, csrfRE, body)
+	form := url.Values{"channel": {"discord"}, "webhook": {testWebhook}}
+
+	// No token.
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+	// The token without its cookie (another site's page posting with a
+	// token it somehow learned).
+	stranger := newBrowser(t)
+	form.Set("csrf", token)
+	if resp, _ := stranger.post(p.url+"/register", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("token without cookie: %d", resp.StatusCode)
+	}
+	// Another visitor's token with this visitor's cookie.
+	_, other := stranger.get(p.url + "/register")
+	form.Set("csrf", field(t, csrfRE, other))
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("someone else's token: %d", resp.StatusCode)
+	}
+	// The verify form is protected too.
+	if resp, _ := b.post(p.url+"/register/verify", url.Values{"id": {herald.NewID()}, "code": {"123456"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("verify without token: %d", resp.StatusCode)
+	}
+	if p.codes.count() != 0 {
+		t.Fatal("a refused form sent a code")
+	}
+	// The right pair works.
+	form.Set("csrf", token)
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != 200 {
+		t.Fatalf("valid token: %d", resp.StatusCode)
+	}
+}
+
+// Tokens signed with an older key stay valid while it is configured.
+func TestCSRFKeyRotation(t *testing.T) {
+	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	before := newPage(t, [][]byte{oldKey})
+	b := newBrowser(t)
+	_, body := b.get(before.url + "/register")
+	token := field(t, csrfRE, body)
+	cookies := b.c.Jar.Cookies(mustURL(t, before.url+"/register"))
+
+	after := newPage(t, [][]byte{newKey, oldKey})
+	b2 := newBrowser(t)
+	b2.c.Jar.SetCookies(mustURL(t, after.url+"/register"), cookies)
+	resp, _ := b2.post(after.url+"/register", url.Values{"csrf": {token}, "channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {testChat}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("token of the previous key: %d", resp.StatusCode)
+	}
+	gone := newPage(t, [][]byte{newKey})
+	b3 := newBrowser(t)
+	b3.c.Jar.SetCookies(mustURL(t, gone.url+"/register"), cookies)
+	if resp, _ := b3.post(gone.url+"/register", url.Values{"csrf": {token}, "channel": {"telegram"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("token of a removed key: %d", resp.StatusCode)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestFormErrorsNeverEchoTheDestination(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	token := field(t, csrfRE, body)
+	for name, tc := range map[string]struct {
+		form url.Values
+		want string
+	}{
+		"other host":        {url.Values{"channel": {"discord"}, "webhook": {"https://evil.example.com/api/webhooks/1/EvilToken_xyz"}}, "cannot be used"},
+		"empty webhook":     {url.Values{"channel": {"discord"}}, "Paste your Discord webhook URL"},
+		"missing chat":      {url.Values{"channel": {"telegram"}, "bot_token": {testBot}}, "bot token and chat id"},
+		"no channel":        {url.Values{"webhook": {testWebhook}}, "Choose Discord or Telegram"},
+		"pasted as channel": {url.Values{"channel": {testWebhook}}, "Choose Discord or Telegram"},
+		"bad telegram id":   {url.Values{"channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {"EvilToken_xyz!"}}, "cannot be used"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.form.Set("csrf", token)
+			resp, body := b.post(p.url+"/register", tc.form)
+			if resp.StatusCode != 422 || !strings.Contains(body, tc.want) || !strings.Contains(body, `name="webhook"`) {
+				t.Fatalf("%d\n%s", resp.StatusCode, body)
+			}
+			if strings.Contains(body, "evil.example.com") {
+				t.Fatal("the page repeats the destination")
+			}
+		})
+	}
+	if p.codes.count() != 0 {
+		t.Fatal("a refused destination got a code")
+	}
+}
+
+func TestResendAndTooManyWrongCodes(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	_, body = b.post(p.url+"/register", url.Values{"csrf": {field(t, csrfRE, body)}, "channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {testChat}})
+	id := field(t, idRE, body)
+	resp, body := b.post(p.url+"/register/verify?id="+id, url.Values{"csrf": {field(t, csrfRE, body)}, "id": {id}, "action": {"resend"}})
+	if resp.StatusCode != 200 || !strings.Contains(body, "new code") || p.codes.count() != 2 {
+		t.Fatalf("resend: %d, %d codes\n%s", resp.StatusCode, p.codes.count(), body)
+	}
+	code := p.codes.last(t)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for i := range 5 {
+		resp, body = b.post(p.url+"/register/verify?id="+id, url.Values{"csrf": {field(t, csrfRE, body)}, "id": {id}, "code": {wrong}})
+		if i < 4 && resp.StatusCode != 422 {
+			t.Fatalf("wrong code %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "Start again") {
+		t.Fatalf("fifth wrong code: %d\n%s", resp.StatusCode, body)
+	}
+	// The verify form can be reached again by its address (a challenge
+	// continues a refused post this way), but the registration is gone.
+	resp, body = b.get(p.url + "/register/verify?id=" + id)
+	if resp.StatusCode != 200 || field(t, idRE, body) != id {
+		t.Fatalf("GET verify: %d", resp.StatusCode)
+	}
+	resp, body = b.post(p.url+"/register/verify?id="+id, url.Values{"csrf": {field(t, csrfRE, body)}, "id": {id}, "code": {code}})
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("right code after deletion: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := b.get(p.url + "/register/verify"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GET verify without id: %d", resp.StatusCode)
+	}
+}
