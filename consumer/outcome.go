@@ -75,9 +75,8 @@ type decision struct {
 
 // decide maps an attempt's error to the message's fate; it is the one place
 // that does (STYLE.md §5). failures is the job's failed attempts before this
-// one (Delivery.Failures), age the time since its budget start. r is a
-// uniform random number in [0, 1) for backoff jitter. cfg must have its
-// defaults applied.
+// one (Delivery.Failures), age the time since its budget start, backoff the
+// delay policy for transient failures. cfg must have its defaults applied.
 //
 //   - nil: ack, delivered.
 //   - *herald.RetryAfterError: redeliver after exactly After, capped at
@@ -89,7 +88,7 @@ type decision struct {
 //   - anything else is a failed attempt: dead-letter when it is the
 //     MaxAttempts-th (budget_exhausted) or the job is older than MaxAge
 //     (max_age), else redeliver after backoff for this failure.
-func decide(err error, failures int, age time.Duration, cfg Config, r float64) decision {
+func decide(err error, failures int, age time.Duration, cfg Config, backoff backoffPolicy) decision {
 	var ra *herald.RetryAfterError
 	switch {
 	case err == nil:
@@ -97,7 +96,7 @@ func decide(err error, failures int, age time.Duration, cfg Config, r float64) d
 	case errors.As(err, &ra):
 		delay := min(ra.After, cfg.MaxRetryAfter)
 		if delay <= 0 {
-			delay = backoffDelay(failures+1, cfg.MinBackoff, cfg.MaxBackoff, r)
+			delay = backoff(failures + 1)
 		}
 		reason := reasonRetryAfter
 		switch {
@@ -127,7 +126,7 @@ func decide(err error, failures int, age time.Duration, cfg Config, r float64) d
 		}
 	}
 	return decision{
-		action: actNak, delay: backoffDelay(failures, cfg.MinBackoff, cfg.MaxBackoff, r),
+		action: actNak, delay: backoff(failures),
 		state: herald.StateDelivering, outcome: outcomeRetry, reason: reasonTransient, failures: failures,
 	}
 }
@@ -156,7 +155,7 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 	if !d.BudgetStart.IsZero() {
 		age = time.Since(d.BudgetStart)
 	}
-	dec := decide(err, d.Failures, age, p.cfg, p.jitter())
+	dec := decide(err, d.Failures, age, p.cfg, p.backoff)
 	switch dec.action {
 	case actTerm:
 		p.reject(ctx, m, d, dec, err, elapsed, stopKeepAlive)
@@ -281,7 +280,7 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 		// Keep the job: it comes back after a backoff and is tried again.
 		// The record first (see record).
 		p.putStatus(d, herald.StateDelivering, dec.failures, "dead letter not stored, will retry: "+dec.why)
-		delay := backoffDelay(dec.failures, p.cfg.MinBackoff, p.cfg.MaxBackoff, p.jitter())
+		delay := p.backoff(dec.failures)
 		stopKeepAlive()
 		if err := m.NakWithDelay(delay); err != nil {
 			extra = append(extra, slog.String("ack_error", err.Error()))

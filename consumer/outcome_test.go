@@ -63,17 +63,17 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := decide(tt.err, tt.failures, tt.age, cfg, 0.5); got != tt.want {
+			if got := decide(tt.err, tt.failures, tt.age, cfg, newBackoff(cfg.MinBackoff, cfg.MaxBackoff, 0)); got != tt.want {
 				t.Errorf("decide = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
 	// The default budget: ten failures.
 	def := Config{}.withDefaults()
-	if got := decide(errTransient, 8, 0, def, 0.5); got.action != actNak {
+	if got := decide(errTransient, 8, 0, def, newBackoff(def.MinBackoff, def.MaxBackoff, 0)); got.action != actNak {
 		t.Errorf("9th failure with defaults: %+v, want a retry", got)
 	}
-	if got := decide(errTransient, 9, 0, def, 0.5); got.action != actTerm || got.reason != CauseBudgetExhausted {
+	if got := decide(errTransient, 9, 0, def, newBackoff(def.MinBackoff, def.MaxBackoff, 0)); got.action != actTerm || got.reason != CauseBudgetExhausted {
 		t.Errorf("10th failure with defaults: %+v, want budget_exhausted", got)
 	}
 }

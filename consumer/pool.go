@@ -115,9 +115,10 @@ type Pool struct {
 	log         *slog.Logger
 	metrics     *metrics.Metrics
 	handler     Handler
-	// jitter returns a uniform random number in [0, 1) for backoff spread.
-	jitter func() float64
-	ran    atomic.Bool
+	// backoff is the delay after a transient failure (Config's bounds, with
+	// jitter).
+	backoff backoffPolicy
+	ran     atomic.Bool
 	// delivered hands delivered jobs to the settlers, which write their
 	// status record and ack them (see settle). Run makes it.
 	delivered chan settlement
@@ -162,7 +163,7 @@ func New(cfg Config, deps Deps) (*Pool, error) {
 		deadLetters: deps.DeadLetters,
 		log:         deps.Logger,
 		metrics:     deps.Metrics,
-		jitter:      randFloat,
+		backoff:     newBackoff(cfg.MinBackoff, cfg.MaxBackoff, jitterFactor),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -13,10 +12,6 @@ import (
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// randFloat is the Pool's jitter source; math/rand/v2's top-level functions
-// are safe for concurrent use.
-func randFloat() float64 { return rand.Float64() }
 
 // process handles one message from receipt to ack: decode, run the handler
 // chain, settle. ctx is the Pool's work context.
