@@ -26,12 +26,9 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
-func TestLRUShardedBound(t *testing.T) {
-	const size = lruShards * minPerShard
+func TestLRUConcurrentBound(t *testing.T) {
+	const size = 2048
 	c := newLRU[int](size)
-	if len(c.shards) != lruShards {
-		t.Fatalf("%d shards", len(c.shards))
-	}
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
@@ -43,5 +40,20 @@ func TestLRUShardedBound(t *testing.T) {
 	wg.Wait()
 	if n := c.len(); n > size {
 		t.Errorf("len = %d over the bound %d", n, size)
+	}
+}
+
+func TestLRUConcurrentGetsShareOneValue(t *testing.T) {
+	c := newLRU[int](16)
+	got := make([]*int, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() { got[i] = c.get("k") })
+	}
+	wg.Wait()
+	for i, v := range got {
+		if v != got[0] {
+			t.Fatalf("get %d returned another value than get 0 for the same key", i)
+		}
 	}
 }
