@@ -1,9 +1,11 @@
 package pacing
 
 import (
-	"container/list"
 	"hash/maphash"
+	"math"
 	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Sharding keeps lock contention low when many workers pace different
@@ -18,8 +20,9 @@ const (
 type busier interface{ busy() bool }
 
 // cache is a bounded map of per-destination state, sharded, with least
-// recently used eviction per shard. Callers lock a shard, get or add the
-// entry, use it and unlock: an entry is only touched under its shard's lock.
+// recently used eviction per shard (hashicorp/golang-lru's simplelru, which
+// the shard's lock guards). Callers lock a shard, get or add the entry, use
+// it and unlock: an entry is only touched under its shard's lock.
 type cache[V any, P interface {
 	*V
 	busier
@@ -32,15 +35,9 @@ type cacheShard[V any, P interface {
 	*V
 	busier
 }] struct {
-	mu    sync.Mutex
-	items map[string]*list.Element // values are *cacheItem[V]
-	order list.List                // front: most recently used
-	max   int
-}
-
-type cacheItem[V any] struct {
-	key string
-	val V
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, P]
+	max int
 }
 
 // newCache returns a cache holding at most maxEntries entries, except that a
@@ -56,8 +53,14 @@ func newCache[V any, P interface {
 	}
 	c := &cache[V, P]{seed: maphash.MakeSeed(), shards: make([]cacheShard[V, P], n)}
 	for i := range c.shards {
-		c.shards[i].items = make(map[string]*list.Element)
-		c.shards[i].max = maxEntries / n
+		// The shard enforces its bound itself (add), skipping busy entries;
+		// the library's own bound is out of the way.
+		l, err := simplelru.NewLRU[string, P](math.MaxInt, nil)
+		if err != nil {
+			panic(err) // only for a size below one
+		}
+		c.shards[i].lru = l
+		c.shards[i].max = max(maxEntries/n, 1)
 	}
 	return c
 }
@@ -76,7 +79,7 @@ func (c *cache[V, P]) len() int {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		n += len(s.items)
+		n += s.lru.Len()
 		s.mu.Unlock()
 	}
 	return n
@@ -84,32 +87,28 @@ func (c *cache[V, P]) len() int {
 
 // get returns key's entry, marked most recently used, or nil. s.mu is held.
 func (s *cacheShard[V, P]) get(key string) P {
-	el, ok := s.items[key]
-	if !ok {
-		return nil
-	}
-	s.order.MoveToFront(el)
-	return &el.Value.(*cacheItem[V]).val
+	e, _ := s.lru.Get(key)
+	return e
 }
 
 // add inserts val under key (absent) and returns a pointer to the stored
 // value, which stays valid until the entry is evicted. When the shard is
 // over its bound, the least recently used entries that are not busy are
-// evicted. s.mu is held.
+// evicted; a busy one met on the way is marked used (a send holds it) and
+// kept. s.mu is held.
 func (s *cacheShard[V, P]) add(key string, val V) P {
-	it := &cacheItem[V]{key: key, val: val}
-	s.items[key] = s.order.PushFront(it)
-	if len(s.items) > s.max {
-		el := s.order.Back()
-		for probes := 0; el != nil && probes < maxEvictionProbes && len(s.items) > s.max; probes++ {
-			prev := el.Prev()
-			old := el.Value.(*cacheItem[V])
-			if old != it && !P(&old.val).busy() {
-				s.order.Remove(el)
-				delete(s.items, old.key)
-			}
-			el = prev
+	e := P(&val)
+	s.lru.Add(key, e)
+	for probes := 0; probes < maxEvictionProbes && s.lru.Len() > s.max; probes++ {
+		k, old, ok := s.lru.GetOldest()
+		if !ok || k == key {
+			break
 		}
+		if old.busy() {
+			s.lru.Get(k) // to the front: the next probe looks at the next oldest
+			continue
+		}
+		s.lru.RemoveOldest()
 	}
-	return &it.val
+	return e
 }
