@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,7 +39,7 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	d.Attempt = int(meta.NumDelivered)
 	d.Sequence = meta.Sequence.Stream
 
-	job, decodeErr := publisher.Decode(m.Data())
+	job, decodeErr := herald.DecodeJob(m.Data())
 	d.Job = job
 	headers := m.Headers()
 	d.Job.ID = jobID(job.ID, headers.Get(jetstream.MsgIDHeader), d.Sequence)

@@ -7,20 +7,6 @@ import (
 	"github.com/heraldrelay/herald/publisher"
 )
 
-func BenchmarkDecodeJob(b *testing.B) {
-	data, err := publisher.Encode(completed(discordJob()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := publisher.Decode(data); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkPublish measures one synchronous publish, acknowledgement
 // included, against an embedded server with file storage.
 func BenchmarkPublish(b *testing.B) {

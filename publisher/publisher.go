@@ -15,7 +15,7 @@
 //	defer nc.Drain()
 //	js, err := jetstream.New(nc)
 //	if err != nil { ... }
-//	ring, err := crypto.NewKeyring(os.Getenv("HERALD_ENCRYPTION_KEY"))
+//	ring, err := crypto.NewKeyring(os.Getenv("HERALD_ENCRYPTION_KEYS"))
 //	if err != nil { ... }
 //	webhook, err := ring.Seal("https://discord.com/api/webhooks/123/abc")
 //	if err != nil { ... }
@@ -147,18 +147,14 @@ func (p *Publisher) Publish(ctx context.Context, job *herald.Job, opts ...Option
 		msgID = o.msgID
 	}
 
-	enc := getEncoder()
-	defer putEncoder(enc)
-	data, err := enc.encode(job)
+	data, err := herald.EncodeJob(job)
 	if err != nil {
-		return Result{}, fmt.Errorf("publisher: encode job %s: %w", job.ID, err)
+		return Result{}, fmt.Errorf("publisher: job %s: %w", job.ID, err)
 	}
 	msg := &nats.Msg{
 		Subject: herald.JobIDSubject(job.Channel, job.ID),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{msgID}},
-		// The client copies Data into its write buffer before PublishMsg
-		// returns, so the pooled buffer may be reused afterwards.
-		Data: data,
+		Data:    data,
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go"
 )
 
@@ -127,7 +126,7 @@ func parseLetter(seq uint64, subject string, h nats.Header, data []byte, stored 
 		Raw:             data,
 	}
 	l.OriginalSeq, _ = strconv.ParseUint(h.Get(HeaderOriginalSequence), 10, 64)
-	job, err := publisher.Decode(data)
+	job, err := herald.DecodeJob(data)
 	if err != nil {
 		// Decode's error names the field at fault, never a credential.
 		l.DecodeError = err.Error()

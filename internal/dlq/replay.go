@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
@@ -201,7 +200,7 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (w
 		// Nats-Msg-Id, which changes now. Keep its name (and status record).
 		job := l.Job
 		job.ID = l.JobID
-		if data, err = publisher.Encode(&job); err != nil {
+		if data, err = herald.EncodeJob(&job); err != nil {
 			return nil, err
 		}
 	}

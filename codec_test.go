@@ -1,4 +1,4 @@
-package publisher_test
+package herald_test
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/publisher"
 )
 
 func completed(j *herald.Job) *herald.Job {
@@ -29,13 +28,13 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	for name, job := range jobs {
 		t.Run(name, func(t *testing.T) {
-			data, err := publisher.Encode(job)
+			data, err := herald.EncodeJob(job)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := publisher.Decode(data)
+			got, err := herald.DecodeJob(data)
 			if err != nil {
-				t.Fatalf("Decode(%s): %v", data, err)
+				t.Fatalf("DecodeJob(%s): %v", data, err)
 			}
 			if !reflect.DeepEqual(got, *job) {
 				t.Errorf("round trip differs:\n got %+v\nwant %+v", got, *job)
@@ -51,7 +50,7 @@ func TestEncodeWireFormat(t *testing.T) {
 		Credentials: herald.Credentials{BotToken: "B", ChatID: "C"},
 		Message:     herald.Message{Text: "<b>hi</b> & bye"},
 	}
-	data, err := publisher.Encode(job)
+	data, err := herald.EncodeJob(job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +86,10 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			job, err := publisher.Decode([]byte(tt.in))
+			job, err := herald.DecodeJob([]byte(tt.in))
 			if tt.wantErr == "" {
 				if err != nil {
-					t.Fatalf("Decode = %v", err)
+					t.Fatalf("DecodeJob = %v", err)
 				}
 				if job.Version != herald.JobVersion {
 					t.Errorf("version %d", job.Version)
@@ -98,10 +97,10 @@ func TestDecode(t *testing.T) {
 				return
 			}
 			if !errors.Is(err, herald.ErrInvalidJob) {
-				t.Fatalf("Decode = %v, want ErrInvalidJob", err)
+				t.Fatalf("DecodeJob = %v, want ErrInvalidJob", err)
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("Decode = %q, want it to mention %q", err, tt.wantErr)
+				t.Errorf("DecodeJob = %q, want it to mention %q", err, tt.wantErr)
 			}
 			if strings.Contains(err.Error(), sealedWebhook) {
 				t.Errorf("error quotes credential material: %v", err)
@@ -111,7 +110,7 @@ func TestDecode(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	seed, _ := publisher.Encode(completed(discordJob()))
+	seed, _ := herald.EncodeJob(completed(discordJob()))
 	f.Add(seed)
 	f.Add([]byte(`{"v":1,"channel":"telegram","credentials":{"bot_token":"a","chat_id":"b"},"message":{"text":"x"}}`))
 	f.Add([]byte(`{"v":2}`))
@@ -119,7 +118,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"v":1,"channel":"discord","created_at":"2026-01-02T03:04:05+01:00","credentials":{"webhook":"w"},"message":{"title":"t","fields":[{"name":"a","value":"b"}]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		job, err := publisher.Decode(data)
+		job, err := herald.DecodeJob(data)
 		if err != nil {
 			if !errors.Is(err, herald.ErrInvalidJob) {
 				t.Fatalf("error does not wrap ErrInvalidJob: %v", err)
@@ -130,17 +129,65 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded job fails validation: %v", err)
 		}
 		// What decodes must survive a round trip unchanged.
-		again, err := publisher.Encode(&job)
+		again, err := herald.EncodeJob(&job)
 		if err != nil {
 			t.Fatalf("Encode: %v", err)
 		}
-		job2, err := publisher.Decode(again)
+		job2, err := herald.DecodeJob(again)
 		if err != nil {
 			t.Fatalf("re-decode of %s: %v", again, err)
 		}
-		again2, _ := publisher.Encode(&job2)
+		again2, _ := herald.EncodeJob(&job2)
 		if string(again) != string(again2) {
 			t.Fatalf("encoding not stable:\n%s\n%s", again, again2)
 		}
 	})
+}
+
+const sealedWebhook = "q2xvc2VkLXdlYmhvb2stbm90LXJlYWxseS1hLXdlYmhvb2stdXJsLWJ1dC1iYXNlNjQ="
+
+func discordJob() *herald.Job {
+	color := 0x3366ff
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	return &herald.Job{
+		Channel:     herald.ChannelDiscord,
+		Source:      "test",
+		Credentials: herald.Credentials{Webhook: sealedWebhook},
+		Message: herald.Message{
+			Title:     "Deploy finished",
+			Text:      "api v1.2.3 is live <b>&</b> \"quoted\" – ünïcode",
+			URL:       "https://example.com/deploys/42",
+			Color:     &color,
+			Fields:    []herald.Field{{Name: "env", Value: "prod", Inline: true, Icon: "🚀"}, {Name: "took", Value: "42s"}},
+			Footer:    "herald",
+			Username:  "Deploy bot",
+			Timestamp: &ts,
+		},
+	}
+}
+
+func BenchmarkDecodeJob(b *testing.B) {
+	data, err := herald.EncodeJob(completed(discordJob()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := herald.DecodeJob(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestDecodeErrorHidesNumbers: a number where a string belongs is named by
+// its field and kind, never by its value (a chat id given in clear).
+func TestDecodeErrorHidesNumbers(t *testing.T) {
+	_, err := herald.DecodeJob([]byte(`{"v":1,"channel":"telegram","credentials":{"bot_token":"a","chat_id":-1009876543210},"message":{"text":"t"}}`))
+	if !errors.Is(err, herald.ErrInvalidJob) || !strings.Contains(err.Error(), "credentials.chat_id") {
+		t.Fatalf("DecodeJob = %v, want an invalid job naming credentials.chat_id", err)
+	}
+	if strings.Contains(err.Error(), "9876543210") {
+		t.Errorf("error quotes the number: %v", err)
+	}
 }
