@@ -8,14 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,29 +21,12 @@ import (
 // always succeeds, and reports jobs/s: the Pool's own overhead (decode, open,
 // ack, status) with a real JetStream, not a destination's speed.
 func BenchmarkPool(b *testing.B) {
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = b.TempDir()
-	s := natsserver.RunServer(&opts)
-	defer s.Shutdown()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, _, js := testkit.JetStream(b)
 	ctx := context.Background()
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		b.Fatal(err)
 	}
-	keys, err := crypto.NewKeyring(testKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys := testkit.Keyring(b)
 	sealed, err := keys.Seal(testWebhookHost + webhookID + "/" + webhookToken)
 	if err != nil {
 		b.Fatal(err)

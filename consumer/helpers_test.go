@@ -1,13 +1,13 @@
 package consumer
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
@@ -15,25 +15,21 @@ import (
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
-	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Secrets used by the tests. Every test's log is checked for all of them.
+// The test kit's credentials; every test's log is checked for all of them.
 const (
-	testKey         = "0123456789abcdef0123456789abcdef-test-key"
-	otherKey        = "fedcba9876543210fedcba9876543210-other-key"
-	webhookID       = "112233445566778899"
-	webhookToken    = "WebhookSecretTokenAbcDef_123-xyz"
-	botToken        = "123456789:BotSecretTokenAAAbbbCCCdddEEE"
-	chatID          = "-1009876543210"
+	testKey         = testkit.Key
+	otherKey        = testkit.OtherKey
+	webhookID       = testkit.WebhookID
+	webhookToken    = testkit.WebhookToken
+	botToken        = testkit.BotToken
+	chatID          = testkit.ChatID
 	testWebhookHost = "https://discord.com/api/webhooks/"
 )
-
-// secrets lists what must never appear in a log line.
-var secrets = []string{testKey[:crypto.KeySize], otherKey[:crypto.KeySize], webhookToken, botToken, chatID, "BotSecretToken"}
 
 // testEnv is one embedded JetStream server with the jobs stream, and what a
 // Pool needs around it.
@@ -43,7 +39,7 @@ type testEnv struct {
 	js      jetstream.JetStream
 	keys    *crypto.Keyring
 	pub     *publisher.Publisher
-	logs    *syncBuffer
+	logs    *testkit.LogBuffer
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	status  *recordingStatus
@@ -51,42 +47,22 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	s := natsserver.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	_, nc, js := testkit.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		t.Fatalf("ensure stream: %v", err)
 	}
-	keys, err := crypto.NewKeyring(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	e := &testEnv{
+	keys := testkit.Keyring(t)
+	// Registered before any pool starts, so it checks the logs after every
+	// pool has stopped.
+	log, logs := testkit.Logger(t)
+	return &testEnv{
 		t: t, nc: nc, js: js, keys: keys, pub: publisher.New(js),
-		logs:    logs,
-		log:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		logs: logs, log: log,
 		metrics: metrics.New(prometheus.NewRegistry()),
 		status:  newRecordingStatus(),
 	}
-	// Cleanups run last-registered first: this one runs after every pool
-	// started later has stopped, and before the server shuts down.
-	t.Cleanup(func() { assertNoSecrets(t, logs.String()) })
-	return e
 }
 
 // testConfig is a Config with short delays, for tests.
@@ -168,35 +144,13 @@ func discordJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
 // discordJobTo returns a Discord job for webhookURL, sealed with keys.
 func discordJobTo(t *testing.T, keys *crypto.Keyring, webhookURL, text string) *herald.Job {
 	t.Helper()
-	sealed, err := keys.Seal(webhookURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &herald.Job{
-		Channel:     herald.ChannelDiscord,
-		Source:      "test",
-		Credentials: herald.Credentials{Webhook: sealed},
-		Message:     herald.Message{Title: "Test", Text: text},
-	}
+	return testkit.DiscordJob(t, keys, webhookURL, text)
 }
 
 // telegramJob returns a Telegram job whose credentials are sealed with keys.
 func telegramJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
 	t.Helper()
-	tok, err := keys.Seal(botToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chat, err := keys.Seal(chatID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &herald.Job{
-		Channel:     herald.ChannelTelegram,
-		Source:      "test",
-		Credentials: herald.Credentials{BotToken: tok, ChatID: chat},
-		Message:     herald.Message{Title: "Test", Text: text},
-	}
+	return testkit.TelegramJob(t, keys, botToken, chatID, text)
 }
 
 // publish stores job and returns its id.
@@ -228,15 +182,7 @@ func (e *testEnv) publishRaw(subject string, data []byte, msgID string) {
 // streamMsgs returns how many messages the jobs stream holds.
 func (e *testEnv) streamMsgs() uint64 {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), herald.JobsStream)
-	if err != nil {
-		e.t.Fatalf("stream: %v", err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		e.t.Fatalf("stream info: %v", err)
-	}
-	return info.State.Msgs
+	return testkit.StreamMsgs(e.t, e.js, herald.JobsStream)
 }
 
 // consumerInfo returns the durable's info.
@@ -261,13 +207,7 @@ func (e *testEnv) waitFor(what string, cond func() bool) {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // waitFinal waits for the job's status to reach a final state and returns it.
@@ -401,33 +341,10 @@ func (s *recordingStatus) all(id string) []herald.Status {
 	return append([]herald.Status(nil), s.recs[id]...)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes (slog handlers may
-// write from many goroutines).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // assertNoSecrets fails the test if text contains any test secret.
 func assertNoSecrets(t *testing.T, text string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Errorf("log contains secret %q", s)
-		}
-	}
+	testkit.AssertNoSecrets(t, "text", text)
 }
 
 // errTransient is a transient send failure, as a 500 would be.

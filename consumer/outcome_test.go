@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/nats-io/nats.go"
 )
@@ -120,7 +122,7 @@ func TestChainOrder(t *testing.T) {
 }
 
 func TestRecoverer(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	tests := []struct {
 		name     string

@@ -1,25 +1,17 @@
 package consumer_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
+
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/metrics"
-	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/heraldrelay/herald/internal/status"
-	"github.com/heraldrelay/herald/publisher"
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -29,79 +21,28 @@ import (
 // delivered with a fresh retry budget.
 func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	t.Parallel()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	s := natsserver.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	e := relay.New(t)
+	js, keys, statuses := e.JS, e.Keys, e.Status
+	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := dlq.EnsureStream(ctx, js, dlq.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := queue.EnsureStatusBucket(ctx, js, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	statuses := status.New(kv, nc)
-	keys, err := crypto.NewKeyring("0123456789abcdef0123456789abcdef-test-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := fake.NewDiscord(t)
+	f := e.Discord()
 	f.Script(func(fake.DiscordRequest, int) fake.Response { return fake.Respond404UnknownWebhook() })
-	discord, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New(prometheus.NewRegistry())
-	pool, err := consumer.New(consumer.Config{
+	m := e.Metrics
+	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: relay.DiscordChannel(t, nil)})
+	deps.DeadLetters = dlq.NewWriter(js)
+	e.StartPool(consumer.Config{
 		Workers: 2, AckWait: 5 * time.Second, SendTimeout: 2 * time.Second,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DrainTimeout: 5 * time.Second,
-	}, consumer.Deps{
-		JS: js, Keys: keys, Status: statuses, Metrics: m,
-		Senders:     map[herald.Channel]consumer.Sender{herald.ChannelDiscord: discord},
-		DeadLetters: dlq.NewWriter(js),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pool.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	}, deps)
 
-	const token = "WebhookSecretTokenAbcDef_123-xyz"
-	sealed, err := keys.Seal(f.WebhookURL("112233445566778899", token))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := publisher.New(js).Publish(ctx, &herald.Job{
+	const token = testkit.WebhookToken
+	sealed := testkit.Seal(t, keys, f.WebhookURL(testkit.WebhookID, token))
+	id := e.Publish(&herald.Job{
 		Channel: herald.ChannelDiscord, Credentials: herald.Credentials{Webhook: sealed},
 		Message: herald.Message{Text: "round trip"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.ID
 
 	waitState := func(want herald.State) herald.Status {
 		t.Helper()
