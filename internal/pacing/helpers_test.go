@@ -1,13 +1,13 @@
 package pacing
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,13 +62,13 @@ func (c *fakeClock) slept() []time.Duration {
 type testPacer struct {
 	*Pacer
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *testkit.LogBuffer
 	m     *metrics.Metrics
 }
 
 func newTestPacer(t *testing.T, cfg Config) *testPacer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	m := metrics.New(prometheus.NewRegistry())
 	p, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), m)
 	if err != nil {
@@ -86,42 +86,15 @@ func (tp *testPacer) waits(channel, scope string) float64 {
 	return testutil.ToFloat64(tp.m.PacingWaits.WithLabelValues(channel, scope))
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// assertNoSecrets fails the test if text contains any of secrets.
+// assertNoSecrets fails the test if text contains the kit's or any of
+// secrets.
 func assertNoSecrets(t *testing.T, where, text string, secrets ...string) {
 	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(text, s) {
-			t.Errorf("%s contains secret %q", where, s)
-		}
-	}
+	testkit.AssertNoSecrets(t, where, text, secrets...)
 }
 
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,131 +11,56 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/metrics"
-	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/heraldrelay/herald/internal/status"
-	"github.com/heraldrelay/herald/publisher"
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 )
 
-const testKey = "0123456789abcdef0123456789abcdef-test-key"
+const testKey = testkit.Key
 
-// poolEnv is an embedded JetStream server with the jobs stream and status
-// bucket, and what a consumer.Pool needs around it.
-type poolEnv struct {
-	t       *testing.T
-	js      jetstream.JetStream
-	keys    *crypto.Keyring
-	pub     *publisher.Publisher
-	status  *status.Store
-	logs    *syncBuffer
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	metrics *metrics.Metrics
-}
+// poolEnv is the test kit's relay: an embedded JetStream server with the
+// jobs stream and status bucket, and what a consumer.Pool needs around it.
+type poolEnv struct{ *relay.Env }
 
 func newPoolEnv(t *testing.T) *poolEnv {
 	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	s := natsserver.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatalf("ensure stream: %v", err)
-	}
-	kv, err := queue.EnsureStatusBucket(ctx, js, time.Hour, 1)
-	if err != nil {
-		t.Fatalf("ensure status bucket: %v", err)
-	}
-	keys, err := crypto.NewKeyring(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	reg := prometheus.NewRegistry()
-	return &poolEnv{
-		t: t, js: js, keys: keys, pub: publisher.New(js), status: status.New(kv, nc),
-		logs: logs, log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		reg: reg, metrics: metrics.New(reg),
-	}
+	return &poolEnv{relay.New(t)}
 }
 
 // publish seals creds into a job for channel ch and stores it.
 func (e *poolEnv) publish(ch herald.Channel, text string, creds herald.Credentials) {
-	e.t.Helper()
+	e.T.Helper()
 	seal := func(s string) string {
 		if s == "" {
 			return ""
 		}
-		out, err := e.keys.Seal(s)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		return out
+		return testkit.Seal(e.T, e.Keys, s)
 	}
-	job := &herald.Job{
+	e.Publish(&herald.Job{
 		Channel: ch, Source: "test",
 		Credentials: herald.Credentials{Webhook: seal(creds.Webhook), BotToken: seal(creds.BotToken), ChatID: seal(creds.ChatID)},
 		Message:     herald.Message{Title: "Pacing", Text: text},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := e.pub.Publish(ctx, job); err != nil {
-		e.t.Fatalf("publish: %v", err)
-	}
+	})
 }
 
 // run starts a Pool with the given senders and middlewares until the test
 // ends.
 func (e *poolEnv) run(senders map[herald.Channel]consumer.Sender, mws ...consumer.Middleware) {
-	e.t.Helper()
-	p, err := consumer.New(consumer.Config{
+	e.T.Helper()
+	deps := e.Deps(senders)
+	deps.Middlewares = mws
+	e.StartPool(consumer.Config{
 		Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: 5 * time.Second,
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-	}, consumer.Deps{
-		JS: e.js, Keys: e.keys, Senders: senders, Status: e.status,
-		Logger: e.log, Metrics: e.metrics, Middlewares: mws,
-	})
-	if err != nil {
-		e.t.Fatalf("consumer.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			e.t.Error("Run did not return after cancel")
-		}
-	})
+	}, deps)
 }
 
 // countingSender records which jobs a Sender delivered, and when.
@@ -193,7 +117,7 @@ func TestDiscordPacingPool(t *testing.T) {
 	f := fake.NewDiscord(t)
 	f.Limit(limit, window, 50)
 
-	p, err := New(Config{}, e.log, e.metrics)
+	p, err := New(Config{}, e.Log, e.Metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,8 +179,8 @@ func TestDiscordPacingPool(t *testing.T) {
 		float64(delivered)/elapsed.Seconds(), float64(jobs)/ideal.Seconds(), steady)
 	t.Logf("pacing: %d sends, %d 429s = %.1f 429s per 1,000 sends; %d duplicate deliveries; %d jobs handed back to JetStream to wait (%.2f per job); held or handed back: destination %.0f, global %.0f",
 		calls, tooMany, 1000*float64(tooMany)/float64(calls), dups, handedBack.n.Load(), float64(handedBack.n.Load())/jobs,
-		testutil.ToFloat64(e.metrics.PacingWaits.WithLabelValues("discord", "destination")),
-		testutil.ToFloat64(e.metrics.PacingWaits.WithLabelValues("discord", "global")))
+		testutil.ToFloat64(e.Metrics.PacingWaits.WithLabelValues("discord", "destination")),
+		testutil.ToFloat64(e.Metrics.PacingWaits.WithLabelValues("discord", "global")))
 
 	if delivered != jobs {
 		t.Errorf("delivered %d jobs, want %d", delivered, jobs)
@@ -271,8 +195,8 @@ func TestDiscordPacingPool(t *testing.T) {
 		t.Errorf("%d duplicate deliveries", dups)
 	}
 	secrets := append([]string{testKey[:crypto.KeySize]}, tokens...)
-	assertNoSecrets(t, "log", e.logs.String(), secrets...)
-	assertNoSecrets(t, "metrics", gatherText(t, e.reg), secrets...)
+	assertNoSecrets(t, "log", e.Logs.String(), secrets...)
+	assertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
 }
 
 // handBacks counts the sends the Pacer handed back to JetStream.
@@ -360,7 +284,7 @@ func TestTelegramPacingPool(t *testing.T) {
 		return fake.Response{}
 	})
 
-	p, err := New(Config{Telegram: TelegramConfig{PerChat: perChat, PerGroup: perGroup}}, e.log, e.metrics)
+	p, err := New(Config{Telegram: TelegramConfig{PerChat: perChat, PerGroup: perGroup}}, e.Log, e.Metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,6 +337,6 @@ func TestTelegramPacingPool(t *testing.T) {
 	for _, c := range chats {
 		secrets = append(secrets, c.id)
 	}
-	assertNoSecrets(t, "log", e.logs.String(), secrets...)
-	assertNoSecrets(t, "metrics", gatherText(t, e.reg), secrets...)
+	assertNoSecrets(t, "log", e.Logs.String(), secrets...)
+	assertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
 }
