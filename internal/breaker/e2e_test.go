@@ -11,21 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
+
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
-	"github.com/heraldrelay/herald/publisher"
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-const testKey = "0123456789abcdef0123456789abcdef-test-key"
 
 // recordingDLQ is a consumer.DeadLetterer that keeps what it is given.
 type recordingDLQ struct {
@@ -62,41 +57,14 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 	)
 
 	// NATS, the jobs stream and the status bucket.
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	srv := natsserver.RunServer(&opts)
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := queue.EnsureStatusBucket(ctx, js, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := status.New(kv, nc)
-	keys, err := crypto.NewKeyring(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := relay.New(t)
+	js, store, keys := e.JS, e.Status, e.Keys
 
 	// The destination: down (503) until the flag is cleared.
 	var down atomic.Bool
 	var downRequests atomic.Int64
 	down.Store(true)
-	f := fake.NewDiscord(t)
+	f := e.Discord()
 	f.Script(func(fake.DiscordRequest, int) fake.Response {
 		if down.Load() {
 			downRequests.Add(1)
@@ -104,16 +72,13 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 		}
 		return fake.Response{}
 	})
-	discord, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	discord := relay.DiscordChannel(t, nil)
 
 	// The breakers and the pool.
 	x := newTestSet(t, Config{Failures: failures, OpenTimeout: 500 * time.Millisecond, HalfOpenProbes: probes})
 	log := slog.New(slog.NewJSONHandler(x.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dlq := &recordingDLQ{}
-	pool, err := consumer.New(consumer.Config{
+	relay.StartPool(t, js, consumer.Config{
 		Workers:      workers,
 		AckWait:      5 * time.Second,
 		SendTimeout:  2 * time.Second,
@@ -133,42 +98,17 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 			x.Middleware(Keys(func(n herald.Notification) string { return discord.Destination(n.Target) })),
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pool.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return")
-		}
-	})
 
 	// Twenty jobs to one webhook.
-	sealed, err := keys.Seal(f.WebhookURL(webhookID, webhookToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := publisher.New(js)
+	sealed := testkit.Seal(t, keys, f.WebhookURL(webhookID, webhookToken))
 	var ids []string
 	for i := range jobs {
-		res, err := pub.Publish(ctx, &herald.Job{
+		ids = append(ids, e.Publish(&herald.Job{
 			Channel:     herald.ChannelDiscord,
 			Source:      "test",
 			Credentials: herald.Credentials{Webhook: sealed},
 			Message:     herald.Message{Title: "Test", Text: fmt.Sprintf("job %d", i)},
-		})
-		if err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-		ids = append(ids, res.ID)
+		}))
 	}
 
 	// Down for a while: until the breaker has opened and three probes have
@@ -197,6 +137,7 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 	// Recovered: every job is delivered, none dead-lettered.
 	for _, id := range ids {
 		var st herald.Status
+		var err error
 		waitFor(t, 20*time.Second, "job "+id+" delivered", func() bool {
 			st, err = store.Get(context.Background(), id)
 			if err != nil && !errors.Is(err, status.ErrNotFound) {

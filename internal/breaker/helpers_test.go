@@ -1,15 +1,15 @@
 package breaker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
@@ -20,14 +20,15 @@ import (
 
 // Test credentials: none may appear in a log line or metric.
 const (
-	webhookID    = "112233445566778899"
-	webhookToken = "WebhookSecretTokenAbcDef_123-xyz"
-	botToken     = "123456789:BotSecretTokenAAAbbbCCCdddEEE"
+	webhookID    = testkit.WebhookID
+	webhookToken = testkit.WebhookToken
+	botToken     = testkit.BotToken
 	otherBot     = "987654321:OtherBotSecretTokenXXXyyyZZZ"
-	chatID       = "-1009876543210"
+	chatID       = testkit.ChatID
 )
 
-var secrets = []string{webhookToken, "BotSecretToken", "OtherBotSecretToken", chatID}
+// secrets are checked besides the kit's own (testkit.Secrets).
+var secrets = []string{"OtherBotSecretToken"}
 
 // Errors as the channels return them.
 var (
@@ -40,14 +41,14 @@ var (
 type testSet struct {
 	*Set
 	t       *testing.T
-	logs    *syncBuffer
+	logs    *testkit.LogBuffer
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
 }
 
 func newTestSet(t *testing.T, cfg Config) *testSet {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	s, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), m)
@@ -143,13 +144,7 @@ func wantCircuitOpen(t *testing.T, err error) time.Duration {
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
 
 // fakeClock is a settable clock for the Set's own bookkeeping (idle TTL);
@@ -165,28 +160,7 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func assertNoSecrets(t *testing.T, where, text string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Errorf("%s contains secret %q", where, s)
-		}
-	}
+	testkit.AssertNoSecrets(t, where, text, secrets...)
 }
