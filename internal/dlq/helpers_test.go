@@ -2,12 +2,12 @@ package dlq
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,9 +28,7 @@ const (
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Context(t, 30*time.Second)
 }
 
 // fixture is a real JetStream server with the jobs and dead-letter streams,
@@ -49,21 +47,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	s := natsserver.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nc, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -77,10 +61,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := crypto.NewKeyring(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := testkit.Keyring(t, testKey)
 	st := &fakeStatus{}
 	return &fixture{
 		js: js, nc: nc, w: NewWriter(js), store: NewStore(js, WithStatus(st)), status: st,
@@ -90,11 +71,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) seal(t *testing.T, s string) string {
 	t.Helper()
-	out, err := f.keys.Seal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testkit.Seal(t, f.keys, s)
 }
 
 // job returns a valid job for channel c with sealed credentials.
@@ -189,11 +166,7 @@ func (f *fixture) killMsg(t *testing.T, m jetstream.Msg, job *herald.Job, info c
 // letters returns how many letters the dead-letter stream holds.
 func (f *fixture) letters(t *testing.T) uint64 {
 	t.Helper()
-	st, err := f.js.Stream(testCtx(t), herald.DeadLetterStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.CachedInfo().State.Msgs
+	return testkit.StreamMsgs(t, f.js, herald.DeadLetterStream)
 }
 
 func ids(ls []Letter) []string {
@@ -230,11 +203,7 @@ func (s *fakeStatus) all() []herald.Status {
 // noSecrets fails when out holds a plaintext credential or a sealed value.
 func noSecrets(t *testing.T, what, out string, sealed ...string) {
 	t.Helper()
-	for _, s := range append([]string{plainWebhook, "PLAINTEXT", plainToken, plainChat}, sealed...) {
-		if s != "" && strings.Contains(out, s) {
-			t.Errorf("%s leaks %q:\n%s", what, s, out)
-		}
-	}
+	testkit.AssertNoSecrets(t, what, out, append([]string{plainWebhook, "PLAINTEXT", plainToken, plainChat}, sealed...)...)
 }
 
-func jsonEncode(job *herald.Job) ([]byte, error) { return publisher.Encode(job) }
+func jsonEncode(job *herald.Job) ([]byte, error) { return herald.EncodeJob(job) }
