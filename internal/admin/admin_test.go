@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,12 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
@@ -32,23 +30,6 @@ const (
 	plainWebhook = "https://discord.com/api/webhooks/123456789012345678/PLAINTEXT-webhook-token"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	js     jetstream.JetStream
 	srv    *httptest.Server
@@ -56,33 +37,20 @@ type env struct {
 	writer *dlq.Writer
 	pub    *publisher.Publisher
 	keys   *crypto.Keyring
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 	sealed []string
 }
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Context(t, 30*time.Second)
 }
 
 // newEnv runs a real JetStream server with both streams and the admin API,
 // mounted as the lead mounts it: at /admin/ on an outer mux.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	ns := natsserver.RunServer(&opts)
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -94,8 +62,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, _ := crypto.NewKeyring(testKey)
-	logs := &syncBuffer{}
+	keys := testkit.Keyring(t, testKey)
+	logs := &testkit.LogBuffer{}
 	s, err := New(Config{Secrets: []string{secret, otherSecret}}, dlq.NewStore(js), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
