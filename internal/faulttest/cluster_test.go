@@ -3,14 +3,12 @@ package faulttest
 import (
 	"context"
 	"errors"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,105 +18,6 @@ import (
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
 )
-
-// clusterNode is one server of a test cluster, restartable on the same
-// ports and store directory.
-type clusterNode struct {
-	name        string
-	clientPort  int
-	clusterPort int
-	dir         string
-	routes      []*url.URL
-
-	mu sync.Mutex
-	s  *server.Server
-}
-
-func (n *clusterNode) options() *server.Options {
-	opts := natsserver.DefaultTestOptions
-	opts.ServerName = n.name
-	opts.Host = "127.0.0.1"
-	opts.Port = n.clientPort
-	opts.JetStream = true
-	opts.StoreDir = n.dir
-	opts.Cluster.Name = "herald"
-	opts.Cluster.Host = "127.0.0.1"
-	opts.Cluster.Port = n.clusterPort
-	opts.Routes = n.routes
-	return &opts
-}
-
-func (n *clusterNode) start() {
-	s := natsserver.RunServer(n.options())
-	n.mu.Lock()
-	n.s = s
-	n.mu.Unlock()
-}
-
-func (n *clusterNode) server() *server.Server {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.s
-}
-
-func (n *clusterNode) shutdown() {
-	if s := n.server(); s != nil {
-		s.Shutdown()
-		s.WaitForShutdown()
-	}
-}
-
-// startCluster runs three JetStream servers n1..n3 in cluster "herald" on
-// loopback and waits until they have elected a meta leader.
-func startCluster(t *testing.T) []*clusterNode {
-	t.Helper()
-	nodes := make([]*clusterNode, 3)
-	var routes []string
-	for i := range nodes {
-		nodes[i] = &clusterNode{
-			name:        "n" + string(rune('1'+i)),
-			clientPort:  freePort(t),
-			clusterPort: freePort(t),
-			dir:         t.TempDir(),
-		}
-		routes = append(routes, "nats://"+hostPort(nodes[i].clusterPort))
-	}
-	for _, n := range nodes {
-		n.routes = server.RoutesFromStr(strings.Join(routes, ","))
-	}
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Go(n.start)
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, n := range nodes {
-			n.shutdown()
-		}
-	})
-	waitFor(t, 30*time.Second, "a JetStream meta leader", func() bool {
-		leaders := 0
-		for _, n := range nodes {
-			s := n.server()
-			if s.JetStreamIsLeader() {
-				leaders++
-			}
-			if !s.JetStreamIsCurrent() {
-				return false
-			}
-		}
-		return leaders == 1
-	})
-	return nodes
-}
-
-func clientURLs(nodes []*clusterNode) string {
-	var urls []string
-	for _, n := range nodes {
-		urls = append(urls, "nats://"+hostPort(n.clientPort))
-	}
-	return strings.Join(urls, ",")
-}
 
 // TestClusterNodeKilledWhileJobsFlow kills the node the consumer (and, when
 // possible, the publisher) is connected to in the middle of a steady stream
@@ -140,8 +39,8 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 		maxAckPending = 64
 	)
 	start := time.Now()
-	nodes := startCluster(t)
-	urls := clientURLs(nodes)
+	cluster := testkit.NewCluster(t, 3)
+	urls := cluster.URLs()
 	ctx := testCtx(t, 2*time.Minute)
 	log := newLogger(t)
 	keys := newKeys(t)
@@ -204,9 +103,9 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 		pubNC.Close()
 		pubNC, pubJS = connect("faulttest-publisher")
 	}
-	var victim *clusterNode
-	for _, n := range nodes {
-		if n.name == victimName {
+	var victim *testkit.Server
+	for _, n := range cluster.Nodes {
+		if n.NATS().Name() == victimName {
 			victim = n
 		}
 	}
@@ -230,13 +129,13 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 	for i := range jobs {
 		if i == killAt {
 			t.Logf("killing %s (worker%s connected to it)", victimName, map[bool]string{true: " and publisher", false: ""}[len(onVictim) == 2])
-			victim.shutdown()
+			victim.Shutdown()
 			killed = time.Now()
 			// Bring it back after a while, on the same store, while the
 			// publisher keeps going.
 			restarts.Go(func() {
 				time.Sleep(1500 * time.Millisecond)
-				victim.start()
+				victim.Start()
 				close(restart)
 			})
 		}
@@ -293,7 +192,7 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 		return consNC.IsConnected() && pubNC.IsConnected()
 	})
 	waitFor(t, 30*time.Second, "the restarted node to rejoin JetStream", func() bool {
-		return victim.server().JetStreamIsCurrent()
+		return victim.NATS().JetStreamIsCurrent()
 	})
 	t.Logf("jobs accepted %d/%d, delivered %d distinct, failover publish retries %d, duplicates %d (bound %d), "+
 		"publishing took %s (pace %s), worker reconnects %d, publisher on victim %v, total %s since kill %s",

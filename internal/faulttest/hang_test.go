@@ -5,7 +5,8 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
@@ -28,12 +29,7 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 		// hung jobs keep half the workers busy with timeouts, over and over.
 		hung = workers / 2
 	)
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	ns := natsserver.RunServer(&opts)
-	t.Cleanup(ns.Shutdown)
+	ns := testkit.NewServer(t)
 
 	ctx := testCtx(t, 2*time.Minute)
 	log := newLogger(t)
@@ -46,7 +42,7 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 		return fake.Response{}
 	})
 
-	nc, err := queue.Connect(ctx, ns.ClientURL(), "faulttest", log)
+	nc, err := queue.Connect(ctx, ns.URL(), "faulttest", log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	natsserver "github.com/nats-io/nats-server/v2/test"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
@@ -38,20 +38,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 		outage  = time.Second
 	)
 	start := time.Now()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = freePort(t)
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	var (
-		nsMu sync.Mutex
-		ns   = natsserver.RunServer(&opts)
-	)
-	current := func() *server.Server {
-		nsMu.Lock()
-		defer nsMu.Unlock()
-		return ns
-	}
-	t.Cleanup(func() { current().Shutdown() })
+	ns := testkit.NewServer(t)
 
 	ctx := testCtx(t, 2*time.Minute)
 	log := newLogger(t)
@@ -65,7 +52,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	// Wired like cmd/herald's App.Open: one connection for ingest and pool.
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, err := queue.Connect(cctx, ns.ClientURL(), "faulttest", log)
+	nc, err := queue.Connect(cctx, ns.URL(), "faulttest", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +190,9 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	downAt = time.Now()
 	mu.Unlock()
 	down := downAt
-	current().Shutdown()
-	current().WaitForShutdown()
+	ns.Shutdown()
 	time.Sleep(outage)
-	restarted := natsserver.RunServer(&opts) // same port, same store dir
-	nsMu.Lock()
-	ns = restarted
-	nsMu.Unlock()
+	ns.Start() // same port, same store dir
 	mu.Lock()
 	upAt = time.Now()
 	mu.Unlock()
