@@ -1,41 +1,24 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// logBuffer is a goroutine-safe sink for a text slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+// newTestLogger is a debug text logger (the tests match its lines) into a
+// kit LogBuffer.
+func newTestLogger(t *testing.T) (*slog.Logger, *testkit.LogBuffer) {
 	t.Helper()
-	var b logBuffer
+	var b testkit.LogBuffer
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
@@ -77,37 +60,21 @@ func connectTest(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Context(t, 20*time.Second)
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testkit.FreePort(t) }
 
 func portOf(t *testing.T, s *server.Server) int {
 	t.Helper()
 	return s.Addr().(*net.TCPAddr).Port
 }
 
-func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+func addr(port int) string { return testkit.Addr(port) }
 
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, what, cond)
 }
