@@ -1,12 +1,13 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/queue"
@@ -16,26 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// logBuffer is a goroutine-safe sink for a text slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger() (*slog.Logger, *logBuffer) {
-	var b logBuffer
+func newTestLogger() (*slog.Logger, *testkit.LogBuffer) {
+	var b testkit.LogBuffer
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
@@ -65,13 +48,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // and stops it at cleanup (stopping it earlier is fine).
 func newTestServer(tb testing.TB) *server.Server {
 	tb.Helper()
-	log, _ := newTestLogger()
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: tb.TempDir()}, log)
-	if err != nil {
-		tb.Fatalf("StartEmbedded: %v", err)
-	}
-	tb.Cleanup(func() { stopServer(s) })
-	return s
+	return testkit.NewServer(tb).NATS()
 }
 
 func stopServer(s *server.Server) {
@@ -106,7 +83,7 @@ type replica struct {
 	js   jetstream.JetStream
 	reg  *prometheus.Registry
 	m    *metrics.Metrics
-	logs *logBuffer
+	logs *testkit.LogBuffer
 }
 
 // newReplica connects to s and builds a Limiter with cfg on the shared
@@ -138,9 +115,7 @@ func newReplica(tb testing.TB, s *server.Server, cfg Config, clock *fakeClock) *
 
 func testCtx(tb testing.TB) context.Context {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	tb.Cleanup(cancel)
-	return ctx
+	return testkit.Context(tb, 30*time.Second)
 }
 
 // take calls Take and fails the test on an error.
@@ -157,11 +132,5 @@ func take(tb testing.TB, l *Limiter, group, key string) Decision {
 // server does on its own clock (key expiry, shutdown).
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitFor(tb, timeout, what, cond)
 }
