@@ -1,11 +1,9 @@
 package challenge_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald/client"
 	"github.com/heraldrelay/herald/internal/challenge"
 	"github.com/heraldrelay/herald/internal/metrics"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,50 +32,18 @@ const (
 	testIPHeader = "X-Test-IP"
 )
 
-// logBuffer is a goroutine-safe sink for a text slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startNATS runs an embedded JetStream server for the test and returns its
 // client URL.
 func startNATS(t *testing.T) string {
 	t.Helper()
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
+	return testkit.NewServer(t).URL()
 }
 
 // connectKV opens a connection of its own to url (as a replica would) and
 // returns the challenge bucket and the connection.
 func connectKV(t *testing.T, url string) (jetstream.KeyValue, *nats.Conn) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	nc, js := testkit.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := challenge.EnsureBucket(ctx, js, 1)
@@ -108,7 +75,7 @@ type fixture struct {
 	svc    *challenge.Service
 	m      *metrics.Metrics
 	clock  *clock
-	logs   *logBuffer
+	logs   *testkit.LogBuffer
 	mu     sync.Mutex
 	solved []solvedCall
 }
@@ -122,7 +89,7 @@ func (f *fixture) solvedCalls() []solvedCall {
 // newFixture builds a Service over kv; edit adjusts its Config.
 func newFixture(t *testing.T, kv jetstream.KeyValue, edit func(*challenge.Config)) *fixture {
 	t.Helper()
-	f := &fixture{m: metrics.New(prometheus.NewRegistry()), clock: &clock{}, logs: &logBuffer{}}
+	f := &fixture{m: metrics.New(prometheus.NewRegistry()), clock: &clock{}, logs: &testkit.LogBuffer{}}
 	cfg := challenge.Config{
 		Keys:     []string{oldKey},
 		ClientIP: testClientIP,
