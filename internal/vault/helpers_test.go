@@ -1,9 +1,7 @@
 package vault_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -12,12 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/internal/metrics"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/vault"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,24 +51,6 @@ var (
 	telegramTarget = herald.Target{BotToken: testBot, ChatID: testChat}
 )
 
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // clock is an adjustable clock for Config.Now.
 type clock struct{ offset atomic.Int64 }
 
@@ -85,31 +65,17 @@ type store struct {
 
 func newStore(t *testing.T) *store {
 	t.Helper()
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return &store{url: s.ClientURL()}
+	return &store{url: testkit.NewServer(t).URL()}
 }
 
 // buckets opens a connection of its own and returns the vault's buckets and
 // its JetStream context.
 func (s *store) buckets(t *testing.T) (creds, secrets jetstream.KeyValue, js jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err = jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js = testkit.Connect(t, s.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	creds, secrets, err = vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
+	creds, secrets, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
 	if err != nil {
 		t.Fatalf("EnsureBuckets: %v", err)
 	}
@@ -169,7 +135,7 @@ type fixture struct {
 	clock    *clock
 	notifier *notifier
 	metrics  *metrics.Metrics
-	logs     *logBuffer
+	logs     *testkit.LogBuffer
 }
 
 // newVault builds a Vault on its own connection to s; edit adjusts its
@@ -178,7 +144,7 @@ func newVault(t *testing.T, s *store, edit func(*vault.Config)) *fixture {
 	t.Helper()
 	creds, secrets, js := s.buckets(t)
 	f := &fixture{creds: creds, secrets: secrets, js: js, clock: &clock{}, notifier: &notifier{},
-		metrics: metrics.New(prometheus.NewRegistry()), logs: &logBuffer{}}
+		metrics: metrics.New(prometheus.NewRegistry()), logs: &testkit.LogBuffer{}}
 	cfg := vault.Config{Keys: []string{keyV1}, Now: f.clock.Now}
 	if edit != nil {
 		edit(&cfg)
@@ -208,9 +174,7 @@ func newVault(t *testing.T, s *store, edit func(*vault.Config)) *fixture {
 
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Context(t, 20*time.Second)
 }
 
 // raw returns credential id's stored record.
