@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
@@ -22,7 +22,6 @@ import (
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats-server/v2/server"
-	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,36 +53,18 @@ func assertNoSecrets(t testing.TB, what, s string) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is one test's Herald: a real JetStream server, the real publisher and
 // status store, the real channel checkers.
 type env struct {
 	t      testing.TB
-	ns     *server.Server
+	ns     *testkit.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	status *status.Store
 	keys   *crypto.Keyring
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 	srv    *Server
 	h      http.Handler
 }
@@ -112,34 +93,15 @@ func withPublisher(p Publisher) envOption {
 	return func(_ *Config, d *Deps) { d.Publisher = p }
 }
 
-func runNATS(t testing.TB) *server.Server {
-	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	opts.NoLog = true
-	return natsserver.RunServer(&opts)
-}
-
 // newTestEnv starts JetStream and an ingest with a test allow-list (loopback
 // and discord.com, http allowed) and StreakyWait 0 unless an option says
 // otherwise. The connection does not reconnect, so a stopped server fails
 // publishes at once instead of after the publish timeout.
 func newTestEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, ns: runNATS(t)}
-	t.Cleanup(func() { e.ns.Shutdown(); e.ns.WaitForShutdown() })
+	e := &env{t: t, ns: testkit.NewServer(t, testkit.WithOptions(func(o *server.Options) { o.NoLog = true }))}
 	var err error
-	e.nc, err = nats.Connect(e.ns.ClientURL(), nats.NoReconnect())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.nc.Close)
-	e.js, err = jetstream.New(e.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.nc, e.js = testkit.Connect(t, e.ns.URL(), nats.NoReconnect())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	jobs, err := queue.EnsureJobsStream(ctx, e.js, queue.StreamConfig{})
@@ -151,10 +113,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.status = status.New(e.kv, e.nc, status.WithJobs(jobs))
-	e.keys, err = crypto.NewKeyring(testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.keys = testkit.Keyring(t, testKey)
 	discord, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1", "discord.com"}, AllowHTTP: true}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +123,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
-	e.logs = &syncBuffer{}
+	e.logs = &testkit.LogBuffer{}
 	cfg := Config{APISecrets: []string{testAPISecret, "second-secret-abcdefgh"}, Version: "test"}
 	deps := Deps{
 		Publisher: publisher.New(e.js),
@@ -192,17 +151,12 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 func (e *env) stopNATS() {
 	e.t.Helper()
 	e.ns.Shutdown()
-	e.ns.WaitForShutdown()
 	waitFor(e.t, "client to see the server gone", func() bool { return !e.nc.IsConnected() })
 }
 
 func (e *env) seal(plain string) string {
 	e.t.Helper()
-	s, err := e.keys.Seal(plain)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
+	return testkit.Seal(e.t, e.keys, plain)
 }
 
 // request is one HTTP request to the handler.
@@ -269,17 +223,7 @@ func (e *env) telegramBody() string {
 // streamMsgs returns the number of jobs in the stream.
 func (e *env) streamMsgs() uint64 {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, herald.JobsStream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Msgs
+	return testkit.StreamMsgs(e.t, e.js, herald.JobsStream)
 }
 
 // lastJob returns the last job stored for channel c.
@@ -295,7 +239,7 @@ func (e *env) lastJob(c herald.Channel) (herald.Job, jetstream.RawStreamMsg) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	job, err := publisher.Decode(m.Data)
+	job, err := herald.DecodeJob(m.Data)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -323,7 +267,7 @@ func (e *env) worker(ctx context.Context, st herald.Status) (ids <-chan string, 
 				return
 			}
 			for m := range batch.Messages() {
-				job, err := publisher.Decode(m.Data())
+				job, err := herald.DecodeJob(m.Data())
 				if err != nil {
 					errc <- err
 					return
@@ -354,13 +298,7 @@ func (e *env) worker(ctx context.Context, st herald.Status) (ids <-chan string, 
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func decodeJSON(t testing.TB, r io.Reader, v any) {
