@@ -15,13 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/client"
 	"github.com/heraldrelay/herald/internal/challenge"
 	"github.com/heraldrelay/herald/internal/metrics"
-	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -48,18 +47,8 @@ type received struct {
 
 func newFakeHerald(t *testing.T, difficulty int) *fakeHerald {
 	t.Helper()
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	s := testkit.NewServer(t).NATS()
+	_, js := testkit.Connect(t, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := challenge.EnsureBucket(ctx, js, 1)

@@ -5,10 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats-server/v2/server"
-	natsserver "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -16,30 +17,13 @@ import (
 // newTestServer runs a JetStream server on a free loopback port.
 func newTestServer(tb testing.TB) *server.Server {
 	tb.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = tb.TempDir()
-	s := natsserver.RunServer(&opts)
-	tb.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return testkit.NewServer(tb).NATS()
 }
 
 // newTestJetStream connects to s and ensures the jobs stream with cfg.
 func newTestJetStream(tb testing.TB, s *server.Server, cfg queue.StreamConfig) (*nats.Conn, jetstream.JetStream, jetstream.Stream) {
 	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	nc, js := testkit.Connect(tb, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := queue.EnsureJobsStream(ctx, js, cfg)
@@ -51,9 +35,7 @@ func newTestJetStream(tb testing.TB, s *server.Server, cfg queue.StreamConfig) (
 
 func testCtx(tb testing.TB) context.Context {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	tb.Cleanup(cancel)
-	return ctx
+	return testkit.Context(tb, 20*time.Second)
 }
 
 func msgCount(tb testing.TB, st jetstream.Stream) uint64 {

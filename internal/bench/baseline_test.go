@@ -3,12 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
@@ -19,20 +18,8 @@ import (
 // in memory and returns its URL and a JetStream client.
 func newTestJetStream(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
-	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	ns := testkit.NewServer(t).NATS()
+	_, js := testkit.Connect(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{Memory: true}); err != nil {

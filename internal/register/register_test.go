@@ -14,13 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/register"
 	"github.com/heraldrelay/herald/internal/vault"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -93,17 +92,8 @@ type page struct {
 // vault's derived ones.
 func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	t.Helper()
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	s := testkit.NewServer(t).NATS()
+	_, js := testkit.Connect(t, s.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	creds, secretsKV, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})

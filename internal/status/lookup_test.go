@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
@@ -17,15 +19,7 @@ import (
 func newLookupStore(t *testing.T) (*status.Store, jetstream.JetStream) {
 	t.Helper()
 	s := newTestServer(t)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.Connect(t, s.ClientURL())
 	ctx := testCtx(t)
 	jobs, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{})
 	if err != nil {

@@ -6,41 +6,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/nats-io/nats-server/v2/server"
-	natsserver "github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func newTestServer(t *testing.T) *server.Server {
 	t.Helper()
-	opts := natsserver.DefaultTestOptions
-	opts.Port = -1
-	opts.JetStream = true
-	opts.StoreDir = t.TempDir()
-	s := natsserver.RunServer(&opts)
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	return testkit.NewServer(t).NATS()
 }
 
 // newTestStore returns a Store on its own connection, and the bucket.
 func newTestStore(t *testing.T, s *server.Server) (*status.Store, jetstream.KeyValue) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.Connect(t, s.ClientURL())
 	kv, err := queue.EnsureStatusBucket(testCtx(t), js, time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -50,9 +33,7 @@ func newTestStore(t *testing.T, s *server.Server) (*status.Store, jetstream.KeyV
 
 func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testkit.Context(t, 20*time.Second)
 }
 
 func TestQueuedPutGet(t *testing.T) {
