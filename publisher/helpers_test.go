@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,16 +148,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // fakeClock is a settable clock for the Set's own bookkeeping (idle TTL);
 // gobreaker itself keeps real time.
-type fakeClock struct{ ns atomic.Int64 }
+type fakeClock = testkit.Clock
 
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *fakeClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newFakeClock() *fakeClock { return testkit.NewClock(time.Now()) }
 
 func assertNoSecrets(t *testing.T, where, text string) {
 	t.Helper()

@@ -80,17 +80,17 @@ func TestIdleBreakersDropped(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	x := newTestSet(t, Config{Failures: 1, OpenTimeout: time.Hour, IdleTTL: time.Minute})
-	x.Set.now = clock.now
+	x.Set.now = clock.Now
 	x.fail("discord:open")
 	for i := range 50 {
 		x.call([]string{fmt.Sprintf("discord:%d", i)}, func() error { return nil })
 	}
-	clock.advance(30 * time.Second)
+	clock.Advance(30 * time.Second)
 	x.call([]string{"discord:recent"}, func() error { return nil })
 	if n := x.Len(); n != 52 {
 		t.Fatalf("Len = %d, want 52", n)
 	}
-	clock.advance(45 * time.Second)
+	clock.Advance(45 * time.Second)
 	x.call([]string{"discord:recent"}, func() error { return nil })
 	// The 50 idle closed ones are gone; the open one stays within its
 	// OpenTimeout (an hour, by the Set's clock).
@@ -100,7 +100,7 @@ func TestIdleBreakersDropped(t *testing.T) {
 	if st := x.State("discord:open"); st.String() != "open" {
 		t.Errorf("open breaker = %s", st)
 	}
-	clock.advance(2 * time.Hour)
+	clock.Advance(2 * time.Hour)
 	x.call([]string{"discord:new"}, func() error { return nil })
 	if n := x.Len(); n != 1 {
 		t.Fatalf("Len = %d, want 1 (new)", n)

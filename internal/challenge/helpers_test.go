@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,10 +53,8 @@ func connectKV(t *testing.T, url string) (jetstream.KeyValue, *nats.Conn) {
 }
 
 // clock is an adjustable clock for Config.Now.
-type clock struct{ offset atomic.Int64 }
+type clock = testkit.ShiftedClock
 
-func (c *clock) Now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration)  { c.offset.Add(int64(d)) }
 func testClientIP(r *http.Request) string { return ipOf(r) }
 
 func ipOf(r *http.Request) string {

@@ -79,7 +79,7 @@ func pacedAfter(t *testing.T, err error) time.Duration {
 
 func TestDiscordFirstSendAloneUntilLearned(t *testing.T) {
 	tp := newTestPacer(t, Config{})
-	now := tp.clock.now()
+	now := tp.clock.Now()
 	g := tp.acquireDiscord(hookA, now, time.Second)
 	if !g.ok || g.wait != 0 {
 		t.Fatalf("first send: %+v, want ok at once", g)
@@ -163,21 +163,21 @@ func TestDiscordLongWaitReturnsPaced(t *testing.T) {
 	}
 	// A held send that then finds the bucket still waiting for a response
 	// gives the job back after MaxHold, with a short delay.
-	tp.clock.advance(3*time.Second + resetMargin)
-	g := tp.acquireDiscord(hookA, tp.clock.now(), time.Second) // opens the next window, in flight
+	tp.clock.Advance(3*time.Second + resetMargin)
+	g := tp.acquireDiscord(hookA, tp.clock.Now(), time.Second) // opens the next window, in flight
 	for range 4 {
-		tp.acquireDiscord(hookA, tp.clock.now(), time.Second)
+		tp.acquireDiscord(hookA, tp.clock.Now(), time.Second)
 	}
 	_, err = tp.sendVia(t, hookA, nil)
 	if after := pacedAfter(t, err); after != unknownRetry {
 		t.Errorf("After = %s, want %s", after, unknownRetry)
 	}
-	tp.releaseDiscord(g, true, nil, tp.clock.now())
+	tp.releaseDiscord(g, true, nil, tp.clock.Now())
 }
 
 func TestDiscordOutOfOrderResponses(t *testing.T) {
 	tp := newTestPacer(t, Config{})
-	now := tp.clock.now()
+	now := tp.clock.Now()
 	first := tp.acquireDiscord(hookA, now, 0)
 	tp.ObserveDiscord(hookA, headers(4, 2*time.Second), 204)
 	tp.releaseDiscord(first, true, nil, now)
@@ -202,7 +202,7 @@ func TestDiscordOutOfOrderResponses(t *testing.T) {
 
 func TestDiscordOtherSendersCounted(t *testing.T) {
 	tp := newTestPacer(t, Config{})
-	now := tp.clock.now()
+	now := tp.clock.Now()
 	// Another process used 3 of the window: our first answer says 1 left.
 	g := tp.acquireDiscord(hookA, now, 0)
 	tp.ObserveDiscord(hookA, headers(1, 2*time.Second), 204)
@@ -226,11 +226,11 @@ func TestDiscordUnsentReleaseGivesSlotBack(t *testing.T) {
 	if _, err := tp.sendVia(t, hookA, func() error { return open }); !errors.Is(err, herald.ErrCircuitOpen) {
 		t.Fatalf("err = %v, want the breaker's error unchanged", err)
 	}
-	if g := tp.acquireDiscord(hookA, tp.clock.now(), 0); !g.ok {
+	if g := tp.acquireDiscord(hookA, tp.clock.Now(), 0); !g.ok {
 		t.Fatalf("slot not given back: %+v", g)
 	}
 	// ... and the breaker's wait did not block the webhook.
-	tp.clock.advance(2*time.Second + resetMargin)
+	tp.clock.Advance(2*time.Second + resetMargin)
 	if called, err := tp.sendVia(t, hookA, nil); !called || err != nil {
 		t.Fatalf("after the reset: called %v, err %v", called, err)
 	}
@@ -244,11 +244,11 @@ func TestDiscord429BlocksWebhook(t *testing.T) {
 		t.Fatalf("err = %v, want the 429 unchanged", err)
 	}
 	// The webhook waits out the 429; another does not.
-	g := tp.acquireDiscord(hookA, tp.clock.now(), 0)
+	g := tp.acquireDiscord(hookA, tp.clock.Now(), 0)
 	if g.ok || g.wait < 1500*time.Millisecond {
 		t.Fatalf("after a 429: %+v, want a wait of at least 1.5s", g)
 	}
-	if g := tp.acquireDiscord(hookB, tp.clock.now(), 0); !g.ok {
+	if g := tp.acquireDiscord(hookB, tp.clock.Now(), 0); !g.ok {
 		t.Fatalf("other webhook blocked by a per-webhook 429: %+v", g)
 	}
 	if called, err := tp.sendVia(t, hookA, nil); !called || err != nil {
@@ -276,7 +276,7 @@ func TestDiscordGlobal429PausesAll(t *testing.T) {
 	if !strings.Contains(tp.logs.String(), "discord global rate limit") {
 		t.Errorf("no log line for the global pause: %s", tp.logs.String())
 	}
-	tp.clock.advance(5 * time.Second)
+	tp.clock.Advance(5 * time.Second)
 	if called, err := tp.sendVia(t, hookB, nil); !called || err != nil {
 		t.Fatalf("after the pause: called %v, err %v", called, err)
 	}
@@ -286,7 +286,7 @@ func TestObserveCloudflareBanPauses(t *testing.T) {
 	tp := newTestPacer(t, Config{})
 	// A 429 without rate-limit headers: Cloudflare banning the IP.
 	tp.ObserveDiscord(hookA, channels.RateLimit{}, http.StatusTooManyRequests)
-	g := tp.acquireDiscord(hookB, tp.clock.now(), 0)
+	g := tp.acquireDiscord(hookB, tp.clock.Now(), 0)
 	if g.ok || g.scope != scopeGlobal || g.wait != globalPauseGuess {
 		t.Fatalf("after a ban answer: %+v, want a global pause of %s", g, globalPauseGuess)
 	}
@@ -295,7 +295,7 @@ func TestObserveCloudflareBanPauses(t *testing.T) {
 func TestDiscordGlobalRate(t *testing.T) {
 	tp := newTestPacer(t, Config{Discord: DiscordConfig{GlobalRate: 3}, MaxHold: 2 * time.Second})
 	hooks := []string{"discord:11", "discord:12", "discord:13", "discord:14", "discord:15"}
-	start := tp.clock.now()
+	start := tp.clock.Now()
 	for _, h := range hooks[:3] {
 		if called, err := tp.sendVia(t, h, nil); !called || err != nil {
 			t.Fatalf("send to %s: called %v, err %v", h, called, err)
@@ -311,7 +311,7 @@ func TestDiscordGlobalRate(t *testing.T) {
 	if s := tp.clock.slept(); len(s) != 1 || s[0] != time.Second {
 		t.Errorf("slept %v, want [1s]", s)
 	}
-	if got := tp.clock.now().Sub(start); got != time.Second {
+	if got := tp.clock.Now().Sub(start); got != time.Second {
 		t.Errorf("fourth send at +%s, want +1s", got)
 	}
 	if got := tp.waits("discord", "global"); got != 1 {
@@ -325,7 +325,7 @@ func TestDiscordGlobalRate(t *testing.T) {
 	if called || pacedAfter(t, err) != time.Second {
 		t.Fatalf("called %v, err %v; want paced for 1s", called, err)
 	}
-	if g := tp2.acquireDiscord(hooks[1], tp2.clock.now(), time.Hour); !g.ok {
+	if g := tp2.acquireDiscord(hooks[1], tp2.clock.Now(), time.Hour); !g.ok {
 		t.Fatalf("webhook reservation not released after a global refusal: %+v", g)
 	}
 }
@@ -343,7 +343,7 @@ func TestDiscordInvalidBudget(t *testing.T) {
 	if suspended() != 0 {
 		t.Fatal("suspended below the budget")
 	}
-	tp.clock.advance(30 * time.Second)
+	tp.clock.Advance(30 * time.Second)
 	tp.ObserveDiscord(hookB, channels.RateLimit{Scope: "user", Present: true, Limit: 5}, http.StatusTooManyRequests)
 	if got := testutil.ToFloat64(tp.m.InvalidResponses.WithLabelValues("discord")); got != 3 {
 		t.Errorf("invalid responses = %v, want 3", got)
@@ -373,7 +373,7 @@ func TestDiscordInvalidBudget(t *testing.T) {
 		t.Errorf("%d suspension lines after more refused sends, want 1", n)
 	}
 
-	tp.clock.advance(after)
+	tp.clock.Advance(after)
 	if called, err := tp.sendVia(t, "discord:3333", nil); !called || err != nil {
 		t.Fatalf("after the window cleared: called %v, err %v", called, err)
 	}
@@ -401,7 +401,7 @@ func TestDiscordCancelDuringHold(t *testing.T) {
 	if err := h(ctx, discordDelivery(hookA)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if g := tp.acquireDiscord(hookA, tp.clock.now().Add(time.Second+resetMargin), 0); !g.ok {
+	if g := tp.acquireDiscord(hookA, tp.clock.Now().Add(time.Second+resetMargin), 0); !g.ok {
 		t.Fatalf("reservation leaked: %+v", g)
 	}
 }
@@ -442,7 +442,7 @@ func TestDiscordPanicReleasesReservation(t *testing.T) {
 	}()
 	// Nothing learned yet, so one send at a time: the panicked one must not
 	// still count as in flight.
-	if g := tp.acquireDiscord(hookA, tp.clock.now(), 0); !g.ok {
+	if g := tp.acquireDiscord(hookA, tp.clock.Now(), 0); !g.ok {
 		t.Fatalf("reservation leaked by a panic: %+v", g)
 	}
 }
@@ -471,7 +471,7 @@ func TestDiscordHandsBackToComingWindows(t *testing.T) {
 	}
 	// A send that can wait for the next window holds for it, whatever the
 	// slots given out.
-	tp.clock.advance(next - 50*time.Millisecond)
+	tp.clock.Advance(next - 50*time.Millisecond)
 	if called, err := tp.sendVia(t, hookA, nil); !called || err != nil {
 		t.Fatalf("send just before the reset: called %v, err %v", called, err)
 	}

@@ -14,28 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// fakeClock is a controllable clock: sleep advances it at once, like
+// fakeClock is the kit's Clock whose sleep advances it at once, like
 // gobreaker's pseudoSleep, so tests of waits take no real time.
 type fakeClock struct {
+	*testkit.Clock
 	mu     sync.Mutex
-	t      time.Time
 	sleeps []time.Duration
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return &fakeClock{Clock: testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 }
 
 func (c *fakeClock) sleep(ctx context.Context, d time.Duration, _ <-chan struct{}) error {
@@ -44,7 +32,7 @@ func (c *fakeClock) sleep(ctx context.Context, d time.Duration, _ <-chan struct{
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	c.Advance(d)
 	c.sleeps = append(c.sleeps, d)
 	return nil
 }
@@ -75,9 +63,9 @@ func newTestPacer(t *testing.T, cfg Config) *testPacer {
 		t.Fatalf("New: %v", err)
 	}
 	c := newFakeClock()
-	p.now, p.sleep = c.now, c.sleep
+	p.now, p.sleep = c.Now, c.sleep
 	// The invalid-request window counts from the clock's start.
-	p.dg.invalid.base = c.now()
+	p.dg.invalid.base = c.Now()
 	return &testPacer{Pacer: p, clock: c, logs: logs, m: m}
 }
 

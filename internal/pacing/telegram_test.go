@@ -100,7 +100,7 @@ func TestTelegramGroupRate(t *testing.T) {
 		t.Errorf("pacing waits{telegram,group} = %v, want 1", got)
 	}
 	// The refused job did not use up the group's next slot.
-	tp.clock.advance(3 * time.Second)
+	tp.clock.Advance(3 * time.Second)
 	if called, err := tp.sendTelegramVia(t, chatKey1, "-1001234567890", nil); !called || err != nil {
 		t.Fatalf("after 3s: called %v, err %v", called, err)
 	}
@@ -146,11 +146,11 @@ func TestTelegram429BlocksAndTightens(t *testing.T) {
 		t.Fatalf("err = %v, want the 429 unchanged", err)
 	}
 	// The chat waits what Telegram asked.
-	start := tp.clock.now()
+	start := tp.clock.Now()
 	if called, err := tp.sendTelegramVia(t, chatKey1, "42", nil); !called || err != nil {
 		t.Fatalf("after the 429: called %v, err %v", called, err)
 	}
-	if got := tp.clock.now().Sub(start); got != 3*time.Second {
+	if got := tp.clock.Now().Sub(start); got != 3*time.Second {
 		t.Errorf("held %s, want 3s", got)
 	}
 	// Then its rate is halved (10/s → 5/s: 200 ms apart) for a minute.
@@ -169,7 +169,7 @@ func TestTelegram429BlocksAndTightens(t *testing.T) {
 		}
 	}
 	// A minute (plus the 429's wait) later the rate is restored.
-	tp.clock.advance(tightenFor + 3*time.Second)
+	tp.clock.Advance(tightenFor + 3*time.Second)
 	tp.sendTelegramVia(t, chatKey1, "42", nil)
 	tp.sendTelegramVia(t, chatKey1, "42", nil)
 	if s := tp.clock.slept(); len(s) != 1 || s[0] < 90*time.Millisecond || s[0] > 100*time.Millisecond {
@@ -181,9 +181,9 @@ func TestTelegramRepeated429sTightenBot(t *testing.T) {
 	tp := newTestPacer(t, Config{Telegram: TelegramConfig{PerChat: 100, PerBot: 10}, MaxHold: 5 * time.Second})
 	// 429s on two chats of the bot within a minute.
 	tp.sendTelegramVia(t, chatKey1, "1", func() error { return telegram429(time.Second) })
-	tp.clock.advance(time.Second)
+	tp.clock.Advance(time.Second)
 	tp.sendTelegramVia(t, chatKey2, "2", func() error { return telegram429(time.Second) })
-	tp.clock.advance(time.Second)
+	tp.clock.Advance(time.Second)
 	tp.clock.slept()
 	// The bot is at 5/s now: two sends to fresh chats are 200 ms apart.
 	tp.sendTelegramVia(t, chatKey3, "3", nil)
@@ -204,7 +204,7 @@ func TestTelegramPacedErrorsDoNotTighten(t *testing.T) {
 	if _, err := tp.sendTelegramVia(t, chatKey1, "1", func() error { return open }); !errors.Is(err, herald.ErrCircuitOpen) {
 		t.Fatalf("err = %v", err)
 	}
-	tp.clock.advance(time.Second)
+	tp.clock.Advance(time.Second)
 	tp.sendTelegramVia(t, chatKey1, "1", nil)
 	tp.sendTelegramVia(t, chatKey1, "1", nil)
 	if s := tp.clock.slept(); len(s) != 1 || s[0] > 100*time.Millisecond {

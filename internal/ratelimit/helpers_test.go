@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +22,9 @@ func newTestLogger() (*slog.Logger, *testkit.LogBuffer) {
 }
 
 // fakeClock is a settable clock shared by the limiters of a test.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = testkit.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock() *fakeClock { return testkit.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)) }
 
 // newTestServer starts an embedded JetStream server on a free loopback port
 // and stops it at cleanup (stopping it earlier is fine).

@@ -67,3 +67,20 @@ type failRecorder struct {
 
 func (f *failRecorder) Errorf(string, ...any) { f.failed = true }
 func (f *failRecorder) Helper()               {}
+
+func TestClocks(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := testkit.NewClock(start)
+	if !c.Now().Equal(start) {
+		t.Fatalf("Now = %s, want %s", c.Now(), start)
+	}
+	c.Advance(time.Minute)
+	if got := c.Now().Sub(start); got != time.Minute {
+		t.Fatalf("advanced %s, want 1m", got)
+	}
+	var s testkit.ShiftedClock
+	s.Advance(time.Hour)
+	if d := time.Until(s.Now()); d < 59*time.Minute || d > 61*time.Minute {
+		t.Fatalf("shifted clock is %s ahead, want about 1h", d)
+	}
+}

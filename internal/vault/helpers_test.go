@@ -52,10 +52,7 @@ var (
 )
 
 // clock is an adjustable clock for Config.Now.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+type clock = testkit.ShiftedClock
 
 // store is one NATS server with the vault's buckets, reachable from any
 // number of connections (replicas).
