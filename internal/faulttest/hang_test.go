@@ -7,13 +7,9 @@ import (
 
 	"github.com/heraldrelay/herald/internal/testkit"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
 )
 
@@ -42,23 +38,7 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 		return fake.Response{}
 	})
 
-	nc, err := queue.Connect(ctx, ns.URL(), "faulttest", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := queue.EnsureStatusBucket(ctx, js, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	statuses := status.New(kv, nc)
+	_, js, statuses := connect(t, ctx, ns.URL(), log)
 	startPool(t, consumer.Config{
 		Workers:      workers,
 		AckWait:      5 * time.Second,

@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/testkit/relay"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
@@ -97,4 +101,30 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	return testkit.Context(t, d)
+}
+
+// connect opens Herald's own reconnecting connection to url, as
+// cmd/herald's App.Open does, and ensures the jobs stream and the status
+// bucket (one replica).
+func connect(t *testing.T, ctx context.Context, url string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, *status.Store) {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	nc, err := queue.Connect(cctx, url, "faulttest", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.EnsureJobsStream(cctx, js, queue.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := queue.EnsureStatusBucket(cctx, js, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, status.New(kv, nc)
 }

@@ -15,14 +15,11 @@ import (
 
 	"github.com/heraldrelay/herald/internal/testkit"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
 )
 
@@ -50,25 +47,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	}
 
 	// Wired like cmd/herald's App.Open: one connection for ingest and pool.
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nc, err := queue.Connect(cctx, ns.URL(), "faulttest", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := queue.EnsureJobsStream(cctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := queue.EnsureStatusBucket(cctx, js, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	statuses := status.New(kv, nc)
+	nc, js, statuses := connect(t, ctx, ns.URL(), log)
 	srv, err := ingest.New(ingest.Config{APISecrets: []string{apiSecret}, StreakyWait: 0, Version: "faulttest"}, ingest.Deps{
 		Publisher: publisher.New(js),
 		Status:    statuses,
