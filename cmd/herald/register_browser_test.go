@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit/browser"
 
 	"github.com/chromedp/chromedp"
 )
@@ -23,7 +22,7 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 		"HERALD_RATELIMIT_GROUPS_REGISTER_REFILL_TIME": "1h",
 		"HERALD_CHALLENGE_DIFFICULTY":                  "3",
 	})
-	ctx := browser(t)
+	ctx := browser.New(t)
 	navigate := func(url string) {
 		t.Helper()
 		actx, cancel := context.WithTimeout(ctx, 90*time.Second)
@@ -33,9 +32,7 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 		}
 	}
 	heading := func() (string, error) {
-		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return chromedp.Run(tctx, chromedp.Evaluate[string](`document.querySelector("h1") ? document.querySelector("h1").innerText : ""`))
+		return browser.Eval(ctx, `document.querySelector("h1") ? document.querySelector("h1").innerText : ""`)
 	}
 	navigate(app.URL + "/register")
 	text, err := heading()
@@ -73,32 +70,3 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 }
 
 // browser starts headless chromium with a fresh profile.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	path := "/usr/bin/chromium"
-	if _, err := os.Stat(path); err != nil {
-		p, lerr := exec.LookPath("chromium")
-		if lerr != nil {
-			t.Fatal("chromium not found: install it with `apt-get update && apt-get install -y chromium` (CI's .ci/run does this)")
-		}
-		path = p
-	}
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		// The network here is closed: chromium's own background connections
-		// would be refused and slow everything down.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`1`)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}

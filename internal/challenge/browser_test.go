@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit/browser"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -20,90 +20,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
-
 // browserWait bounds how long a page may take to solve its challenge and
 // continue; generous, as the machine is shared.
 const browserWait = 90 * time.Second
 
-// newBrowser starts a headless chromium with a fresh profile and returns a
-// context to drive its tab. The test fails, never skips, without chromium.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath
-	if _, err := os.Stat(path); err != nil {
-		if p, lerr := exec.LookPath("chromium"); lerr == nil {
-			path = p
-		} else {
-			t.Fatalf("chromium not found: install it with `apt-get update && apt-get install -y chromium` (CI's .ci/run does this)")
-		}
-	}
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		// This machine's network is closed: without these, chromium's own
-		// background connections are refused and slow everything down.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	// The first Run starts the browser; it must not carry a timeout.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`1`)); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
-// pageText returns the text of the current document, or "" while it loads.
-func pageText(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-	if err != nil {
-		return ""
-	}
-	return s
-}
-
-// waitText waits until the document shows want. Polling from Go survives the
-// page's navigations, which an in-page poll does not.
 func waitText(t *testing.T, ctx context.Context, want string) {
 	t.Helper()
-	deadline := time.Now().Add(browserWait)
-	for {
-		text := pageText(ctx)
-		if strings.Contains(text, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the page did not show %q within %s; it shows:\n%s", want, browserWait, text)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	browser.WaitText(t, ctx, want, browserWait)
 }
 
 func navigate(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("navigate %s: %v", url, err)
-	}
+	browser.Navigate(t, ctx, url)
 }
 
 func TestBrowserSolvesHTMLChallenge(t *testing.T) {
 	kv, _ := connectKV(t, startNATS(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 3 })
 	srv := newServer(t, f)
-	ctx := newBrowser(t)
+	ctx := browser.New(t)
 
 	navigate(t, ctx, srv.URL+"/protected?x=1")
 	waitText(t, ctx, "welcome (GET)")
@@ -132,7 +67,7 @@ func TestBrowserContinuesAfterFormPost(t *testing.T) {
 	mux.Handle("/", protectedHandler(f))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	ctx := newBrowser(t)
+	ctx := browser.New(t)
 
 	navigate(t, ctx, srv.URL+"/form")
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("f").submit()`)); err != nil {
@@ -209,7 +144,7 @@ func runHarness(ctx context.Context, seed string, difficulty int, workers string
 // solver: scanning nonces in order from 0, each must find the same first
 // solution.
 func TestBrowserSolverAgreesWithGo(t *testing.T) {
-	ctx := newBrowser(t)
+	ctx := browser.New(t)
 	openSolverPage(t, ctx)
 	for _, seed := range []string{"00112233445566778899aabbccddeeff", "deadbeef", "é✓"} {
 		want := client.Solve(seed, 3)
@@ -232,7 +167,7 @@ func TestBrowserSolveTimes(t *testing.T) {
 		t.Skip("a measurement, not a test: set HERALD_BROWSER_BENCH=1 to run it")
 	}
 	const rounds = 15
-	ctx := newBrowser(t)
+	ctx := browser.New(t)
 
 	// Solving alone, in the page's workers (as many as the page would start).
 	openSolverPage(t, ctx)
