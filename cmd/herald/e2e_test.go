@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -114,25 +116,41 @@ func (a *testApp) seal(t *testing.T, s string) string {
 	return out
 }
 
-func postStreaky(t *testing.T, url string, body any) (int, map[string]any) {
+// call sends body (as JSON when not empty) with one auth header and returns
+// the status and the raw reply.
+func call(t *testing.T, method, url, authHeader, authValue, body string) (int, []byte) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, url+"/send-notification", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Secret", testSecret)
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set(authHeader, authValue)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// jsonReply decodes a JSON object reply; an empty reply is nil.
+func jsonReply(t *testing.T, what string, raw []byte) map[string]any {
+	t.Helper()
 	var out map[string]any
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("reply is not JSON: %q", raw)
+			t.Fatalf("%s: reply is not JSON: %q", what, raw)
 		}
 	}
-	return resp.StatusCode, out
+	return out
+}
+
+func postStreaky(t *testing.T, url string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	code, raw := call(t, http.MethodPost, url+"/send-notification", "X-API-Secret", testSecret, string(b))
+	return code, jsonReply(t, "send-notification", raw)
 }
 
 func streakyMessage(user string) map[string]any {
@@ -141,13 +159,7 @@ func streakyMessage(user string) map[string]any {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 15*time.Second, what, cond)
 }
 
 func TestServeStreakyDiscordEndToEnd(t *testing.T) {

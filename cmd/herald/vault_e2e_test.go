@@ -25,25 +25,9 @@ import (
 // status and the raw body, checked for secrets.
 func apiCall(t *testing.T, app *testApp, method, path, body string, secrets ...string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, app.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testSecret)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	code, raw := call(t, method, app.URL+path, "Authorization", "Bearer "+testSecret, body)
 	assertNoSecrets(t, string(raw), secrets...)
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: reply is not JSON: %q", method, path, raw)
-		}
-	}
-	return resp.StatusCode, out
+	return code, jsonReply(t, method+" "+path, raw)
 }
 
 func apiErrCode(out map[string]any) string {
