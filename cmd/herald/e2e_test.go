@@ -15,7 +15,6 @@ import (
 	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
@@ -255,12 +254,7 @@ func TestServeStreakyTelegramEndToEnd(t *testing.T) {
 func TestServeJobPublishedStraightToNATS(t *testing.T) {
 	discord := fake.NewDiscord(t)
 	app := newTestApp(t, nil)
-	nc, err := nats.Connect(app.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t, app.NATSURL())
 
 	// As `nats pub herald.jobs.discord '<json>' -H Nats-Msg-Id:...` would: plain JSON, any language.
 	raw := fmt.Sprintf(`{"v":1,"id":"from-another-backend-1","channel":"discord","credentials":{"webhook":%q},"message":{"title":"Disk full","text":"/var is at 97%%"}}`,

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/fake"
@@ -117,12 +116,7 @@ func TestServeCredentialVaultEndToEnd(t *testing.T) {
 
 	// Straight to NATS, as another backend would: dead-lettered, cause
 	// credentials.
-	nc, err := nats.Connect(app.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t, app.NATSURL())
 	res, err := publisher.New(js).Publish(context.Background(), &herald.Job{
 		Channel: herald.ChannelDiscord, CredentialID: id, Message: herald.Message{Text: "from NATS"},
 	})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -54,12 +51,7 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 	app := newTestApp(t, map[string]string{"HERALD_VAULT_KEYS": keys, "HERALD_ADMIN_SECRET": testAdminSecret})
 
 	// An older Herald, with only v1, stored the credentials.
-	nc, err := nats.Connect(app.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testkit.Connect(t, app.NATSURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	creds, _, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
@@ -164,11 +156,7 @@ func TestVaultCLI(t *testing.T) {
 	}
 
 	// A NATS where Herald never stored a credential.
-	s, err := queue.StartEmbedded(queue.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	s := testkit.NewServer(t).NATS()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, vaultKeyFile), []byte(vaultKeyV1+"\n"), 0o600); err != nil {
 		t.Fatal(err)
