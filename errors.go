@@ -12,6 +12,13 @@ import (
 // not open). Test with errors.Is(err, ErrPermanent).
 var ErrPermanent = errors.New("permanent failure")
 
+// ErrInvalidTarget marks a destination Herald refuses to send to at all (a
+// URL that is not an allowed Discord webhook, a malformed bot token or chat
+// id): the job's credentials are wrong, not the destination's answer.
+// Channels wrap it with ErrPermanent; the consumer dead-letters such jobs
+// with cause "invalid".
+var ErrInvalidTarget = errors.New("invalid destination")
+
 // Permanent wraps err so that errors.Is(result, ErrPermanent) holds while err
 // stays reachable with errors.As. Permanent(nil) is nil.
 func Permanent(err error) error {

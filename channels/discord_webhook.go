@@ -98,8 +98,8 @@ func (w Webhook) endpoint() string {
 
 // ParseWebhook validates raw as a Discord webhook URL this relay may post to
 // and returns its parts. raw must be https (http only with AllowHTTP), on an
-// allowed host (exact, case-insensitive match of the host name; a port is
-// allowed), without user info or fragment, with the path
+// allowed host (exact, case-insensitive match of the host name) without a
+// port (443 is dropped; any port only with AllowHTTP, for fakes), without user info or fragment, with the path
 // /api/webhooks/{id}/{token} or /api/v{N}/webhooks/{id}/{token}, a numeric id,
 // a token of [A-Za-z0-9_-], and no query other than a numeric thread_id.
 //
@@ -130,6 +130,17 @@ func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
 	if !d.allowedHost(u.Hostname()) {
 		return Webhook{}, invalidTarget("webhook host is not an allowed Discord host")
 	}
+	host := strings.ToLower(u.Hostname())
+	switch port := u.Port(); {
+	case port == "" || port == "443" && scheme == "https":
+		// Discord's own: the key and the endpoint carry no port.
+	case d.cfg.AllowHTTP:
+		host = strings.ToLower(u.Host) // a fake on loopback (tests)
+	default:
+		// Real webhook URLs never carry a port, and one that Discord does
+		// not answer on would hold a worker until the send timeout.
+		return Webhook{}, invalidTarget("webhook URL must not carry a port: Discord answers on the https port only")
+	}
 	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(raw, "#") {
 		return Webhook{}, invalidTarget("not a Discord webhook URL: it has a fragment")
 	}
@@ -142,7 +153,7 @@ func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
 	if !ok {
 		return Webhook{}, invalidTarget("not a Discord webhook URL: the path must be /api/webhooks/{numeric id}/{token}")
 	}
-	w := Webhook{ID: id, Token: token, scheme: scheme, host: strings.ToLower(u.Host)}
+	w := Webhook{ID: id, Token: token, scheme: scheme, host: host}
 	if u.RawQuery != "" || u.ForceQuery {
 		q, err := url.ParseQuery(u.RawQuery)
 		if err != nil {

@@ -91,5 +91,8 @@ func causeOf(err error) string {
 	if errors.As(err, &ce) {
 		return ce.cause
 	}
+	if errors.Is(err, herald.ErrInvalidTarget) {
+		return CauseInvalid
+	}
 	return CausePermanent
 }

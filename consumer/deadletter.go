@@ -39,6 +39,10 @@ const (
 	// CauseCredentials: the job's credentials do not open with this
 	// keyring (wrong key, corrupted).
 	CauseCredentials = "credentials"
+	// CauseInvalid: the job's destination is one Herald refuses to send to
+	// (herald.ErrInvalidTarget: not an allowed Discord webhook URL, a port
+	// other than Discord's, a malformed bot token or chat id).
+	CauseInvalid = "invalid"
 )
 
 // DeadLetterInfo describes why a job is dead-lettered. None of its fields

@@ -655,3 +655,25 @@ func TestDeadLetterNilKeepsTermAndFailed(t *testing.T) {
 	}
 	assertLogged(t, e.logs.String(), id, "failed", "ERROR")
 }
+
+// TestDeadLetterInvalidDestination: a webhook URL Herald refuses (here a
+// Discord host with a port, on a channel that allows only the fake's host;
+// channels' ParseWebhook tests hold the port rule itself) is dead-lettered
+// at once with cause invalid, and nothing is sent.
+func TestDeadLetterInvalidDestination(t *testing.T) {
+	t.Parallel()
+	var dlq *testDLQ
+	x := newDiscordFixture(t, testConfig(), withDLQ(0, &dlq))
+	id := x.publish(discordJobTo(t, x.keys, "https://discord.com:18081/api/webhooks/"+webhookID+"/"+webhookToken, "to a port"))
+	info := x.waitDead(dlq, 1)[0]
+	if info.JobID != id || info.Cause != CauseInvalid || info.Attempts != 1 || !strings.Contains(info.Reason, "invalid destination") {
+		t.Errorf("dead letter info = %+v, want cause %s", info, CauseInvalid)
+	}
+	if n := x.fake.Count(); n != 0 {
+		t.Errorf("requests = %d, want none", n)
+	}
+	if got := testutil.ToFloat64(x.metrics.DeadLettered.WithLabelValues("discord", CauseInvalid)); got != 1 {
+		t.Errorf("dead-lettered{reason=invalid} = %v, want 1", got)
+	}
+	assertNoSecrets(t, info.Reason)
+}

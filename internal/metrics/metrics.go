@@ -29,7 +29,7 @@ type Metrics struct {
 	StatusWriteFails prometheus.Counter
 
 	// Dead letters.
-	DeadLettered   *prometheus.CounterVec // channel, reason (permanent, budget_exhausted, max_age, undecodable, credentials)
+	DeadLettered   *prometheus.CounterVec // channel, reason (permanent, budget_exhausted, max_age, undecodable, credentials, invalid)
 	DeadLetterFail prometheus.Counter     // dead-letter publishes that failed (the job is redelivered)
 	Replayed       *prometheus.CounterVec // channel
 
