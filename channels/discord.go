@@ -184,7 +184,9 @@ func (d *Discord) Send(ctx context.Context, n herald.Notification) error {
 	defer drainClose(resp.Body)
 	data, _ := readBody(resp.Body) // a cut or failed read only loses error detail
 	if d.cfg.Observe != nil {
-		d.cfg.Observe("discord:"+w.ID, ParseRateLimit(resp.Header), resp.StatusCode)
+		rl := ParseRateLimit(resp.Header)
+		rl.Covers = Classify429(resp.StatusCode, rl, data)
+		d.cfg.Observe("discord:"+w.ID, rl, resp.StatusCode)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil
@@ -215,7 +217,7 @@ func (d *Discord) classify(status int, h http.Header, data []byte, secrets ...st
 	}
 	switch status {
 	case http.StatusTooManyRequests:
-		return d.rateLimited(h, body, isJSON, de)
+		return d.rateLimited(h, data, body, isJSON, de)
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
 		http.StatusRequestEntityTooLarge:
 		// Unknown Webhook (404, code 10015), a bad token (401/403), a body
@@ -226,8 +228,9 @@ func (d *Discord) classify(status int, h http.Header, data []byte, secrets ...st
 	}
 }
 
-func (d *Discord) rateLimited(h http.Header, body discordError, isJSON bool, de *herald.DestinationError) error {
+func (d *Discord) rateLimited(h http.Header, data []byte, body discordError, isJSON bool, de *herald.DestinationError) error {
 	rl := ParseRateLimit(h)
+	limit := Classify429(http.StatusTooManyRequests, rl, data)
 	var seconds float64
 	found := false
 	switch {
@@ -240,11 +243,9 @@ func (d *Discord) rateLimited(h http.Header, body discordError, isJSON bool, de 
 			seconds, found = rl.ResetAfter.Seconds(), true
 		}
 	}
-	global := body.Global || rl.Global || rl.Scope == "global"
-	if !isJSON && !rl.Present {
+	if limit == LimitBan {
 		// Cloudflare's ban answers a plain 429: it covers every webhook this
 		// relay's IP calls.
-		global = true
 		if de.Description == "" {
 			de.Description = "rate limited without rate-limit headers (IP likely banned by Cloudflare)"
 		}
@@ -255,7 +256,7 @@ func (d *Discord) rateLimited(h http.Header, body discordError, isJSON bool, de 
 	if !found {
 		seconds = discordBanRetryAfter.Seconds()
 	}
-	return &herald.RetryAfterError{After: clampRetryAfter(seconds, d.cfg.MaxRetryAfter), Global: global, Err: de}
+	return &herald.RetryAfterError{After: clampRetryAfter(seconds, d.cfg.MaxRetryAfter), Global: limit.Global(), Err: de}
 }
 
 // discordDescription is Discord's message plus, for "Invalid Form Body", the

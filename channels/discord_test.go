@@ -295,6 +295,7 @@ func TestDiscordRateLimited(t *testing.T) {
 		{name: "global body", resp: fake.Respond429Global(0.25), wantAfter: 250 * time.Millisecond, wantGlobal: true},
 		{name: "global header", resp: fake.Response{Status: 429, Header: http.Header{"X-Ratelimit-Global": {"true"}}, Body: `{"retry_after":1,"global":false}`}, wantAfter: time.Second, wantGlobal: true},
 		{name: "global scope", resp: fake.Response{Status: 429, Header: http.Header{"X-Ratelimit-Scope": {"global"}}, Body: `{"retry_after":1}`}, wantAfter: time.Second, wantGlobal: true},
+		{name: "route body without headers is the route's", resp: fake.Response{Status: 429, Body: `{"message":"You are being rate limited.","retry_after":17,"global":false}`}, wantAfter: 17 * time.Second},
 		{name: "cloudflare ban", resp: ban, wantAfter: discordBanRetryAfter, wantGlobal: true},
 		{name: "cloudflare ban with Retry-After", resp: banWithRetry, wantAfter: 2 * time.Minute, wantGlobal: true},
 	}

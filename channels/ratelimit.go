@@ -38,9 +38,12 @@ type RateLimit struct {
 	Global bool
 	// Scope is X-RateLimit-Scope on a 429: "user", "global" or "shared".
 	Scope string
-	// Present is true when the response carried any X-RateLimit-* header. A 429
-	// without any is Cloudflare banning the IP, not Discord limiting a route.
+	// Present is true when the response carried any X-RateLimit-* header.
 	Present bool
+	// Covers is what a 429 covers (Classify429, from the headers and
+	// Discord's body): set by the Discord channel before it calls Observe,
+	// LimitNone on any other answer. ParseRateLimit leaves it LimitNone.
+	Covers Limit429
 }
 
 // ParseRateLimit reads h's X-RateLimit-* headers. Missing or malformed values

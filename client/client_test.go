@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,20 +46,18 @@ type received struct {
 
 func newFakeHerald(t *testing.T, difficulty int) *fakeHerald {
 	t.Helper()
-	s := testkit.NewServer(t).NATS()
-	_, js := testkit.Connect(t, s.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := challenge.EnsureBucket(ctx, js, 1)
+	_, _, js := testkit.JetStream(t)
+	kv, err := challenge.EnsureBucket(testkit.Context(t, 10*time.Second), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &fakeHerald{m: metrics.New(prometheus.NewRegistry())}
+	log, _ := testkit.Logger(t, secret)
 	f.svc, err = challenge.New(challenge.Config{
 		Difficulty: difficulty,
 		Keys:       []string{"k1:0123456789abcdef0123456789abcdef"},
 		ClientIP:   peerIP,
-	}, kv, f.m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, kv, f.m, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,7 @@ func BenchmarkPool(b *testing.B) {
 		b.Fatal(err)
 	}
 	keys := testkit.Keyring(b)
-	sealed, err := keys.Seal(testWebhookHost + webhookID + "/" + webhookToken)
-	if err != nil {
-		b.Fatal(err)
-	}
+	sealed := testkit.Seal(b, keys, testWebhookHost+webhookID+"/"+webhookToken)
 
 	var delivered atomic.Int64
 	all := make(chan struct{})

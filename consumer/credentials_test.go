@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -16,9 +17,7 @@ const vaultKey = "t1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 // newTestVault builds a real vault on the env's JetStream.
 func (e *testEnv) newTestVault() *vault.Vault {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	creds, secrets, err := vault.EnsureBuckets(ctx, e.js, vault.BucketConfig{})
+	creds, secrets, err := vault.EnsureBuckets(testkit.Context(e.t, 5*time.Second), e.js, vault.BucketConfig{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/publisher"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,9 +41,7 @@ type testDLQ struct {
 // newDLQ creates the dead-letter stream and a testDLQ publishing to it.
 func (e *testEnv) newDLQ(failFirst int) *testDLQ {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := e.js.CreateStream(testkit.Context(e.t, 5*time.Second), jetstream.StreamConfig{
 		Name: herald.DeadLetterStream, Subjects: []string{herald.DeadLetterSubjects}, Storage: jetstream.MemoryStorage,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -311,9 +310,7 @@ func (e *testEnv) publishWith(job *herald.Job, h nats.Header) string {
 	}
 	m := &nats.Msg{Subject: herald.JobSubject(job.Channel), Data: data, Header: h}
 	m.Header.Set(jetstream.MsgIDHeader, job.ID)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+	if _, err := e.js.PublishMsg(testkit.Context(e.t, 5*time.Second), m); err != nil {
 		e.t.Fatalf("publish: %v", err)
 	}
 	return job.ID
@@ -664,7 +661,7 @@ func TestDeadLetterInvalidDestination(t *testing.T) {
 	t.Parallel()
 	var dlq *testDLQ
 	x := newDiscordFixture(t, testConfig(), withDLQ(0, &dlq))
-	id := x.publish(discordJobTo(t, x.keys, "https://discord.com:18081/api/webhooks/"+webhookID+"/"+webhookToken, "to a port"))
+	id := x.publish(testkit.DiscordJob(t, x.keys, "https://discord.com:18081/api/webhooks/"+webhookID+"/"+webhookToken, "to a port"))
 	info := x.waitDead(dlq, 1)[0]
 	if info.JobID != id || info.Cause != CauseInvalid || info.Attempts != 1 || !strings.Contains(info.Reason, "invalid destination") {
 		t.Errorf("dead letter info = %+v, want cause %s", info, CauseInvalid)

@@ -10,6 +10,7 @@ import (
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // The channels and the status store satisfy the consumer's interfaces.
@@ -32,11 +33,7 @@ func newDiscordFixture(t *testing.T, cfg Config, opts ...func(*testEnv, *Deps)) 
 	t.Helper()
 	e := newTestEnv(t)
 	f := fake.NewDiscord(t)
-	d, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: d})
+	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: discordChannel(t)})
 	for _, o := range opts {
 		o(e, &deps)
 	}
@@ -46,7 +43,7 @@ func newDiscordFixture(t *testing.T, cfg Config, opts ...func(*testEnv, *Deps)) 
 
 func (x *discordFixture) publishDiscord(text string) string {
 	x.t.Helper()
-	return x.publish(discordJobTo(x.t, x.keys, x.fake.WebhookURL(webhookID, webhookToken), text))
+	return x.publish(testkit.DiscordJob(x.t, x.keys, x.fake.WebhookURL(webhookID, webhookToken), text))
 }
 
 func TestDiscordDelivered(t *testing.T) {
@@ -145,7 +142,7 @@ func TestDiscordGracefulShutdown(t *testing.T) {
 	first := x.publishDiscord("in flight")
 	second := x.publishDiscord("queued")
 	x.waitFor("first request", func() bool { return x.fake.Count() >= 1 })
-	err, took := x.pool.stop(t)
+	err, took := x.pool.stop()
 	if err != nil || took > cfg.DrainTimeout {
 		t.Errorf("Run = %v after %s, want nil within %s", err, took, cfg.DrainTimeout)
 	}
@@ -153,11 +150,7 @@ func TestDiscordGracefulShutdown(t *testing.T) {
 		t.Errorf("in-flight job status = %+v, want delivered", st)
 	}
 
-	d, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.startPool(cfg, x.deps(map[herald.Channel]Sender{herald.ChannelDiscord: d}))
+	x.startPool(cfg, x.deps(map[herald.Channel]Sender{herald.ChannelDiscord: discordChannel(t)}))
 	if st := x.waitFinal(second); st.State != herald.StateDelivered {
 		t.Errorf("queued job status = %+v, want delivered", st)
 	}

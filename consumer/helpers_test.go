@@ -10,7 +10,9 @@ import (
 	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
@@ -22,7 +24,6 @@ import (
 
 // The test kit's credentials; every test's log is checked for all of them.
 const (
-	testKey         = testkit.Key
 	otherKey        = testkit.OtherKey
 	webhookID       = testkit.WebhookID
 	webhookToken    = testkit.WebhookToken
@@ -48,9 +49,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	_, nc, js := testkit.JetStream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
+	if _, err := queue.EnsureJobsStream(testkit.Context(t, 5*time.Second), js, queue.StreamConfig{}); err != nil {
 		t.Fatalf("ensure stream: %v", err)
 	}
 	keys := testkit.Keyring(t)
@@ -65,7 +64,8 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 }
 
-// testConfig is a Config with short delays, for tests.
+// testConfig is a Config with short delays, for tests (relay.Config, which
+// the package's internal tests cannot import).
 func testConfig() Config {
 	return Config{
 		Workers:      4,
@@ -82,29 +82,33 @@ func (e *testEnv) deps(senders map[herald.Channel]Sender) Deps {
 	return Deps{JS: e.js, Keys: e.keys, Senders: senders, Status: e.status, Logger: e.log, Metrics: e.metrics}
 }
 
-// runningPool is a Pool whose Run is going in the background.
+// runningPool is a Pool whose Run is going in the background: relay.Pool,
+// which the package's internal tests cannot import.
 type runningPool struct {
 	*Pool
+	t      *testing.T
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // stop cancels Run and returns its result and how long it took to return.
-func (r *runningPool) stop(t *testing.T) (error, time.Duration) {
-	t.Helper()
+// It may be called more than once; later calls return the first result.
+func (r *runningPool) stop() (error, time.Duration) {
+	r.t.Helper()
 	start := time.Now()
 	r.cancel()
 	select {
 	case err := <-r.done:
-		r.done <- err // let the cleanup see it too
+		r.done <- err // for later calls and the cleanup
 		return err, time.Since(start)
 	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return after cancel")
-		return nil, 0
+		r.t.Errorf("Run did not return 30 s after cancel")
+		return nil, time.Since(start)
 	}
 }
 
-// startPool builds a Pool and runs it until the test ends.
+// startPool builds a Pool and runs it until the test ends (the cleanup fails
+// the test if Run returns an error).
 func (e *testEnv) startPool(cfg Config, deps Deps) *runningPool {
 	e.t.Helper()
 	p, err := New(cfg, deps)
@@ -112,17 +116,11 @@ func (e *testEnv) startPool(cfg Config, deps Deps) *runningPool {
 		e.t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningPool{Pool: p, cancel: cancel, done: make(chan error, 1)}
+	r := &runningPool{Pool: p, t: e.t, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
 	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				e.t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			e.t.Error("Run did not return after cancel")
+		if err, _ := r.stop(); err != nil {
+			e.t.Errorf("Run: %v", err)
 		}
 	})
 	// Run creates the consumer asynchronously; wait for it, so a job
@@ -135,16 +133,32 @@ func (e *testEnv) startPool(cfg Config, deps Deps) *runningPool {
 	return r
 }
 
+// discordChannel is the real Discord channel, allowed to reach the fake
+// over plain HTTP on loopback (relay.DiscordChannel).
+func discordChannel(t *testing.T) *channels.Discord {
+	t.Helper()
+	d, err := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// telegramChannel is the real Telegram channel pointed at f
+// (relay.TelegramChannel).
+func telegramChannel(t *testing.T, f *fake.Telegram) *channels.Telegram {
+	t.Helper()
+	tg, err := channels.NewTelegram(channels.TelegramConfig{APIBase: f.URL()}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 // discordJob returns a Discord job whose webhook is sealed with keys.
 func discordJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
 	t.Helper()
-	return discordJobTo(t, keys, testWebhookHost+webhookID+"/"+webhookToken, text)
-}
-
-// discordJobTo returns a Discord job for webhookURL, sealed with keys.
-func discordJobTo(t *testing.T, keys *crypto.Keyring, webhookURL, text string) *herald.Job {
-	t.Helper()
-	return testkit.DiscordJob(t, keys, webhookURL, text)
+	return testkit.DiscordJob(t, keys, testWebhookHost+webhookID+"/"+webhookToken, text)
 }
 
 // telegramJob returns a Telegram job whose credentials are sealed with keys.
@@ -156,9 +170,7 @@ func telegramJob(t *testing.T, keys *crypto.Keyring, text string) *herald.Job {
 // publish stores job and returns its id.
 func (e *testEnv) publish(job *herald.Job) string {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	res, err := e.pub.Publish(ctx, job)
+	res, err := e.pub.Publish(testkit.Context(e.t, 5*time.Second), job)
 	if err != nil {
 		e.t.Fatalf("publish: %v", err)
 	}
@@ -168,13 +180,11 @@ func (e *testEnv) publish(job *herald.Job) string {
 // publishRaw stores data on subject as-is, with an optional Nats-Msg-Id.
 func (e *testEnv) publishRaw(subject string, data []byte, msgID string) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	if msgID != "" {
 		m.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
-	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+	if _, err := e.js.PublishMsg(testkit.Context(e.t, 5*time.Second), m); err != nil {
 		e.t.Fatalf("publish raw: %v", err)
 	}
 }
@@ -199,15 +209,10 @@ func (e *testEnv) consumerInfo(durable string) *jetstream.ConsumerInfo {
 	return info
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
+// waitFor polls cond for up to 15 s (relay's Env.WaitFor).
 func (e *testEnv) waitFor(what string, cond func() bool) {
 	e.t.Helper()
-	waitFor(e.t, 15*time.Second, what, cond)
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
+	testkit.WaitFor(e.t, 15*time.Second, what, cond)
 }
 
 // waitFinal waits for the job's status to reach a final state and returns it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -122,8 +121,7 @@ func TestChainOrder(t *testing.T) {
 }
 
 func TestRecoverer(t *testing.T) {
-	var buf testkit.LogBuffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log, buf := testkit.Logger(t)
 	tests := []struct {
 		name     string
 		panic    func()

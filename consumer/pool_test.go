@@ -15,6 +15,7 @@ import (
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -195,10 +196,7 @@ func TestPoolMalformedJobThenGoodJob(t *testing.T) {
 	cfg.Workers = 1 // in order: the bad job first
 	e.startPool(cfg, e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: rec}))
 
-	sealed, err := e.keys.Seal(testWebhookHost + webhookID + "/" + webhookToken)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := testkit.Seal(t, e.keys, testWebhookHost+webhookID+"/"+webhookToken)
 	// Not JSON at all, with a message id; and valid JSON that is not a valid
 	// job (no message), carrying a sealed credential, without one.
 	e.publishRaw(herald.JobSubject(herald.ChannelDiscord), []byte(`{"v":1,"channel":"discord", oops`), "bad-json-1")
@@ -315,7 +313,7 @@ func TestPoolGracefulShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no send started")
 	}
-	err, took := p.stop(t)
+	err, took := p.stop()
 	if err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
@@ -366,14 +364,14 @@ func TestPoolShutdownAfterDrainTimeoutLeavesJobUnacked(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no send started")
 	}
-	err, took := p.stop(t)
+	err, took := p.stop()
 	if err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
 	if took > cfg.DrainTimeout+time.Second {
 		t.Errorf("Run took %s to return, want about DrainTimeout %s", took, cfg.DrainTimeout)
 	}
-	waitFor(t, 5*time.Second, "send cancelled", cancelled.Load)
+	testkit.WaitFor(t, 5*time.Second, "send cancelled", cancelled.Load)
 
 	// Left unacked: the next pool gets it after AckWait.
 	rec := newRecorder(nil)

@@ -22,7 +22,7 @@ import (
 func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	t.Parallel()
 	e := relay.New(t)
-	js, keys, statuses := e.JS, e.Keys, e.Status
+	js, statuses := e.JS, e.Status
 	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := dlq.EnsureStream(ctx, js, dlq.StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -32,31 +32,24 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	m := e.Metrics
 	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: relay.DiscordChannel(t, nil)})
 	deps.DeadLetters = dlq.NewWriter(js)
-	e.StartPool(consumer.Config{
-		Workers: 2, AckWait: 5 * time.Second, SendTimeout: 2 * time.Second,
-		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, DrainTimeout: 5 * time.Second,
-	}, deps)
+	cfg := relay.Config()
+	cfg.Workers = 2
+	e.StartPool(cfg, deps)
 
 	const token = testkit.WebhookToken
-	sealed := testkit.Seal(t, keys, f.WebhookURL(testkit.WebhookID, token))
-	id := e.Publish(&herald.Job{
-		Channel: herald.ChannelDiscord, Credentials: herald.Credentials{Webhook: sealed},
-		Message: herald.Message{Text: "round trip"},
-	})
+	job := e.DiscordJob(testkit.WebhookID, token, "round trip")
+	sealed := job.Credentials.Webhook
+	id := e.Publish(job)
 
 	waitState := func(want herald.State) herald.Status {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			st, err := statuses.Get(ctx, id)
-			if err == nil && st.State == want {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("status = %+v, %v; want %s", st, err, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		var st herald.Status
+		e.WaitFor("state "+string(want), func() bool {
+			var err error
+			st, err = statuses.Get(ctx, id)
+			return err == nil && st.State == want
+		})
+		return st
 	}
 	st := waitState(herald.StateDead)
 	if st.Attempts != 1 || !strings.Contains(st.LastError, "Unknown Webhook") {

@@ -134,7 +134,7 @@ func TestSettleInBackground(t *testing.T) {
 
 	// The worker is idle now; j2 and j3 are still being recorded.
 	stopped := make(chan error, 1)
-	go func() { err, _ := p.stop(t); stopped <- err }()
+	go func() { err, _ := p.stop(); stopped <- err }()
 	select {
 	case <-stopped:
 		t.Fatal("Run returned while delivered jobs were still being recorded")

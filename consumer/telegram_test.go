@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -17,11 +16,7 @@ func newTelegramFixture(t *testing.T, opts ...func(*testEnv, *Deps)) (*testEnv, 
 	t.Helper()
 	e := newTestEnv(t)
 	f := fake.NewTelegram(t)
-	tg, err := channels.NewTelegram(channels.TelegramConfig{APIBase: f.URL()}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := e.deps(map[herald.Channel]Sender{herald.ChannelTelegram: tg})
+	deps := e.deps(map[herald.Channel]Sender{herald.ChannelTelegram: telegramChannel(t, f)})
 	for _, o := range opts {
 		o(e, &deps)
 	}

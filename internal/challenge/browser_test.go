@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/testkit/browser"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -35,7 +36,7 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 }
 
 func TestBrowserSolvesHTMLChallenge(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 3 })
 	srv := newServer(t, f)
 	ctx := browser.New(t)
@@ -56,7 +57,7 @@ func TestBrowserSolvesHTMLChallenge(t *testing.T) {
 }
 
 func TestBrowserContinuesAfterFormPost(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 3 })
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /form", func(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +117,7 @@ const solverHarness = `(async (seed, difficulty, workers, subtle) => {
 // (the server has no verify route), so the page stays put for the harness.
 func openSolverPage(t *testing.T, ctx context.Context) {
 	t.Helper()
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/solver" {
@@ -187,7 +188,7 @@ func TestBrowserSolveTimes(t *testing.T) {
 	}
 
 	// The whole way: 429 page, solve, verify, reload, protected page.
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, nil) // default difficulty
 	srv := newServer(t, f)
 	var ms []float64

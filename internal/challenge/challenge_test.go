@@ -12,12 +12,13 @@ import (
 
 	"github.com/heraldrelay/herald/client"
 	"github.com/heraldrelay/herald/internal/challenge"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestJSONChallengeShape(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, nil)
 	srv := newServer(t, f)
 
@@ -72,7 +73,7 @@ func TestJSONChallengeShape(t *testing.T) {
 }
 
 func TestGoClientSolvesJSONChallenge(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, nil)
 	srv := newServer(t, f)
 	c, err := client.New(client.Options{BaseURL: srv.URL, SolveChallenges: true, HTTPClient: srv.Client()})
@@ -111,7 +112,7 @@ func TestGoClientSolvesJSONChallenge(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 2 })
 	srv := newServer(t, f)
 	failed := func(reason string) float64 { return testutil.ToFloat64(f.m.ChallengesFailed.WithLabelValues(reason)) }
@@ -234,7 +235,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestFailuresAreLogged(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
 	srv := newServer(t, f)
 	ch := getChallenge(t, srv, "198.51.100.7")
@@ -254,7 +255,7 @@ func TestFailuresAreLogged(t *testing.T) {
 }
 
 func TestDifficultyEscalatesForUnsolvedChallenges(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) {
 		c.Difficulty, c.MaxDifficulty, c.EscalateAfter = 1, 3, 2
 	})
@@ -281,7 +282,7 @@ func TestDifficultyEscalatesForUnsolvedChallenges(t *testing.T) {
 }
 
 func TestUnsolvedQuotaStopsIssuing(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
 	srv := newServer(t, f)
 	last := func() limitedBody {
@@ -311,7 +312,7 @@ func TestUnsolvedQuotaStopsIssuing(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	kv, nc := connectKV(t, startNATS(t))
+	kv, nc := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, nil)
 	srv := newServer(t, f)
 	ch := getChallenge(t, srv, "")
@@ -352,8 +353,7 @@ func equal(a, b []int) bool {
 // Challenges and used markers carry a per-key TTL, so the bucket forgets them
 // by itself shortly after they expire.
 func TestChallengesExpireFromTheBucket(t *testing.T) {
-	url := startNATS(t)
-	kv, nc := connectKV(t, url)
+	kv, nc := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty, c.TTL = 1, time.Minute })
 	srv := newServer(t, f)
 	ch := getChallenge(t, srv, "")
@@ -380,7 +380,7 @@ func TestChallengesExpireFromTheBucket(t *testing.T) {
 }
 
 func TestHTMLChallengePage(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, nil)
 	srv := newServer(t, f)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/page", nil)

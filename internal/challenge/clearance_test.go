@@ -9,12 +9,13 @@ import (
 
 	"github.com/heraldrelay/herald/internal/challenge"
 	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestClearance(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
 	srv := newServer(t, f)
 	token := solveVia(t, srv, "192.0.2.10")
@@ -75,7 +76,7 @@ func TestClearance(t *testing.T) {
 }
 
 func TestClearanceWithIPv4MappedAddress(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
 	token := solveVia(t, newServer(t, f), "192.0.2.20")
 	if _, ok := f.svc.Clearance(withHeader(token), "::ffff:192.0.2.20"); !ok {
@@ -84,7 +85,7 @@ func TestClearanceWithIPv4MappedAddress(t *testing.T) {
 }
 
 func TestSigningKeyRotation(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	easy := func(keys ...string) func(*challenge.Config) {
 		return func(c *challenge.Config) { c.Difficulty, c.Keys = 1, keys }
 	}
@@ -148,7 +149,7 @@ func TestConfigValidate(t *testing.T) {
 // TestNewRequiresClientIP: a Service must be told how the limiter sees a
 // client's address, or challenges would be bound to the proxy's.
 func TestNewRequiresClientIP(t *testing.T) {
-	kv, _ := connectKV(t, startNATS(t))
+	kv, _ := connectKV(t, testkit.NewServer(t))
 	cfg := challenge.Config{Keys: []string{oldKey}}
 	if _, err := challenge.New(cfg, kv, metrics.New(prometheus.NewRegistry()), nil); err == nil {
 		t.Fatal("New without ClientIP succeeded")

@@ -31,21 +31,12 @@ const (
 	testIPHeader = "X-Test-IP"
 )
 
-// startNATS runs an embedded JetStream server for the test and returns its
-// client URL.
-func startNATS(t *testing.T) string {
+// connectKV opens a connection of its own to the kit's server s (as a
+// replica would) and returns the challenge bucket and the connection.
+func connectKV(t *testing.T, s *testkit.Server) (jetstream.KeyValue, *nats.Conn) {
 	t.Helper()
-	return testkit.NewServer(t).URL()
-}
-
-// connectKV opens a connection of its own to url (as a replica would) and
-// returns the challenge bucket and the connection.
-func connectKV(t *testing.T, url string) (jetstream.KeyValue, *nats.Conn) {
-	t.Helper()
-	nc, js := testkit.Connect(t, url)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := challenge.EnsureBucket(ctx, js, 1)
+	nc, js := s.Connect()
+	kv, err := challenge.EnsureBucket(testkit.Context(t, 10*time.Second), js, 1)
 	if err != nil {
 		t.Fatalf("EnsureBucket: %v", err)
 	}
@@ -83,7 +74,8 @@ func (f *fixture) solvedCalls() []solvedCall {
 	return append([]solvedCall(nil), f.solved...)
 }
 
-// newFixture builds a Service over kv; edit adjusts its Config.
+// newFixture builds a Service over kv; edit adjusts its Config. Its log is
+// checked for the keys' secrets (and the kit's) when the test ends.
 func newFixture(t *testing.T, kv jetstream.KeyValue, edit func(*challenge.Config)) *fixture {
 	t.Helper()
 	f := &fixture{m: metrics.New(prometheus.NewRegistry()), clock: &clock{}, logs: &testkit.LogBuffer{}}
@@ -106,6 +98,7 @@ func newFixture(t *testing.T, kv jetstream.KeyValue, edit func(*challenge.Config
 		t.Fatalf("challenge.New: %v", err)
 	}
 	f.svc = svc
+	t.Cleanup(func() { testkit.AssertNoSecrets(t, "challenge log", f.logs.String(), oldKey[3:], newKey[3:]) })
 	return f
 }
 

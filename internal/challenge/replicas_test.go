@@ -8,15 +8,16 @@ import (
 
 	"github.com/heraldrelay/herald/client"
 	"github.com/heraldrelay/herald/internal/challenge"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // twoReplicas returns two servers, each with its own Service and NATS
 // connection, sharing one bucket.
 func twoReplicas(t *testing.T) (a, b *httptest.Server, fa, fb *fixture) {
 	t.Helper()
-	url := startNATS(t)
-	kvA, _ := connectKV(t, url)
-	kvB, _ := connectKV(t, url)
+	s := testkit.NewServer(t)
+	kvA, _ := connectKV(t, s)
+	kvB, _ := connectKV(t, s)
 	easy := func(c *challenge.Config) { c.Difficulty = 2 }
 	fa, fb = newFixture(t, kvA, easy), newFixture(t, kvB, easy)
 	return newServer(t, fa), newServer(t, fb), fa, fb

@@ -218,7 +218,7 @@ func isInvalid(status int, rl channels.RateLimit) bool {
 }
 
 // isGlobal429 reports whether a 429 covers every webhook: Discord's global
-// limit, or a Cloudflare ban (a 429 without rate-limit headers).
+// limit, or a Cloudflare ban, as channels.Classify429 decided (rl.Covers).
 func isGlobal429(status int, rl channels.RateLimit) bool {
-	return status == http.StatusTooManyRequests && (rl.Global || rl.Scope == "global" || !rl.Present)
+	return status == http.StatusTooManyRequests && rl.Covers.Global()
 }

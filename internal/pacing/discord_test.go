@@ -285,7 +285,7 @@ func TestDiscordGlobal429PausesAll(t *testing.T) {
 func TestObserveCloudflareBanPauses(t *testing.T) {
 	tp := newTestPacer(t, Config{})
 	// A 429 without rate-limit headers: Cloudflare banning the IP.
-	tp.ObserveDiscord(hookA, channels.RateLimit{}, http.StatusTooManyRequests)
+	tp.ObserveDiscord(hookA, channels.RateLimit{Covers: channels.LimitBan}, http.StatusTooManyRequests)
 	g := tp.acquireDiscord(hookB, tp.clock.Now(), 0)
 	if g.ok || g.scope != scopeGlobal || g.wait != globalPauseGuess {
 		t.Fatalf("after a ban answer: %+v, want a global pause of %s", g, globalPauseGuess)
@@ -477,5 +477,45 @@ func TestDiscordHandsBackToComingWindows(t *testing.T) {
 	}
 	if s := tp.clock.slept(); len(s) != 1 || s[0] != 50*time.Millisecond {
 		t.Errorf("slept %v, want [50ms]", s)
+	}
+}
+
+// TestObserveRoute429DoesNotPause: a 429 that channels.Classify429 calls a
+// route's (Discord's body says "global": false, even with the rate-limit
+// headers stripped) holds no other webhook.
+func TestObserveRoute429DoesNotPause(t *testing.T) {
+	tp := newTestPacer(t, Config{})
+	tp.ObserveDiscord(hookA, channels.RateLimit{Covers: channels.LimitRoute}, http.StatusTooManyRequests)
+	if g := tp.acquireDiscord(hookB, tp.clock.Now(), 0); !g.ok {
+		t.Fatalf("another webhook after a route 429: %+v, want it sent at once", g)
+	}
+}
+
+// TestRoute429ThroughTheChannel is the attack in issue 11: a webhook whose
+// 429 carries Discord's route body ("global": false) but no rate-limit
+// headers must not pause every Discord send. It goes through the real
+// channel and the fake, so the one classifier decides for both.
+func TestRoute429ThroughTheChannel(t *testing.T) {
+	tp := newTestPacer(t, Config{})
+	f := fake.NewDiscord(t)
+	f.Script(func(r fake.DiscordRequest, _ int) fake.Response {
+		return fake.Response{Status: http.StatusTooManyRequests, Body: `{"message":"You are being rate limited.","retry_after":17,"global":false}`}
+	})
+	dc, err := channels.NewDiscord(channels.DiscordConfig{
+		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: tp.ObserveDiscord,
+	}, channels.NewHTTPClient(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = dc.Send(context.Background(), herald.Notification{
+		Target:  herald.Target{WebhookURL: f.WebhookURL("1111", "attacker-token")},
+		Message: herald.Message{Text: "x"},
+	})
+	var ra *herald.RetryAfterError
+	if !errors.As(err, &ra) || ra.Global || ra.After != 17*time.Second {
+		t.Fatalf("Send = %v, want a 17 s route retry-after", err)
+	}
+	if g := tp.acquireDiscord("discord:2222", tp.clock.Now(), 0); !g.ok {
+		t.Fatalf("a victim's webhook after the attacker's route 429: %+v, want it sent at once", g)
 	}
 }

@@ -434,8 +434,9 @@ func (p *Pacer) pauseDiscord(until, now time.Time) {
 // webhook's bucket (limit, remaining, reset, keyed by destination: Discord
 // gives every webhook the same bucket hash), counts invalid responses (401,
 // 403, 429 unless scope "shared") toward the invalid-request budget, and on
-// a global 429 (or a 429 without rate-limit headers: a Cloudflare ban) pauses
-// every Discord send until the send returns the wait Discord asked for. It is
+// a global 429 or a Cloudflare ban (rl.Covers, as channels.Classify429
+// decided) pauses every Discord send until the send returns the wait
+// Discord asked for. It is
 // quick and safe for concurrent use.
 func (p *Pacer) ObserveDiscord(dest string, rl channels.RateLimit, status int) {
 	now := p.now()

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 func TestConnectBeforeServerStarts(t *testing.T) {
-	port := freePort(t)
-	dir := t.TempDir()
+	port := testkit.FreePort(t)
 	log, _ := newTestLogger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -22,7 +23,7 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		nc, err := Connect(ctx, "nats://"+addr(port), "early", log)
+		nc, err := Connect(ctx, "nats://"+testkit.Addr(port), "early", log)
 		if err != nil {
 			done <- result{err: err}
 			return
@@ -39,7 +40,7 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 		t.Fatalf("Connect returned before the server started: %+v", r)
 	default:
 	}
-	newTestServer(t, addr(port), dir)
+	testkit.NewServer(t, testkit.WithPort(port))
 
 	select {
 	case r := <-done:
@@ -52,12 +53,12 @@ func TestConnectBeforeServerStarts(t *testing.T) {
 }
 
 func TestConnectContextEndsFirst(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	log, _ := newTestLogger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	nc, err := Connect(ctx, "nats://"+addr(port), "nobody", log)
+	nc, err := Connect(ctx, "nats://"+testkit.Addr(port), "nobody", log)
 	if err == nil {
 		nc.Close()
 		t.Fatal("Connect with no server succeeded")
@@ -71,30 +72,28 @@ func TestConnectContextEndsFirst(t *testing.T) {
 }
 
 func TestConnectReconnectsAfterRestart(t *testing.T) {
-	dir := t.TempDir()
-	s := newTestServer(t, "", dir)
-	port := portOf(t, s)
+	s := testkit.NewServer(t)
 	log, logs := newTestLogger(t)
 	ctx := testCtx(t)
 	// The server has no auth and ignores the user info; it is here to prove
 	// no log line carries it.
-	nc, err := Connect(ctx, "nats://alice:s3cr3t-pw@"+addr(port), "restart", log)
+	nc, err := Connect(ctx, "nats://alice:s3cr3t-pw@"+testkit.Addr(s.Port()), "restart", log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 
-	shutdown(s)
-	waitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
-	newTestServer(t, addr(port), dir)
-	waitFor(t, 15*time.Second, "reconnect", nc.IsConnected)
+	s.Shutdown()
+	testkit.WaitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
+	s.Start() // same port and store
+	testkit.WaitFor(t, 15*time.Second, "reconnect", nc.IsConnected)
 
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatalf("flush after reconnect: %v", err)
 	}
-	waitFor(t, 5*time.Second, "reconnect log", func() bool { return strings.Contains(logs.String(), "NATS reconnected") })
+	testkit.WaitFor(t, 5*time.Second, "reconnect log", func() bool { return strings.Contains(logs.String(), "NATS reconnected") })
 	nc.Close()
-	waitFor(t, 5*time.Second, "closed log", func() bool { return strings.Contains(logs.String(), "NATS connection closed") })
+	testkit.WaitFor(t, 5*time.Second, "closed log", func() bool { return strings.Contains(logs.String(), "NATS connection closed") })
 	out := logs.String()
 	for _, want := range []string{"NATS disconnected", "NATS reconnected", "client=restart"} {
 		if !strings.Contains(out, want) {
@@ -157,14 +156,14 @@ func TestRedactErr(t *testing.T) {
 }
 
 func TestPublishWhileDisconnectedFailsAtOnce(t *testing.T) {
-	s := newTestServer(t, "", "")
-	nc, js := connectTest(t, s.ClientURL())
+	s := testkit.NewServer(t)
+	nc, js := connectTest(t, s.URL())
 	ctx := testCtx(t)
 	if _, err := EnsureJobsStream(ctx, js, StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	shutdown(s)
-	waitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
+	s.Shutdown()
+	testkit.WaitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	start := time.Now()

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 func TestEmbeddedConfigValidate(t *testing.T) {
@@ -66,7 +68,7 @@ func TestStartEmbedded(t *testing.T) {
 			if jsCfg == nil || jsCfg.MaxStore != 256<<20 || jsCfg.MaxMemory != 64<<20 || jsCfg.SyncInterval != time.Second {
 				t.Errorf("JetStream config %+v, want max store 256 MiB, max memory 64 MiB, sync 1s", jsCfg)
 			}
-			_, js := connectTest(t, s.ClientURL())
+			_, js := testkit.Connect(t, s.ClientURL())
 			if _, err := js.AccountInfo(testCtx(t)); err != nil {
 				t.Fatalf("AccountInfo: %v", err)
 			}
@@ -81,10 +83,10 @@ func TestStartEmbedded(t *testing.T) {
 }
 
 func TestStartEmbeddedFailsFastWhenPortTaken(t *testing.T) {
-	first := newTestServer(t, "", "")
+	first := testkit.NewServer(t)
 	log, logs := newTestLogger(t)
 	start := time.Now()
-	s, err := StartEmbedded(EmbeddedConfig{Listen: addr(portOf(t, first)), StoreDir: t.TempDir()}, log)
+	s, err := StartEmbedded(EmbeddedConfig{Listen: testkit.Addr(first.Port()), StoreDir: t.TempDir()}, log)
 	if err == nil {
 		shutdown(s)
 		t.Fatal("StartEmbedded on a taken port succeeded")
@@ -130,9 +132,9 @@ func TestServerLoggerLevels(t *testing.T) {
 
 func TestEmbeddedRestartKeepsStreams(t *testing.T) {
 	dir := t.TempDir()
-	s := newTestServer(t, "", dir)
+	s := newEmbedded(t, "", dir)
 	port := portOf(t, s)
-	_, js := connectTest(t, s.ClientURL())
+	_, js := testkit.Connect(t, s.ClientURL())
 	ctx := testCtx(t)
 	if _, err := EnsureJobsStream(ctx, js, StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -142,8 +144,8 @@ func TestEmbeddedRestartKeepsStreams(t *testing.T) {
 	}
 	shutdown(s)
 
-	s2 := newTestServer(t, addr(port), dir)
-	_, js2 := connectTest(t, s2.ClientURL())
+	s2 := newEmbedded(t, testkit.Addr(port), dir)
+	_, js2 := testkit.Connect(t, s2.ClientURL())
 	st, err := js2.Stream(ctx, "HERALD_JOBS")
 	if err != nil {
 		t.Fatalf("stream after restart: %v", err)

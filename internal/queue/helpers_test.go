@@ -22,9 +22,11 @@ func newTestLogger(t *testing.T) (*slog.Logger, *testkit.LogBuffer) {
 	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
-// newTestServer starts an embedded server on a free loopback port with its
-// store in dir (a fresh temp dir when empty) and shuts it down at cleanup.
-func newTestServer(t *testing.T, listen, dir string) *server.Server {
+// newEmbedded starts the production embedded server (StartEmbedded, what
+// these tests are about) on listen ("127.0.0.1:-1" when empty) with its
+// store in dir (a fresh temp dir when empty), and shuts it down at cleanup.
+// Tests that only need a server use the kit's.
+func newEmbedded(t *testing.T, listen, dir string) *server.Server {
 	t.Helper()
 	if listen == "" {
 		listen = "127.0.0.1:-1"
@@ -41,6 +43,9 @@ func newTestServer(t *testing.T, listen, dir string) *server.Server {
 	return s
 }
 
+// connectTest opens Herald's own connection (Connect, what these tests are
+// about) to url, closed at cleanup. Tests that only need a connection use the
+// kit's.
 func connectTest(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -63,18 +68,7 @@ func testCtx(t *testing.T) context.Context {
 	return testkit.Context(t, 20*time.Second)
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int { return testkit.FreePort(t) }
-
 func portOf(t *testing.T, s *server.Server) int {
 	t.Helper()
 	return s.Addr().(*net.TCPAddr).Port
-}
-
-func addr(port int) string { return testkit.Addr(port) }
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -43,8 +44,7 @@ func TestStreamConfigValidate(t *testing.T) {
 }
 
 func TestEnsureJobsStreamCreatesAndUpdates(t *testing.T) {
-	s := newTestServer(t, "", "")
-	_, js := connectTest(t, s.ClientURL())
+	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 
 	st, err := EnsureJobsStream(ctx, js, StreamConfig{})
@@ -102,8 +102,7 @@ func TestEnsureJobsStreamCreatesAndUpdates(t *testing.T) {
 }
 
 func TestEnsureJobsStreamMemory(t *testing.T) {
-	s := newTestServer(t, "", "")
-	_, js := connectTest(t, s.ClientURL())
+	_, _, js := testkit.JetStream(t)
 	st, err := EnsureJobsStream(testCtx(t), js, StreamConfig{Memory: true})
 	if err != nil {
 		t.Fatal(err)
@@ -114,8 +113,7 @@ func TestEnsureJobsStreamMemory(t *testing.T) {
 }
 
 func TestJobsStreamFullRefusesPublish(t *testing.T) {
-	s := newTestServer(t, "", "")
-	_, js := connectTest(t, s.ClientURL())
+	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 	if _, err := EnsureJobsStream(ctx, js, StreamConfig{MaxBytes: 1024}); err != nil {
 		t.Fatal(err)
@@ -142,8 +140,7 @@ func TestJobsStreamFullRefusesPublish(t *testing.T) {
 }
 
 func TestEnsureStatusBucket(t *testing.T) {
-	s := newTestServer(t, "", "")
-	_, js := connectTest(t, s.ClientURL())
+	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 
 	kv, err := EnsureStatusBucket(ctx, js, 0, 0)
@@ -191,8 +188,7 @@ func TestEnsureStatusBucket(t *testing.T) {
 }
 
 func TestStatusBucketTTLExpires(t *testing.T) {
-	s := newTestServer(t, "", "")
-	_, js := connectTest(t, s.ClientURL())
+	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 	kv, err := EnsureStatusBucket(ctx, js, time.Second, 1)
 	if err != nil {
@@ -201,15 +197,14 @@ func TestStatusBucketTTLExpires(t *testing.T) {
 	if _, err := kv.Put(ctx, "short", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "record to expire", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "record to expire", func() bool {
 		_, err := kv.Get(ctx, "short")
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
 }
 
 func TestReady(t *testing.T) {
-	s := newTestServer(t, "", "")
-	nc, js := connectTest(t, s.ClientURL())
+	s, nc, js := testkit.JetStream(t)
 	ctx := testCtx(t)
 
 	if err := Ready(ctx, nc, js); err == nil {
@@ -222,8 +217,8 @@ func TestReady(t *testing.T) {
 		t.Fatalf("Ready = %v, want nil", err)
 	}
 
-	shutdown(s)
-	waitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
+	s.Shutdown()
+	testkit.WaitFor(t, 10*time.Second, "disconnect", func() bool { return !nc.IsConnected() })
 	if err := Ready(ctx, nc, js); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Ready with the server down = %v, want ErrNotConnected", err)
 	}
@@ -233,8 +228,7 @@ func TestReady(t *testing.T) {
 }
 
 func TestReadyBoundedByContext(t *testing.T) {
-	s := newTestServer(t, "", "")
-	nc, js := connectTest(t, s.ClientURL())
+	_, nc, js := testkit.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := Ready(ctx, nc, js); err == nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -31,7 +32,7 @@ func clientKeys(n int) []string {
 // clients seen before (cached: one write each), or clients never seen (a read
 // and a create each); serial, and with 16 goroutines per core.
 func BenchmarkTake(b *testing.B) {
-	s := newTestServer(b)
+	s := testkit.NewServer(b)
 	keys := clientKeys(1000)
 	for _, bc := range []struct {
 		name     string
@@ -87,7 +88,7 @@ func BenchmarkTake(b *testing.B) {
 // replica's cached revision is then mostly stale (a lost write, a read, a
 // write); with Run, it mostly is not.
 func BenchmarkTakeTwoReplicas(b *testing.B) {
-	s := newTestServer(b)
+	s := testkit.NewServer(b)
 	keys := clientKeys(1000)
 	for _, bc := range []struct {
 		name    string
@@ -124,7 +125,7 @@ func BenchmarkTakeTwoReplicas(b *testing.B) {
 // BenchmarkTakeRefused: a client past its limit, refused from the cached
 // state.
 func BenchmarkTakeRefused(b *testing.B) {
-	s := newTestServer(b)
+	s := testkit.NewServer(b)
 	r := newReplica(b, s, Config{Default: Bucket{MaxTokens: 1, RefillRate: 1, RefillTime: time.Hour}}, nil)
 	key := clientKeys(1)[0]
 	take(b, r.lim, GroupAPI, key)
@@ -167,7 +168,7 @@ func benchTakes(b *testing.B, lims []*Limiter, keys []string, parallel, wantAllo
 // 200, bare and behind the Middleware, so the difference is the limiter's
 // cost per request: one API client, or 1000 addresses (each seen before).
 func BenchmarkHandler(b *testing.B) {
-	s := newTestServer(b)
+	s := testkit.NewServer(b)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	id := &Identifier{APIClient: func(r *http.Request) (string, bool) {
 		return "client-1", r.Header.Get("X-API-Secret") != ""
@@ -231,7 +232,7 @@ func BenchmarkHandler(b *testing.B) {
 // 512-byte message to a file stream on the same server, which every accepted
 // job costs the ingest anyway.
 func BenchmarkJetStreamPublish(b *testing.B) {
-	s := newTestServer(b)
+	s := testkit.NewServer(b)
 	_, js := connect(b, s)
 	ctx := testCtx(b)
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/queue"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,25 +25,13 @@ type fakeClock = testkit.Clock
 
 func newFakeClock() *fakeClock { return testkit.NewClock(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)) }
 
-// newTestServer starts an embedded JetStream server on a free loopback port
-// and stops it at cleanup (stopping it earlier is fine).
-func newTestServer(tb testing.TB) *server.Server {
+// connect opens a connection of its own to the kit's server s, Herald's
+// reconnecting one (queue.Connect), as a separate ingest process would.
+func connect(tb testing.TB, s *testkit.Server) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
-	return testkit.NewServer(tb).NATS()
-}
-
-func stopServer(s *server.Server) {
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
-// connect opens a connection of its own, as a separate ingest process would.
-func connect(tb testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testkit.Context(tb, 10*time.Second)
 	log, _ := newTestLogger()
-	nc, err := queue.Connect(ctx, s.ClientURL(), "ratelimit-test", log)
+	nc, err := queue.Connect(ctx, s.URL(), "ratelimit-test", log)
 	if err != nil {
 		tb.Fatalf("Connect: %v", err)
 	}
@@ -70,12 +57,10 @@ type replica struct {
 
 // newReplica connects to s and builds a Limiter with cfg on the shared
 // bucket. A non-nil clock replaces the real one.
-func newReplica(tb testing.TB, s *server.Server, cfg Config, clock *fakeClock) *replica {
+func newReplica(tb testing.TB, s *testkit.Server, cfg Config, clock *fakeClock) *replica {
 	tb.Helper()
 	nc, js := connect(tb, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := EnsureBucket(ctx, js, cfg, 0)
+	kv, err := EnsureBucket(testkit.Context(tb, 10*time.Second), js, cfg, 0)
 	if err != nil {
 		tb.Fatalf("EnsureBucket: %v", err)
 	}
@@ -108,11 +93,4 @@ func take(tb testing.TB, l *Limiter, group, key string) Decision {
 		tb.Fatalf("Take(%s, %s): %v", group, key, err)
 	}
 	return d
-}
-
-// waitFor polls cond until it holds or timeout passes; only for what the
-// server does on its own clock (key expiry, shutdown).
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	testkit.WaitFor(tb, timeout, what, cond)
 }

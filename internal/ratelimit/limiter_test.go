@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -16,7 +17,7 @@ import (
 const testKey = "0123456789abcdef0123456789abcdef"
 
 func TestTakeUntilEmpty(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 5, RefillRate: 1, RefillTime: 2 * time.Second}}, newFakeClock())
 	for i := range 5 {
 		d := take(t, r.lim, GroupAPI, testKey)
@@ -37,7 +38,7 @@ func TestTakeUntilEmpty(t *testing.T) {
 }
 
 func TestStateIsSharedThroughTheStore(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	cfg := Config{Default: Bucket{MaxTokens: 3, RefillRate: 1, RefillTime: time.Minute}}
 	a := newReplica(t, s, cfg, clock)
@@ -65,7 +66,7 @@ func TestStateIsSharedThroughTheStore(t *testing.T) {
 }
 
 func TestRefillOverTime(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	// 2 tokens every 10 s: one every 5 s.
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 3, RefillRate: 2, RefillTime: 10 * time.Second}}, clock)
@@ -100,7 +101,7 @@ func TestRefillOverTime(t *testing.T) {
 }
 
 func TestGroupsHaveTheirOwnBuckets(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	cfg := Config{
 		Default: Bucket{MaxTokens: 4, RefillRate: 1, RefillTime: time.Minute},
 		Groups:  map[string]Bucket{GroupRegister: {MaxTokens: 1}},
@@ -136,7 +137,7 @@ func TestGroupsHaveTheirOwnBuckets(t *testing.T) {
 // instances, each with its own NATS connection, concurrently: together they
 // admit exactly MaxTokens, not twice that.
 func TestSharedBucketAcrossReplicas(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock() // frozen: no refill during the test
 	const maxTokens = 50
 	cfg := Config{Default: Bucket{MaxTokens: maxTokens, RefillRate: 1, RefillTime: time.Hour}}
@@ -188,7 +189,7 @@ func TestSharedBucketAcrossReplicas(t *testing.T) {
 // TestSharedBucketWithRefill: on the real clock, two replicas hammering one
 // bucket admit MaxTokens plus what refilled while they ran.
 func TestSharedBucketWithRefill(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	const maxTokens, perSecond = 20, 10
 	cfg := Config{Default: Bucket{MaxTokens: maxTokens, RefillRate: perSecond, RefillTime: time.Second}}
 	replicas := []*replica{newReplica(t, s, cfg, nil), newReplica(t, s, cfg, nil)}
@@ -228,7 +229,7 @@ func TestSharedBucketWithRefill(t *testing.T) {
 // TestConcurrentRequestsShareOneWrite: many requests for one bucket in one
 // process are decided in shared store rounds, exactly.
 func TestConcurrentRequestsShareOneWrite(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	const maxTokens = 100
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: maxTokens, RefillRate: 1, RefillTime: time.Hour}}, newFakeClock())
 	var allowed atomic.Int64
@@ -268,13 +269,13 @@ func TestConcurrentRequestsShareOneWrite(t *testing.T) {
 }
 
 func TestStoreDownAllowFallsBackToLocalBucket(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 3, RefillRate: 1, RefillTime: time.Hour}}, clock)
 	take(t, r.lim, GroupAPI, testKey) // 2 left, known locally
 
-	stopServer(s)
-	waitFor(t, 10*time.Second, "disconnect", func() bool { return !r.nc.IsConnected() })
+	s.Shutdown()
+	testkit.WaitFor(t, 10*time.Second, "disconnect", func() bool { return !r.nc.IsConnected() })
 
 	// The local bucket starts from the last known state: 2 more, then none.
 	for i := range 2 {
@@ -314,7 +315,7 @@ func TestStoreDownAllowFallsBackToLocalBucket(t *testing.T) {
 }
 
 func TestStoreDownDenyRefuses(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	cfg := Config{Default: Bucket{MaxTokens: 3, RefillRate: 1, RefillTime: time.Hour}, OnStoreError: OnStoreErrorDeny}
 	r := newReplica(t, s, cfg, clock)
@@ -350,7 +351,7 @@ func TestStoreDownDenyRefuses(t *testing.T) {
 }
 
 func TestResetRefillsForEveryReplica(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	cfg := Config{Default: Bucket{MaxTokens: 2, RefillRate: 1, RefillTime: time.Hour}}
 	a, b := newReplica(t, s, cfg, clock), newReplica(t, s, cfg, clock)
@@ -379,7 +380,7 @@ func TestResetRefillsForEveryReplica(t *testing.T) {
 // TestIdleKeysExpire: a counter left alone for KeyTTL leaves the store (the
 // bucket's TTL), and a later request starts from a full bucket.
 func TestIdleKeysExpire(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	cfg := Config{Default: Bucket{MaxTokens: 2, RefillRate: 1, RefillTime: 100 * time.Millisecond}, KeyTTL: time.Second}
 	r := newReplica(t, s, cfg, newFakeClock())
 	st, err := r.kv.Status(testCtx(t))
@@ -394,7 +395,7 @@ func TestIdleKeysExpire(t *testing.T) {
 	if _, err := r.kv.Get(testCtx(t), k); err != nil {
 		t.Fatalf("counter not stored: %v", err)
 	}
-	waitFor(t, 15*time.Second, "the idle key to expire", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the idle key to expire", func() bool {
 		_, err := r.kv.Get(testCtx(t), k)
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
@@ -409,7 +410,7 @@ func TestIdleKeysExpire(t *testing.T) {
 }
 
 func TestCacheEvictionKeepsCounting(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	cfg := Config{Default: Bucket{MaxTokens: 2, RefillRate: 1, RefillTime: time.Hour}, CacheSize: 2}
 	r := newReplica(t, s, cfg, newFakeClock())
 	keys := []string{"k1", "k2", "k3", "k4", "k5"}
@@ -427,7 +428,7 @@ func TestCacheEvictionKeepsCounting(t *testing.T) {
 }
 
 func TestUnreadableCounterIsReplaced(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 3, RefillRate: 1, RefillTime: time.Hour}}, newFakeClock())
 	if _, err := r.kv.Put(testCtx(t), storeKey(GroupAPI, testKey), []byte("garbage")); err != nil {
 		t.Fatal(err)
@@ -438,7 +439,7 @@ func TestUnreadableCounterIsReplaced(t *testing.T) {
 }
 
 func TestTakeRefusesBadInput(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{}, nil)
 	for _, tc := range []struct{ group, key string }{
 		{"", testKey}, {"API", testKey}, {"a.b", testKey}, {GroupAPI, ""}, {GroupAPI, "a.b"},
@@ -468,7 +469,7 @@ func TestNewChecksItsArguments(t *testing.T) {
 // request waiting behind a round in flight leaves the queue when its context
 // ends, and one handed the lead takes it up even if its context ended.
 func TestQueuedRequestsAndCancellation(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 5, RefillRate: 1, RefillTime: time.Hour}}, newFakeClock())
 	k := storeKey(GroupAPI, testKey)
 	e := r.lim.entries.get(k)
@@ -490,7 +491,7 @@ func TestQueuedRequestsAndCancellation(t *testing.T) {
 		_, err := r.lim.Take(ctx, GroupAPI, testKey)
 		errc <- err
 	}()
-	waitFor(t, 5*time.Second, "the request to queue", queued(1))
+	testkit.WaitFor(t, 5*time.Second, "the request to queue", queued(1))
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled queued Take: %v", err)
@@ -510,7 +511,7 @@ func TestQueuedRequestsAndCancellation(t *testing.T) {
 		d, err := r.lim.Take(ctx, GroupAPI, testKey)
 		resc <- result{d, err}
 	}()
-	waitFor(t, 5*time.Second, "the request to queue", queued(1))
+	testkit.WaitFor(t, 5*time.Second, "the request to queue", queued(1))
 	cancel()
 	e.mu.Lock()
 	if len(e.queue) == 1 { // not yet withdrawn: hand it the lead
@@ -539,7 +540,7 @@ func TestQueuedRequestsAndCancellation(t *testing.T) {
 // TestFallbackAdmissionsAreChargedLater: what the local bucket admitted while
 // the store was unreachable is charged to the shared bucket once it answers.
 func TestFallbackAdmissionsAreChargedLater(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	cfg := Config{Default: Bucket{MaxTokens: 10, RefillRate: 1, RefillTime: time.Hour}}
 	r := newReplica(t, s, cfg, clock)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -36,7 +37,7 @@ func counting(n *atomic.Int64) http.Handler {
 }
 
 func TestMiddlewareWrites429(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 2, RefillRate: 1, RefillTime: 1500 * time.Millisecond}}, newFakeClock())
 	var calls atomic.Int64
 	h := r.lim.Middleware(nil, nil, nil)(counting(&calls))
@@ -86,7 +87,7 @@ func TestMiddlewareWrites429(t *testing.T) {
 }
 
 func TestMiddlewareIdentifiesAndCallsOnLimited(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 1, RefillRate: 1, RefillTime: time.Minute}}, newFakeClock())
 	id := &Identifier{
 		APIClient: func(r *http.Request) (string, bool) {
@@ -150,7 +151,7 @@ func TestMiddlewareIdentifiesAndCallsOnLimited(t *testing.T) {
 }
 
 func TestMiddlewareTrustedProxies(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 1, RefillRate: 1, RefillTime: time.Minute}}, newFakeClock())
 	id := &Identifier{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	var calls atomic.Int64
@@ -173,7 +174,7 @@ func TestMiddlewareTrustedProxies(t *testing.T) {
 }
 
 func TestMiddlewareDenyAnswers503(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	cfg := Config{Default: Bucket{MaxTokens: 5, RefillRate: 1, RefillTime: time.Minute}, OnStoreError: OnStoreErrorDeny}
 	r := newReplica(t, s, cfg, newFakeClock())
 	var calls atomic.Int64
@@ -197,7 +198,7 @@ func TestMiddlewareDenyAnswers503(t *testing.T) {
 }
 
 func TestRepeatedRefusalsAreLogged(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	r := newReplica(t, s, Config{Default: Bucket{MaxTokens: 1, RefillRate: 1, RefillTime: time.Hour}}, clock)
 	id := &Identifier{APIClient: func(r *http.Request) (string, bool) {

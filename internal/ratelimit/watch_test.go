@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -60,7 +61,7 @@ func knownRev(l *Limiter, group, key string) uint64 {
 // writes as they happen, and decides with one write instead of a lost write,
 // a read and a write.
 func TestRunKeepsReplicasCurrent(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	clock := newFakeClock()
 	cfg := Config{Default: Bucket{MaxTokens: 3, RefillRate: 1, RefillTime: time.Hour}}
 	a, b := newReplica(t, s, cfg, clock), newReplica(t, s, cfg, clock)
@@ -73,7 +74,7 @@ func TestRunKeepsReplicasCurrent(t *testing.T) {
 	const probe = "probe"
 	take(t, b.lim, GroupAPI, probe)
 	take(t, a.lim, GroupAPI, probe)
-	waitFor(t, 10*time.Second, "b's watch", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "b's watch", func() bool {
 		if err := a.lim.Reset(testCtx(t), GroupAPI, probe); err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestRunKeepsReplicasCurrent(t *testing.T) {
 	take(t, a.lim, GroupAPI, testKey)
 	take(t, a.lim, GroupAPI, testKey)
 	rev := knownRev(a.lim, GroupAPI, testKey)
-	waitFor(t, 10*time.Second, "b to see a's writes", func() bool { return knownRev(b.lim, GroupAPI, testKey) == rev })
+	testkit.WaitFor(t, 10*time.Second, "b to see a's writes", func() bool { return knownRev(b.lim, GroupAPI, testKey) == rev })
 	// a took the last tokens: b refuses without a store call.
 	gets, updates := counted.gets.Load(), counted.updates.Load()
 	if d := take(t, b.lim, GroupAPI, testKey); d.Allowed {
@@ -98,7 +99,7 @@ func TestRunKeepsReplicasCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	rev = knownRev(a.lim, GroupAPI, testKey)
-	waitFor(t, 10*time.Second, "b to see the reset", func() bool { return knownRev(b.lim, GroupAPI, testKey) == rev })
+	testkit.WaitFor(t, 10*time.Second, "b to see the reset", func() bool { return knownRev(b.lim, GroupAPI, testKey) == rev })
 	gets, updates = counted.gets.Load(), counted.updates.Load()
 	if d := take(t, b.lim, GroupAPI, testKey); !d.Allowed || d.Remaining != 2 {
 		t.Fatalf("b after a's Reset: %+v", d)
@@ -109,7 +110,7 @@ func TestRunKeepsReplicasCurrent(t *testing.T) {
 }
 
 func TestRunStopsWithItsContext(t *testing.T) {
-	s := newTestServer(t)
+	s := testkit.NewServer(t)
 	r := newReplica(t, s, Config{}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
