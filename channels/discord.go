@@ -107,10 +107,11 @@ func validHostName(h string) error {
 // Discord delivers notifications to Discord webhooks. It is safe for
 // concurrent use.
 type Discord struct {
-	cfg    DiscordConfig
-	client *http.Client
-	hosts  map[string]struct{}
-	now    func() time.Time
+	cfg     DiscordConfig
+	client  *http.Client
+	hosts   map[string]struct{}
+	now     func() time.Time
+	destKey []byte // keys the token's hash in Destination
 }
 
 // NewDiscord returns a Discord channel. client is used for every call (a copy
@@ -121,7 +122,7 @@ func NewDiscord(cfg DiscordConfig, client *http.Client) (*Discord, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	d := &Discord{cfg: cfg, client: clientOrDefault(client), hosts: make(map[string]struct{}), now: time.Now}
+	d := &Discord{cfg: cfg, client: clientOrDefault(client), hosts: make(map[string]struct{}), now: time.Now, destKey: newDestinationKey()}
 	for _, h := range cfg.AllowedHosts {
 		d.hosts[strings.ToLower(h)] = struct{}{}
 	}
@@ -134,15 +135,24 @@ func (d *Discord) CheckTarget(t herald.Target) error {
 	return err
 }
 
-// Destination returns the key of t's per-destination state: "discord:<webhook
-// id>". Discord's limits apply per webhook, and the id is not secret (the
-// token is). A target that does not parse gets "discord:invalid".
+// Destination returns the key of t's per-destination state (breakers,
+// pacing): "discord:<host>/<webhook id>:<keyed hash of the token>". It names
+// the whole destination: two URLs that share the id but not the token or the
+// host (or, with AllowHTTP, the port) are different destinations, so a URL
+// an outsider makes from a victim's id (another token gets 401 there, never
+// the owner's 429) can neither open the victim's breaker nor spend its
+// bucket. The hash is keyed per process: it reveals nothing of the token. A
+// target that does not parse gets "discord:invalid".
 func (d *Discord) Destination(t herald.Target) string {
 	w, err := d.ParseWebhook(t.WebhookURL)
 	if err != nil {
 		return "discord:invalid"
 	}
-	return "discord:" + w.ID
+	return d.destination(w)
+}
+
+func (d *Discord) destination(w Webhook) string {
+	return "discord:" + w.host + "/" + w.ID + ":" + keyedHash(d.destKey, w.Token)
 }
 
 // Send posts n.Message as one embed to the webhook n.Target.WebhookURL, at its
@@ -186,7 +196,7 @@ func (d *Discord) Send(ctx context.Context, n herald.Notification) error {
 	if d.cfg.Observe != nil {
 		rl := ParseRateLimit(resp.Header)
 		rl.Covers = Classify429(resp.StatusCode, rl, data)
-		d.cfg.Observe("discord:"+w.ID, rl, resp.StatusCode)
+		d.cfg.Observe(d.destination(w), rl, resp.StatusCode)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil

@@ -331,15 +331,17 @@ func TestDiscordFakeLimiter(t *testing.T) {
 	var mu sync.Mutex
 	var seen []RateLimit
 	cfg := testDiscordConfig()
+	var d *Discord
 	cfg.Observe = func(dest string, rl RateLimit, status int) {
 		mu.Lock()
 		defer mu.Unlock()
-		if dest != "discord:1" && dest != "discord:2" {
+		if dest != d.Destination(herald.Target{WebhookURL: f.WebhookURL("1", testWebhookToken)}) &&
+			dest != d.Destination(herald.Target{WebhookURL: f.WebhookURL("2", testWebhookToken)}) {
 			t.Errorf("Observe dest = %q", dest)
 		}
 		seen = append(seen, rl)
 	}
-	d := newTestDiscord(t, cfg, nil)
+	d = newTestDiscord(t, cfg, nil)
 	n := discordNotification(f.WebhookURL("1", testWebhookToken), herald.Message{Text: "x"})
 	for i := range 2 {
 		if err := d.Send(context.Background(), n); err != nil {
@@ -371,14 +373,15 @@ func TestDiscordObserve(t *testing.T) {
 	var got RateLimit
 	var gotStatus int
 	cfg := testDiscordConfig()
+	var d *Discord
 	cfg.Observe = func(dest string, rl RateLimit, status int) {
 		calls.Add(1)
 		got, gotStatus = rl, status
-		if dest != "discord:"+testWebhookID {
-			t.Errorf("dest = %q", dest)
+		if want := d.Destination(herald.Target{WebhookURL: f.WebhookURL(testWebhookID, testWebhookToken)}); dest != want {
+			t.Errorf("dest = %q, want %q (Destination's)", dest, want)
 		}
 	}
-	d := newTestDiscord(t, cfg, nil)
+	d = newTestDiscord(t, cfg, nil)
 	if err := d.Send(context.Background(), discordNotification(f.WebhookURL(testWebhookID, testWebhookToken), herald.Message{Text: "x"})); err != nil {
 		t.Fatal(err)
 	}
@@ -418,15 +421,40 @@ func TestDiscordRedirectNotFollowed(t *testing.T) {
 	}
 }
 
+// TestDiscordDestination: the key names the whole destination. Forms of one
+// webhook share it; a URL that shares only the id with it (another token,
+// host or port) does not, so it cannot open the owner's breaker or spend the
+// owner's bucket; and the key holds no token.
 func TestDiscordDestination(t *testing.T) {
 	d := newTestDiscord(t, DiscordConfig{}, nil)
-	if got := d.Destination(herald.Target{WebhookURL: "https://discord.com/api/webhooks/123/" + testWebhookToken}); got != "discord:123" {
-		t.Errorf("Destination = %q", got)
+	dest := func(raw string) string { return d.Destination(herald.Target{WebhookURL: raw}) }
+	key := dest("https://discord.com/api/webhooks/123/" + testWebhookToken)
+	if !strings.HasPrefix(key, "discord:discord.com/123:") || strings.Contains(key, testWebhookToken) {
+		t.Fatalf("Destination = %q, want discord:discord.com/123:<hash>, without the token", key)
 	}
-	if got := d.Destination(herald.Target{WebhookURL: "https://discord.com/api/v10/webhooks/123/other?thread_id=5"}); got != "discord:123" {
-		t.Errorf("Destination of the same webhook, other form = %q", got)
+	for _, same := range []string{
+		"https://discord.com/api/v10/webhooks/123/" + testWebhookToken + "?thread_id=5",
+		"HTTPS://DISCORD.COM:443/api/webhooks/123/" + testWebhookToken,
+	} {
+		if got := dest(same); got != key {
+			t.Errorf("Destination(%s) = %q, want the same webhook's %q", same, got, key)
+		}
 	}
-	if got := d.Destination(herald.Target{WebhookURL: "https://evil.com/api/webhooks/123/" + testWebhookToken}); got != "discord:invalid" {
+	for _, other := range []string{
+		"https://discord.com/api/webhooks/123/another-token",
+		"https://discordapp.com/api/webhooks/123/" + testWebhookToken,
+		"https://discord.com/api/webhooks/124/" + testWebhookToken,
+	} {
+		if got := dest(other); got == key {
+			t.Errorf("Destination(%s) = the victim's key %q", other, key)
+		}
+	}
+	local := newTestDiscord(t, testDiscordConfig(), nil)
+	if a, b := local.Destination(herald.Target{WebhookURL: "http://127.0.0.1:1000/api/webhooks/1/" + testWebhookToken}),
+		local.Destination(herald.Target{WebhookURL: "http://127.0.0.1:2000/api/webhooks/1/" + testWebhookToken}); a == b {
+		t.Errorf("two ports share the key %q", a)
+	}
+	if got := dest("https://evil.com/api/webhooks/123/" + testWebhookToken); got != "discord:invalid" {
 		t.Errorf("Destination of an invalid target = %q", got)
 	}
 }

@@ -28,7 +28,7 @@ func ExampleDiscord_Send() {
 	}
 	err = d.Send(context.Background(), n)
 	r := f.Requests()[0]
-	fmt.Println(err, r.Version, d.Destination(n.Target))
+	fmt.Println(err, r.Version)
 
 	// Discord says "later": the job waits exactly that long.
 	f.Script(func(fake.DiscordRequest, int) fake.Response { return fake.Respond429(1.5) })
@@ -41,7 +41,7 @@ func ExampleDiscord_Send() {
 	err = d.Send(context.Background(), n)
 	fmt.Println(errors.Is(err, herald.ErrPermanent), err)
 	// Output:
-	// <nil> v10 discord:123456789
+	// <nil> v10
 	// true 1.5s
 	// true discord API error: 404 Not Found (code 10015) - Unknown Webhook
 }
@@ -94,14 +94,15 @@ func ExampleParseRateLimit() {
 	d, _ := channels.NewDiscord(channels.DiscordConfig{
 		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true,
 		Observe: func(dest string, rl channels.RateLimit, status int) {
-			// Called with ParseRateLimit(resp.Header) after every answer.
-			fmt.Println(dest, status, rl.Limit, rl.Remaining)
+			// Called with the destination's key (Destination) and
+			// ParseRateLimit(resp.Header) after every answer.
+			fmt.Println(status, rl.Limit, rl.Remaining)
 		},
 	}, nil)
 	n := herald.Notification{Target: herald.Target{WebhookURL: f.WebhookURL("42", "tok")}, Message: herald.Message{Text: "hi"}}
 	_ = d.Send(context.Background(), n)
 	_ = d.Send(context.Background(), n)
 	// Output:
-	// discord:42 204 5 4
-	// discord:42 204 5 3
+	// 204 5 4
+	// 204 5 3
 }

@@ -3,8 +3,6 @@ package channels
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,9 +78,10 @@ func (c TelegramConfig) withDefaults() TelegramConfig {
 // Telegram delivers notifications through the Telegram Bot API's sendMessage.
 // It is safe for concurrent use.
 type Telegram struct {
-	cfg    TelegramConfig
-	client *http.Client
-	now    func() time.Time
+	cfg     TelegramConfig
+	client  *http.Client
+	now     func() time.Time
+	destKey []byte // keys the token's and chat's hashes in Destination
 }
 
 // NewTelegram returns a Telegram channel. client is used for every call (a
@@ -92,7 +91,7 @@ func NewTelegram(cfg TelegramConfig, client *http.Client) (*Telegram, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Telegram{cfg: cfg.withDefaults(), client: clientOrDefault(client), now: time.Now}, nil
+	return &Telegram{cfg: cfg.withDefaults(), client: clientOrDefault(client), now: time.Now, destKey: newDestinationKey()}, nil
 }
 
 // CheckTarget validates tg.BotToken (`^\d+:[A-Za-z0-9_-]+$`) and tg.ChatID
@@ -112,22 +111,25 @@ func (t *Telegram) CheckTarget(tg herald.Target) error {
 	return nil
 }
 
-// Destination returns the key of tg's per-destination state:
-// "telegram:<bot id>:<first 16 hex digits of sha256(chat id)>". The bot id (the
-// token's public part) is kept because Telegram limits each bot overall; the
-// chat id is hashed (@usernames case-folded first). A malformed token gives
-// bot id "invalid".
+// Destination returns the key of tg's per-destination state (breakers,
+// pacing): "telegram:<bot id>.<keyed hash of the token>:<keyed hash of the
+// chat id>". The part before the second colon names the bot (Telegram limits
+// each bot overall) by its whole token, so a token that shares only the
+// public bot id with a victim's is another bot to Herald; the chat id
+// (@usernames case-folded first) is hashed too. The hashes are keyed per
+// process: they reveal neither value. A malformed token gives bot
+// "invalid".
 func (t *Telegram) Destination(tg herald.Target) string {
 	bot := "invalid"
 	if telegramToken.MatchString(tg.BotToken) {
-		bot, _, _ = strings.Cut(tg.BotToken, ":")
+		id, _, _ := strings.Cut(tg.BotToken, ":")
+		bot = id + "." + keyedHash(t.destKey, tg.BotToken)
 	}
 	chat := tg.ChatID
 	if strings.HasPrefix(chat, "@") {
 		chat = strings.ToLower(chat)
 	}
-	sum := sha256.Sum256([]byte(chat))
-	return "telegram:" + bot + ":" + hex.EncodeToString(sum[:8])
+	return "telegram:" + bot + ":" + keyedHash(t.destKey, chat)
 }
 
 // telegramRequest is the sendMessage body.

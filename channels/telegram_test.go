@@ -338,7 +338,7 @@ func TestTelegramCheckTarget(t *testing.T) {
 func TestTelegramDestination(t *testing.T) {
 	tg := newTestTelegram(t, "", nil)
 	key := tg.Destination(herald.Target{BotToken: testBotToken, ChatID: testChatID})
-	if !regexp.MustCompile(`^telegram:7654321:[0-9a-f]{16}$`).MatchString(key) {
+	if !regexp.MustCompile(`^telegram:7654321\.[0-9a-f]{16}:[0-9a-f]{16}$`).MatchString(key) {
 		t.Fatalf("Destination = %q", key)
 	}
 	if strings.Contains(key, "TgTok_SeCrEt") || strings.Contains(key, strings.TrimPrefix(testChatID, "-")) {
@@ -347,8 +347,11 @@ func TestTelegramDestination(t *testing.T) {
 	if other := tg.Destination(herald.Target{BotToken: testBotToken, ChatID: "-1"}); other == key {
 		t.Error("two chats share a key")
 	}
-	if same := tg.Destination(herald.Target{BotToken: "7654321:another-secret", ChatID: testChatID}); same != key {
-		t.Error("the key depends on the token's secret part")
+	// A token that shares only the public bot id is another bot: its
+	// failures and 429s are not the victim's.
+	other := tg.Destination(herald.Target{BotToken: "7654321:another-secret", ChatID: testChatID})
+	if other == key || strings.SplitN(other, ":", 3)[1] == strings.SplitN(key, ":", 3)[1] {
+		t.Errorf("a token sharing only the bot id shares the key: %q and %q", other, key)
 	}
 	if a, b := tg.Destination(herald.Target{BotToken: "1:a", ChatID: "@MyChannel"}), tg.Destination(herald.Target{BotToken: "1:a", ChatID: "@mychannel"}); a != b {
 		t.Error("@usernames are case-insensitive")

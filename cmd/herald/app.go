@@ -179,7 +179,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 
 	// dest names a notification's destination for breakers and pacing: a
-	// non-secret key ("discord:<webhook id>", "telegram:<bot>:<chat hash>").
+	// non-secret key naming the whole destination ("discord:<host>/<webhook
+	// id>:<token hash>", "telegram:<bot id>.<token hash>:<chat hash>").
 	dest := func(n herald.Notification) string {
 		switch n.Channel {
 		case herald.ChannelDiscord:

@@ -147,9 +147,9 @@ func containsKey(ks []string, k string) bool {
 }
 
 // Keys returns a keys function for Middleware built on dest, which names a
-// notification's destination (channels' Destination: "discord:<webhook id>",
-// "telegram:<bot id>:<chat hash>"). For a Telegram destination it adds the
-// bot's own key, "telegram:<bot id>", so a revoked token or a bot Telegram
+// notification's destination (channels' Destination: "discord:<host>/<webhook id>:<token hash>",
+// "telegram:<bot id>.<token hash>:<chat hash>"). For a Telegram destination it adds the
+// bot's own key, "telegram:<bot id>.<token hash>", so a revoked token or a bot Telegram
 // stopped answering fails every chat of that bot fast. dest returning ""
 // means no breaker for that notification.
 func Keys(dest func(herald.Notification) string) func(herald.Notification) []string {
@@ -165,8 +165,8 @@ func Keys(dest func(herald.Notification) string) func(herald.Notification) []str
 	}
 }
 
-// BotKey returns the bot key "telegram:<bot id>" of a Telegram destination
-// key "telegram:<bot id>:<chat hash>", and false for any other key.
+// BotKey returns the bot key "telegram:<bot id>.<token hash>" of a Telegram destination
+// key "telegram:<bot id>.<token hash>:<chat hash>", and false for any other key.
 func BotKey(dest string) (string, bool) {
 	rest, ok := strings.CutPrefix(dest, string(herald.ChannelTelegram)+":")
 	if !ok {

@@ -10,7 +10,7 @@
 // before each send. Until the first response of a webhook has taught its
 // bucket, one request at a time is in flight; then up to the bucket's
 // remaining requests go at once, and the next waits until the window resets
-// (plus 50 ms). State is keyed by destination ("discord:<webhook id>"), with
+// (plus 50 ms). State is keyed by destination ("discord:<host>/<webhook id>:<token hash>"), with
 // the bucket hash kept beside it: Discord gives every webhook the same hash
 // for the same route while limiting each webhook on its own.
 //

@@ -147,8 +147,8 @@ func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error 
 
 // Middleware returns the consumer middleware that paces each send. dest
 // returns a notification's destination key, the one its channel's
-// Destination method gives ("discord:<webhook id>", "telegram:<bot
-// id>:<chat hash>"); the Pacer keys its state by it, never by a credential.
+// Destination method gives ("discord:<host>/<webhook id>:<token hash>", "telegram:<bot
+// id>.<token hash>:<chat hash>"); the Pacer keys its state by it, never by a credential.
 // Keys of targets that do not parse ("discord:invalid", "telegram:invalid:…")
 // and channels other than Discord and Telegram are not paced: they fail
 // without I/O or are not the Pacer's.

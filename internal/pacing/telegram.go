@@ -93,8 +93,8 @@ func (b *tgBot) strike(now time.Time, after time.Duration) {
 	}
 }
 
-// telegramBotKey returns the bot's key, "telegram:<bot id>", from a chat's
-// destination key "telegram:<bot id>:<chat hash>".
+// telegramBotKey returns the bot's key, "telegram:<bot id>.<token hash>", from a chat's
+// destination key "telegram:<bot id>.<token hash>:<chat hash>".
 func telegramBotKey(dest string) string {
 	rest, ok := strings.CutPrefix(dest, "telegram:")
 	if !ok {
