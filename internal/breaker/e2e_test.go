@@ -113,7 +113,7 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 
 	// Down for a while: until the breaker has opened and three probes have
 	// failed (about 1.5 s).
-	key := "discord:" + webhookID
+	key := discord.Destination(herald.Target{WebhookURL: f.WebhookURL(webhookID, webhookToken)})
 	start := time.Now()
 	waitFor(t, 20*time.Second, "three failed probes", func() bool {
 		return x.changes("discord", labelHalfOpen) >= 3 && x.State(key).String() == "open"

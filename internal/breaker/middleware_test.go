@@ -242,7 +242,7 @@ func TestBotBreakerFailsEveryChat(t *testing.T) {
 	}
 	bot := tg.Destination(herald.Target{BotToken: botToken, ChatID: "-1001"})
 	botKey, ok := BotKey(bot)
-	if !ok || botKey != "telegram:123456789" {
+	if !ok || !strings.HasPrefix(botKey, "telegram:123456789.") || strings.Count(botKey, ":") != 1 {
 		t.Fatalf("BotKey(%q) = %q, %v", bot, botKey, ok)
 	}
 	if st := x.State(botKey); st.String() != "open" {
@@ -408,7 +408,7 @@ func TestMetricsAndLogs(t *testing.T) {
 		t.Errorf("after opening: open %d closed %d, open transitions %d",
 			x.gauge("discord", labelOpen), x.gauge("discord", labelClosed), x.changes("discord", labelOpen))
 	}
-	key := "discord:" + webhookID
+	key := d.Destination(target)
 	x.waitHalfOpen(key)
 	if x.gauge("discord", labelHalfOpen) != 1 || x.gauge("discord", labelOpen) != 0 {
 		t.Errorf("half-open gauge %d, open %d", x.gauge("discord", labelHalfOpen), x.gauge("discord", labelOpen))
