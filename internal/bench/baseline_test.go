@@ -18,14 +18,11 @@ import (
 // in memory and returns its URL and a JetStream client.
 func newTestJetStream(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
-	ns := testkit.NewServer(t).NATS()
-	_, js := testkit.Connect(t, ns.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{Memory: true}); err != nil {
+	s, _, js := testkit.JetStream(t)
+	if _, err := queue.EnsureJobsStream(testkit.Context(t, 10*time.Second), js, queue.StreamConfig{Memory: true}); err != nil {
 		t.Fatal(err)
 	}
-	return ns.ClientURL(), js
+	return s.URL(), js
 }
 
 func TestBaselineStreamCopiesTheJobsStream(t *testing.T) {
@@ -63,9 +60,7 @@ func TestBaselinePublishesEveryJobAndCleansUp(t *testing.T) {
 		t.Errorf("the baseline stream was left behind: %v", err)
 	}
 	// The jobs stream got none of the baseline's jobs.
-	s, _ := js.Stream(context.Background(), herald.JobsStream)
-	info, _ := s.Info(context.Background())
-	if info.State.Msgs != 0 {
-		t.Errorf("jobs stream holds %d messages", info.State.Msgs)
+	if n := testkit.StreamMsgs(t, js, herald.JobsStream); n != 0 {
+		t.Errorf("jobs stream holds %d messages", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 const (
@@ -32,7 +33,7 @@ type toyRelay struct {
 
 func newToyRelay(t *testing.T, r *toyRelay) string {
 	t.Helper()
-	r.keys, _ = crypto.NewKeyring(testKey)
+	r.keys = testkit.Keyring(t, testKey)
 	r.client = &http.Client{Timeout: 5 * time.Second}
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

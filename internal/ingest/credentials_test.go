@@ -13,6 +13,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -53,9 +54,7 @@ func newVaultEnv(t *testing.T, edit func(*vault.Config)) (*env, *codes) {
 	t.Helper()
 	ref := &vaultRef{}
 	e := newTestEnv(t, func(_ *Config, d *Deps) { d.Vault = ref })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	creds, secrets, err := vault.EnsureBuckets(ctx, e.js, vault.BucketConfig{})
+	creds, secrets, err := vault.EnsureBuckets(testkit.Context(t, 10*time.Second), e.js, vault.BucketConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

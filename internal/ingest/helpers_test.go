@@ -44,12 +44,14 @@ var _ = []TargetChecker{(*channels.Discord)(nil), (*channels.Telegram)(nil)}
 var leakWatch = []string{testAPISecret, testKey, testWebhook, testWebhookTk, testBotToken, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChatID,
 	"evil.example.com", "EvilToken_xyz", "not-a-token-secret", "SECRETCHAT"}
 
+// assertNoSecrets stops the test if s (named what) holds one of leakWatch
+// or of the kit's Secrets.
 func assertNoSecrets(t testing.TB, what, s string) {
 	t.Helper()
-	for _, sec := range leakWatch {
-		if strings.Contains(s, sec) {
-			t.Fatalf("%s leaks a secret (%q...): %s", what, sec[:4], s)
-		}
+	failed := t.Failed()
+	testkit.AssertNoSecrets(t, what, s, leakWatch...)
+	if !failed && t.Failed() {
+		t.Fatalf("%s: %s", what, s)
 	}
 }
 
@@ -102,8 +104,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 	e := &env{t: t, ns: testkit.NewServer(t, testkit.WithOptions(func(o *server.Options) { o.NoLog = true }))}
 	var err error
 	e.nc, e.js = testkit.Connect(t, e.ns.URL(), nats.NoReconnect())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 10*time.Second)
 	jobs, err := queue.EnsureJobsStream(ctx, e.js, queue.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 func (e *env) stopNATS() {
 	e.t.Helper()
 	e.ns.Shutdown()
-	waitFor(e.t, "client to see the server gone", func() bool { return !e.nc.IsConnected() })
+	testkit.WaitFor(e.t, 10*time.Second, "client to see the server gone", func() bool { return !e.nc.IsConnected() })
 }
 
 func (e *env) seal(plain string) string {
@@ -229,8 +230,7 @@ func (e *env) streamMsgs() uint64 {
 // lastJob returns the last job stored for channel c.
 func (e *env) lastJob(c herald.Channel) (herald.Job, jetstream.RawStreamMsg) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testkit.Context(e.t, 5*time.Second)
 	s, err := e.js.Stream(ctx, herald.JobsStream)
 	if err != nil {
 		e.t.Fatal(err)
@@ -294,11 +294,6 @@ func (e *env) worker(ctx context.Context, st herald.Status) (ids <-chan string, 
 		}
 	}()
 	return idc, errc, donec
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, 10*time.Second, what, cond)
 }
 
 func decodeJSON(t testing.TB, r io.Reader, v any) {

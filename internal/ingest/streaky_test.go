@@ -15,7 +15,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // workerVector is the Streaky vector sealed by WebCrypto (the Worker's own
@@ -49,14 +49,7 @@ func TestStreakyResponseTable(t *testing.T) {
 	if vecPlain[:8] != "https://" {
 		t.Fatal("unexpected vector")
 	}
-	otherKey, err := crypto.NewKeyring("ffffffffffffffffffffffffffffffff")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrongKey, err := otherKey.Seal(testWebhook)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wrongKey := testkit.Seal(t, testkit.Keyring(t, "ffffffffffffffffffffffffffffffff"), testWebhook)
 	notUTF8 := e.seal(string([]byte{0xff, 0xfe, 0xfd}))
 	tooShort := base64.StdEncoding.EncodeToString(make([]byte, 20))
 
@@ -500,7 +493,7 @@ func TestStreakyWait(t *testing.T) {
 			t.Fatalf("stream holds %d jobs, want 1", n)
 		}
 		job, _ := e.lastJob(herald.ChannelDiscord)
-		waitFor(t, "queued status", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "queued status", func() bool {
 			st, err := e.status.Lookup(context.Background(), job.ID)
 			return err == nil && st.State == herald.StateQueued
 		})

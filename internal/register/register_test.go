@@ -3,7 +3,6 @@ package register_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -33,26 +32,16 @@ const (
 
 var secrets = []string{testWebhook, webhookTok, testBot, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChat, "EvilToken_xyz"}
 
+// assertNoLeak stops the test if s (named what) holds one of secrets or of
+// the kit's Secrets.
 func assertNoLeak(t *testing.T, what, s string) {
 	t.Helper()
-	for _, sec := range secrets {
-		if strings.Contains(s, sec) {
-			t.Fatalf("%s holds a secret (%q…)", what, sec[:6])
-		}
+	failed := t.Failed()
+	testkit.AssertNoSecrets(t, what, s, secrets...)
+	if !failed && t.Failed() {
+		t.FailNow()
 	}
 }
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // codes records what the vault sends to destinations.
 type codes struct {
@@ -85,25 +74,22 @@ type page struct {
 	url   string
 	codes *codes
 	vault *vault.Vault
-	logs  *logBuffer
 }
 
 // newPage serves the page over a real vault; csrfKeys default to the
-// vault's derived ones.
+// vault's derived ones. The log is checked for secrets (and the kit's) when
+// the test ends.
 func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	t.Helper()
-	s := testkit.NewServer(t).NATS()
-	_, js := testkit.Connect(t, s.ClientURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	creds, secretsKV, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
+	_, _, js := testkit.JetStream(t)
+	creds, secretsKV, err := vault.EnsureBuckets(testkit.Context(t, 10*time.Second), js, vault.BucketConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	discord, _ := channels.NewDiscord(channels.DiscordConfig{}, nil)
 	telegram, _ := channels.NewTelegram(channels.TelegramConfig{}, nil)
-	p := &page{codes: &codes{}, logs: &logBuffer{}}
-	log := slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, _ := testkit.Logger(t, secrets...)
+	p := &page{codes: &codes{}}
 	p.vault, err = vault.New(vault.Config{Keys: []string{vaultKey}}, vault.Deps{
 		Credentials: creds, Secrets: secretsKV, Notifier: p.codes, Logger: log,
 		Checkers: map[herald.Channel]vault.TargetChecker{herald.ChannelDiscord: discord, herald.ChannelTelegram: telegram},
@@ -124,7 +110,6 @@ func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p.url = srv.URL
-	t.Cleanup(func() { assertNoLeak(t, "log", p.logs.String()) })
 	return p
 }
 

@@ -5,30 +5,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// newLookupStore returns a Store built WithJobs, and the JetStream context
-// the jobs stream is reached with.
+// newLookupStore returns a Store built WithJobs on a relay env (a server
+// with the jobs stream and the status bucket), and the JetStream context the
+// jobs stream is reached with.
 func newLookupStore(t *testing.T) (*status.Store, jetstream.JetStream) {
 	t.Helper()
-	s := newTestServer(t)
-	nc, js := testkit.Connect(t, s.ClientURL())
-	ctx := testCtx(t)
-	jobs, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{})
+	e, _, kv := newTestStore(t)
+	jobs, err := e.JS.Stream(testCtx(t), herald.JobsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := queue.EnsureStatusBucket(ctx, js, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return status.New(kv, nc, status.WithJobs(jobs)), js
+	return status.New(kv, e.NC, status.WithJobs(jobs)), e.JS
 }
 
 func TestLookup(t *testing.T) {
@@ -90,10 +83,9 @@ func TestLookup(t *testing.T) {
 }
 
 func TestLookupWithoutJobs(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	e, store, _ := newTestStore(t)
 	ctx := testCtx(t)
-	_, js := testkit.Connect(t, s.ClientURL())
+	_, js := e.Server.Connect()
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}

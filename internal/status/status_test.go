@@ -6,29 +6,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func newTestServer(t *testing.T) *server.Server {
+// newTestStore starts a relay env (a server with the jobs stream and the
+// status bucket) and returns it, its Store and the bucket.
+func newTestStore(t *testing.T) (*relay.Env, *status.Store, jetstream.KeyValue) {
 	t.Helper()
-	return testkit.NewServer(t).NATS()
+	e := relay.New(t)
+	kv, err := e.JS.KeyValue(testCtx(t), herald.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, e.Status, kv
 }
 
-// newTestStore returns a Store on its own connection, and the bucket.
-func newTestStore(t *testing.T, s *server.Server) (*status.Store, jetstream.KeyValue) {
+// storeOn returns a Store on a connection of its own to e's server, as a
+// worker writes in production.
+func storeOn(t *testing.T, e *relay.Env) *status.Store {
 	t.Helper()
-	nc, js := testkit.Connect(t, s.ClientURL())
+	nc, js := e.Server.Connect()
 	kv, err := queue.EnsureStatusBucket(testCtx(t), js, time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return status.New(kv, nc), kv
+	return status.New(kv, nc)
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -37,8 +44,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestQueuedPutGet(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -70,8 +76,7 @@ func TestQueuedPutGet(t *testing.T) {
 }
 
 func TestQueuedDoesNotOverwriteLaterState(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	// A fast worker delivered the job before the ingest wrote "queued".
 	if err := store.Put(ctx, herald.Status{ID: "fast", State: herald.StateDelivered, Attempts: 1}); err != nil {
@@ -90,8 +95,7 @@ func TestQueuedDoesNotOverwriteLaterState(t *testing.T) {
 }
 
 func TestGetNotFound(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	for _, id := range []string{"missing", "", "bad id", "a.b", "*", ">", string(make([]byte, 65))} {
 		if _, err := store.Get(ctx, id); !errors.Is(err, status.ErrNotFound) {
@@ -101,8 +105,7 @@ func TestGetNotFound(t *testing.T) {
 }
 
 func TestInvalidRecordsRefused(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	if err := store.Put(ctx, herald.Status{ID: "a.b", State: herald.StateQueued}); err == nil {
 		t.Error("Put with an invalid id succeeded")
@@ -116,10 +119,9 @@ func TestInvalidRecordsRefused(t *testing.T) {
 }
 
 func TestWatchSeesLaterPut(t *testing.T) {
-	s := newTestServer(t)
-	store, kv := newTestStore(t, s)
+	e, store, kv := newTestStore(t)
 	// The worker writes through its own connection, as in production.
-	worker, _ := newTestStore(t, s)
+	worker := storeOn(t, e)
 	ctx := testCtx(t)
 
 	w, err := store.Watch("job-w")
@@ -156,8 +158,7 @@ func TestWatchSeesLaterPut(t *testing.T) {
 }
 
 func TestWatchIgnoresOtherJobsAndNonFinal(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	w, err := store.Watch("mine")
 	if err != nil {
@@ -187,8 +188,7 @@ func TestWatchIgnoresOtherJobsAndNonFinal(t *testing.T) {
 }
 
 func TestFinalLastLookOnContextEnd(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	ctx := testCtx(t)
 	// The record became final before the watch existed (a duplicate publish
 	// of a delivered job): the watch misses the write, the last look finds it.
@@ -209,8 +209,7 @@ func TestFinalLastLookOnContextEnd(t *testing.T) {
 }
 
 func TestFinalSkipsDeletesAndGarbage(t *testing.T) {
-	s := newTestServer(t)
-	store, kv := newTestStore(t, s)
+	_, store, kv := newTestStore(t)
 	ctx := testCtx(t)
 	w, err := store.Watch("job-x")
 	if err != nil {
@@ -233,8 +232,7 @@ func TestFinalSkipsDeletesAndGarbage(t *testing.T) {
 }
 
 func TestWatchStop(t *testing.T) {
-	s := newTestServer(t)
-	store, _ := newTestStore(t, s)
+	_, store, _ := newTestStore(t)
 	if _, err := store.Watch("bad id"); !errors.Is(err, status.ErrNotFound) {
 		t.Errorf("Watch(invalid) = %v, want ErrNotFound", err)
 	}

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestStoreResolveRoundTrip(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	for name, tc := range map[string]struct {
 		channel herald.Channel
 		target  herald.Target
@@ -53,7 +54,7 @@ func TestStoreResolveRoundTrip(t *testing.T) {
 // The record is bound to its id and channel: copied under another id, or
 // with its channel changed, it does not open.
 func TestSealedRecordIsBoundToItsIDAndChannel(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	a := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
 	b := f.mustStore(t, herald.ChannelDiscord, herald.Target{WebhookURL: "https://discord.com/api/webhooks/1/other"}, vault.StoreOptions{})
 
@@ -80,7 +81,7 @@ func TestSealedRecordIsBoundToItsIDAndChannel(t *testing.T) {
 }
 
 func TestUnknownKeyIDIsAClearError(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	old := newVault(t, s, nil)
 	info := old.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
 
@@ -104,7 +105,7 @@ func TestUnknownKeyIDIsAClearError(t *testing.T) {
 }
 
 func TestResolveRefusals(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelTelegram, telegramTarget, vault.StoreOptions{})
 	pending := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 
@@ -135,7 +136,7 @@ func TestResolveRefusals(t *testing.T) {
 }
 
 func TestStoreRefusesWhatTheChannelRefuses(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	for name, tc := range map[string]struct {
 		channel herald.Channel
 		target  herald.Target
@@ -164,7 +165,7 @@ func TestStoreRefusesWhatTheChannelRefuses(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
 	if err := f.Delete(ctxT(t), info.ID); err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestDelete(t *testing.T) {
 // When the store cannot be reached, Resolve fails transiently (the job is
 // retried), never permanently.
 func TestResolveStoreOutageIsTransient(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	f := newVault(t, s, nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
 	// Delete the bucket's stream from under the vault: every read fails.

@@ -2,9 +2,7 @@ package vault_test
 
 import (
 	"context"
-	"log/slog"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,12 +35,14 @@ const (
 var leakWatch = []string{testWebhook, webhookTok, testBot, botSecret, testChat,
 	"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8"}
 
+// assertNoLeak stops the test if s (named what) holds one of leakWatch or
+// of the kit's Secrets.
 func assertNoLeak(t testing.TB, what, s string) {
 	t.Helper()
-	for _, sec := range leakWatch {
-		if strings.Contains(s, sec) {
-			t.Fatalf("%s holds a secret (%q…): %s", what, sec[:6], s)
-		}
+	failed := t.Failed()
+	testkit.AssertNoSecrets(t, what, s, leakWatch...)
+	if !failed && t.Failed() {
+		t.Fatalf("%s: %s", what, s)
 	}
 }
 
@@ -54,25 +54,13 @@ var (
 // clock is an adjustable clock for Config.Now.
 type clock = testkit.ShiftedClock
 
-// store is one NATS server with the vault's buckets, reachable from any
-// number of connections (replicas).
-type store struct {
-	url string
-}
-
-func newStore(t *testing.T) *store {
+// buckets opens a connection of its own to the kit's server s (one NATS
+// server is the store of any number of replicas) and returns the vault's
+// buckets and its JetStream context.
+func buckets(t *testing.T, s *testkit.Server) (creds, secrets jetstream.KeyValue, js jetstream.JetStream) {
 	t.Helper()
-	return &store{url: testkit.NewServer(t).URL()}
-}
-
-// buckets opens a connection of its own and returns the vault's buckets and
-// its JetStream context.
-func (s *store) buckets(t *testing.T) (creds, secrets jetstream.KeyValue, js jetstream.JetStream) {
-	t.Helper()
-	_, js = testkit.Connect(t, s.url)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	creds, secrets, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
+	_, js = s.Connect()
+	creds, secrets, err := vault.EnsureBuckets(testkit.Context(t, 10*time.Second), js, vault.BucketConfig{})
 	if err != nil {
 		t.Fatalf("EnsureBuckets: %v", err)
 	}
@@ -136,12 +124,14 @@ type fixture struct {
 }
 
 // newVault builds a Vault on its own connection to s; edit adjusts its
-// Config (Keys default to keyV1).
-func newVault(t *testing.T, s *store, edit func(*vault.Config)) *fixture {
+// Config (Keys default to keyV1). Its log is checked for leakWatch (and the
+// kit's Secrets) when the test ends.
+func newVault(t *testing.T, s *testkit.Server, edit func(*vault.Config)) *fixture {
 	t.Helper()
-	creds, secrets, js := s.buckets(t)
+	creds, secrets, js := buckets(t, s)
+	log, logs := testkit.Logger(t, leakWatch...)
 	f := &fixture{creds: creds, secrets: secrets, js: js, clock: &clock{}, notifier: &notifier{},
-		metrics: metrics.New(prometheus.NewRegistry()), logs: &testkit.LogBuffer{}}
+		metrics: metrics.New(prometheus.NewRegistry()), logs: logs}
 	cfg := vault.Config{Keys: []string{keyV1}, Now: f.clock.Now}
 	if edit != nil {
 		edit(&cfg)
@@ -160,12 +150,11 @@ func newVault(t *testing.T, s *store, edit func(*vault.Config)) *fixture {
 		Checkers:    map[herald.Channel]vault.TargetChecker{herald.ChannelDiscord: discord, herald.ChannelTelegram: telegram},
 		Notifier:    f.notifier,
 		Metrics:     f.metrics,
-		Logger:      slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:      log,
 	})
 	if err != nil {
 		t.Fatalf("vault.New: %v", err)
 	}
-	t.Cleanup(func() { assertNoLeak(t, "vault log", f.logs.String()) })
 	return f
 }
 

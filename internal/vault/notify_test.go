@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
 )
@@ -14,16 +14,13 @@ import (
 // The code travels as an ordinary job: on the jobs stream, its destination
 // sealed with the job keyring, which the workers open.
 func TestJobNotifierPublishesASealedJob(t *testing.T) {
-	s := newStore(t)
-	_, _, js := s.buckets(t)
+	s := testkit.NewServer(t)
+	_, _, js := buckets(t, s)
 	stream, err := queue.EnsureJobsStream(ctxT(t), js, queue.StreamConfig{Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := crypto.NewKeyring("0123456789abcdef0123456789abcdef")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := testkit.Keyring(t, "0123456789abcdef0123456789abcdef")
 	n := &vault.JobNotifier{Keys: ring, Publisher: publisher.New(js)}
 	err = n.Notify(ctxT(t), herald.Notification{Channel: herald.ChannelTelegram, Target: telegramTarget,
 		Message: herald.Message{Title: vault.CodeTitle + "123456", Text: "t"}})

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -30,7 +31,7 @@ func storeMany(t *testing.T, f *fixture, n int) ([]string, map[string]herald.Tar
 // Rotation while the credentials are being used: no use ever fails, every
 // record ends up under the new key, and a second run has nothing to do.
 func TestRotateWhileInUse(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	old := newVault(t, s, nil) // keys v1
 	ids, targets := storeMany(t, old, 40)
 
@@ -104,7 +105,7 @@ func TestRotateWhileInUse(t *testing.T) {
 // A run stopped half-way leaves every record readable, and the next run
 // finishes the job, skipping what is done.
 func TestRotateIsResumable(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	old := newVault(t, s, nil)
 	ids, targets := storeMany(t, old, 12)
 	f := newVault(t, s, func(c *vault.Config) { c.Keys = []string{keyV2, keyV1} })
@@ -132,7 +133,7 @@ func TestRotateIsResumable(t *testing.T) {
 // Records changed or deleted meanwhile are not overwritten; a record no key
 // opens is reported and left alone; pending codes move to the new key too.
 func TestRotateEdgeCases(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	v1 := newVault(t, s, nil)
 	pending := v1.mustStore(t, herald.ChannelTelegram, telegramTarget, vault.StoreOptions{Verify: true})
 	code := v1.notifier.lastCode(t, telegramTarget)

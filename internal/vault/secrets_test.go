@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -15,7 +16,7 @@ import (
 const secretValue = "the launch code is 0000-not-really"
 
 func TestSecretIsReadOnce(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	ref, err := f.PutSecret(ctxT(t), secretValue, 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestSecretIsReadOnce(t *testing.T) {
 }
 
 func TestExpiredSecretIsNotFound(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	ref, err := f.PutSecret(ctxT(t), secretValue, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -61,16 +62,10 @@ func TestExpiredSecretIsNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := f.secrets.Get(ctxT(t), "s."+short.ID); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the store kept a secret past its TTL")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 15*time.Second, "the store to drop a secret past its TTL", func() bool {
+		_, err := f.secrets.Get(ctxT(t), "s."+short.ID)
+		return err != nil
+	})
 	if _, err := f.TakeSecret(ctxT(t), short.ID); !errors.Is(err, vault.ErrSecretNotFound) {
 		t.Fatalf("read after the store expired it: %v", err)
 	}
@@ -78,7 +73,7 @@ func TestExpiredSecretIsNotFound(t *testing.T) {
 
 // Concurrent reads on two replicas: exactly one gets the value, every time.
 func TestConcurrentReadsOneWins(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	a, b := newVault(t, s, nil), newVault(t, s, nil)
 	for round := range 10 {
 		ref, err := a.PutSecret(ctxT(t), secretValue, time.Minute)
@@ -120,7 +115,7 @@ func TestConcurrentReadsOneWins(t *testing.T) {
 }
 
 func TestPutSecretBounds(t *testing.T) {
-	f := newVault(t, newStore(t), func(c *vault.Config) { c.SecretMaxTTL = 2 * time.Hour })
+	f := newVault(t, testkit.NewServer(t), func(c *vault.Config) { c.SecretMaxTTL = 2 * time.Hour })
 	for name, tc := range map[string]struct {
 		value string
 		ttl   time.Duration

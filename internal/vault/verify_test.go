@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -20,7 +21,7 @@ func wrongCode(code string) string {
 }
 
 func TestVerifyWrongCodesThenRight(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	if info.Usable || info.Verified || !info.CodeSent || !info.VerificationRequired || info.ExpiresAt.IsZero() {
 		t.Fatalf("info = %+v", info)
@@ -65,7 +66,7 @@ func TestVerifyWrongCodesThenRight(t *testing.T) {
 }
 
 func TestFiveWrongCodesDeleteTheCredential(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelTelegram, telegramTarget, vault.StoreOptions{Verify: true})
 	code := f.notifier.lastCode(t, telegramTarget)
 	for i := 1; i <= 4; i++ {
@@ -92,7 +93,7 @@ func TestFiveWrongCodesDeleteTheCredential(t *testing.T) {
 // Concurrent wrong guesses, on two replicas, are all counted: no more than
 // the allowed number can ever be tried.
 func TestConcurrentWrongCodesAreAllCounted(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	a, b := newVault(t, s, nil), newVault(t, s, nil)
 	info := a.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	code := a.notifier.lastCode(t, discordTarget)
@@ -131,7 +132,7 @@ func TestConcurrentWrongCodesAreAllCounted(t *testing.T) {
 }
 
 func TestCodeExpiresAndResendSendsANewOne(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	old := f.notifier.lastCode(t, discordTarget)
 	f.clock.Advance(vault.DefaultCodeTTL + time.Second)
@@ -157,7 +158,7 @@ func TestCodeExpiresAndResendSendsANewOne(t *testing.T) {
 }
 
 func TestUnverifiedCredentialExpires(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	f.clock.Advance(vault.DefaultPendingTTL + time.Second)
 	if _, err := f.Info(ctxT(t), info.ID); !errors.Is(err, vault.ErrNotFound) {
@@ -170,7 +171,7 @@ func TestUnverifiedCredentialExpires(t *testing.T) {
 }
 
 func TestRequireVerification(t *testing.T) {
-	s := newStore(t)
+	s := testkit.NewServer(t)
 	f := newVault(t, s, func(c *vault.Config) { c.RequireVerification = true })
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
 	if info.Usable || !info.CodeSent || f.notifier.count() != 1 {
@@ -205,7 +206,7 @@ func TestRequireVerification(t *testing.T) {
 
 // A code that cannot be sent leaves no registration behind.
 func TestStoreWithoutDeliveredCodeStoresNothing(t *testing.T) {
-	f := newVault(t, newStore(t), nil)
+	f := newVault(t, testkit.NewServer(t), nil)
 	f.notifier.fail.Store(true)
 	if _, err := f.Store(ctxT(t), herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true}); !errors.Is(err, vault.ErrUnavailable) {
 		t.Fatalf("Store: %v", err)
