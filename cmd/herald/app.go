@@ -155,6 +155,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			PerBot:   a.cfg.Channels.Telegram.PerBotRate,
 		},
 		MaxHold:         a.cfg.Pacing.MaxHold,
+		MaxInFlight:     a.cfg.Pacing.MaxInFlight,
 		MaxDestinations: a.cfg.Pacing.MaxDestinations,
 	}, a.logger, a.metrics)
 	if err != nil {

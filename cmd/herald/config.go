@@ -83,6 +83,7 @@ type AdminConfig struct {
 
 type PacingConfig struct {
 	MaxHold         time.Duration `mapstructure:"max_hold"`
+	MaxInFlight     int           `mapstructure:"max_in_flight"`
 	MaxDestinations int           `mapstructure:"max_destinations"`
 }
 
@@ -224,6 +225,7 @@ var defaults = map[string]any{
 	"dlq.max_age":                      "720h",
 	"admin.secret":                     "",
 	"pacing.max_hold":                  "2s",
+	"pacing.max_in_flight":             2,
 	"pacing.max_destinations":          100000,
 	"breaker.failures":                 5,
 	"breaker.open_timeout":             "30s",
@@ -415,8 +417,11 @@ func (c Config) validate() error {
 			bad(key, "must be above 0")
 		}
 	}
-	if c.Pacing.MaxHold < 0 || c.Pacing.MaxHold >= c.Consumer.AckWait {
-		bad("pacing.max_hold", "must be between 0s and consumer.ack_wait")
+	if c.Pacing.MaxHold <= 0 || c.Pacing.MaxHold >= c.Consumer.AckWait {
+		bad("pacing.max_hold", "must be more than 0s and less than consumer.ack_wait (a wait longer than it gives the job back; use e.g. 100ms to give jobs back almost at once)")
+	}
+	if c.Pacing.MaxInFlight < 1 {
+		bad("pacing.max_in_flight", "must be at least 1")
 	}
 	if c.Breaker.Failures < 1 {
 		bad("breaker.failures", "must be at least 1")

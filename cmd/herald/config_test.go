@@ -103,6 +103,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"send timeout above ack wait", "consumer:\n  send_timeout: 40s\n", nil, "consumer.send_timeout"},
 		{"no discord hosts", "", map[string]string{"HERALD_CHANNELS_DISCORD_ALLOWED_HOSTS": " , "}, "channels.discord.allowed_hosts"},
 		{"replicas", "nats:\n  stream:\n    replicas: 0\n", nil, "nats.stream.replicas"},
+		{"zero max hold (used to mean 2s silently)", "pacing:\n  max_hold: 0s\n", nil, "pacing.max_hold"},
+		{"zero in flight", "", map[string]string{"HERALD_PACING_MAX_IN_FLIGHT": "0"}, "pacing.max_in_flight"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

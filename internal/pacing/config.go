@@ -14,6 +14,12 @@ const (
 	// frees the worker; shorter ones are cheaper to sleep through than a
 	// redelivery round trip.
 	DefaultMaxHold = 2 * time.Second
+	// DefaultMaxInFlight is how many sends to one destination may be on
+	// their way at once. Discord's webhook buckets allow about 5 per 2 s and
+	// answer in well under a second, so 2 costs a healthy webhook nothing;
+	// a destination that hangs holds at most 2 workers until the send
+	// timeout, not the pool.
+	DefaultMaxInFlight = 2
 	// DefaultMaxDestinations bounds the per-destination state of each kind
 	// (Discord webhooks, Telegram chats, Telegram bots), so millions of
 	// destinations cannot exhaust memory. An entry costs a few hundred bytes.
@@ -60,6 +66,11 @@ type Config struct {
 	// consumer turns into NakWithDelay(wait) without using an attempt. Keep it
 	// well below the consumer's DrainTimeout. At most one minute.
 	MaxHold time.Duration
+	// MaxInFlight caps the sends to one Discord webhook on their way at once
+	// (pacing.max_in_flight); DefaultMaxInFlight when 0. A job for a webhook
+	// at its cap is given back at once (NakWithDelay, no attempt used), so
+	// it never holds a worker.
+	MaxInFlight int
 	// MaxDestinations bounds the entries kept for each kind of destination
 	// state (Discord webhooks, Telegram chats, Telegram bots); least recently
 	// used idle entries are evicted first. DefaultMaxDestinations when 0.
@@ -107,6 +118,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHold == 0 {
 		c.MaxHold = DefaultMaxHold
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
 	if c.MaxDestinations == 0 {
 		c.MaxDestinations = DefaultMaxDestinations
 	}
@@ -150,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHold < 0 || c.MaxHold > maxMaxHold {
 		bad("pacing.max_hold %s must be between 0 and %s", c.MaxHold, maxMaxHold)
+	}
+	if c.MaxInFlight < 1 {
+		bad("pacing.max_in_flight %d must be at least 1", c.MaxInFlight)
 	}
 	if c.MaxDestinations < 1 {
 		bad("pacing.max_destinations %d must be at least 1", c.MaxDestinations)

@@ -13,6 +13,7 @@ func TestConfigDefaults(t *testing.T) {
 		Discord:         DiscordConfig{GlobalRate: 50, InvalidBudget: 5000, InvalidWindow: 10 * time.Minute},
 		Telegram:        TelegramConfig{PerChat: 1, PerGroup: 20.0 / 60, PerBot: 30},
 		MaxHold:         2 * time.Second,
+		MaxInFlight:     2,
 		MaxDestinations: 100_000,
 	}
 	if c != want {

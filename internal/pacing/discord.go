@@ -86,7 +86,7 @@ func (d *discordDest) newWindow(reset time.Time) {
 // only when a response in flight arrives. hold is how long the caller may
 // wait in-process: a caller that cannot wait until the next window is given
 // a slot in a coming one (see slot).
-func (d *discordDest) reserve(now time.Time, hold time.Duration) (ok bool, wait time.Duration, unknown bool) {
+func (d *discordDest) reserve(now time.Time, hold time.Duration, maxInFlight int) (ok bool, wait time.Duration, unknown bool) {
 	if now.Before(d.blockedUntil) {
 		return false, d.blockedUntil.Sub(now), false
 	}
@@ -96,6 +96,10 @@ func (d *discordDest) reserve(now time.Time, hold time.Duration) (ok bool, wait 
 		d.newWindow(time.Time{})
 	}
 	switch {
+	case d.inflight >= maxInFlight:
+		// Enough of this destination's sends are on their way: the next
+		// one waits for an answer, without holding a worker.
+		return false, 0, true
 	case d.learned && d.remaining() > 0,
 		// Nothing known (first request, or the window's responses carried no
 		// headers): one request at a time until a response teaches the bucket.

@@ -78,7 +78,7 @@ func pacedAfter(t *testing.T, err error) time.Duration {
 }
 
 func TestDiscordFirstSendAloneUntilLearned(t *testing.T) {
-	tp := newTestPacer(t, Config{})
+	tp := newTestPacer(t, Config{MaxInFlight: 10}) // the cap is TestDiscordInFlightCap's
 	now := tp.clock.Now()
 	g := tp.acquireDiscord(hookA, now, time.Second)
 	if !g.ok || g.wait != 0 {
@@ -161,8 +161,8 @@ func TestDiscordLongWaitReturnsPaced(t *testing.T) {
 	if s := tp.clock.slept(); len(s) != 0 {
 		t.Errorf("slept %v for a wait longer than MaxHold", s)
 	}
-	// A held send that then finds the bucket still waiting for a response
-	// gives the job back after MaxHold, with a short delay.
+	// A send that finds the bucket still waiting for a response gives the
+	// job back at once, with a short delay: it never holds the worker.
 	tp.clock.Advance(3*time.Second + resetMargin)
 	g := tp.acquireDiscord(hookA, tp.clock.Now(), time.Second) // opens the next window, in flight
 	for range 4 {
@@ -517,5 +517,36 @@ func TestRoute429ThroughTheChannel(t *testing.T) {
 	}
 	if g := tp.acquireDiscord("discord:2222", tp.clock.Now(), 0); !g.ok {
 		t.Fatalf("a victim's webhook after the attacker's route 429: %+v, want it sent at once", g)
+	}
+}
+
+// TestDiscordInFlightCap: with MaxInFlight sends to a webhook on their way,
+// the next is given back at once (no worker held) even though its bucket has
+// room; other webhooks are untouched, and an answer frees a slot.
+func TestDiscordInFlightCap(t *testing.T) {
+	tp := newTestPacer(t, Config{MaxInFlight: 2})
+	now := tp.clock.Now()
+	first := tp.acquireDiscord(hookA, now, time.Second)
+	tp.ObserveDiscord(hookA, headers(4, 2*time.Second), http.StatusNoContent) // learned: room for 4 more
+	second := tp.acquireDiscord(hookA, now, time.Second)
+	if !first.ok || !second.ok {
+		t.Fatalf("first two sends: %+v %+v, want both ok", first, second)
+	}
+	called, err := tp.sendVia(t, hookA, nil)
+	if called {
+		t.Fatal("a third send went out with two in flight")
+	}
+	if after := pacedAfter(t, err); after != unknownRetry {
+		t.Errorf("After = %s, want %s", after, unknownRetry)
+	}
+	if s := tp.clock.slept(); len(s) != 0 {
+		t.Errorf("the worker slept %v waiting for a busy destination", s)
+	}
+	if g := tp.acquireDiscord(hookB, now, time.Second); !g.ok {
+		t.Fatalf("another webhook: %+v, want ok", g)
+	}
+	tp.releaseDiscord(first, true, nil, now)
+	if g := tp.acquireDiscord(hookA, now, time.Second); !g.ok {
+		t.Fatalf("after an answer: %+v, want ok", g)
 	}
 }

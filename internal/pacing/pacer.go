@@ -16,9 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// unknownRetry is the delay handed to JetStream when a send waited MaxHold
-// for a response that would teach it the bucket and none came: the response is
-// overdue, so try again soon.
+// unknownRetry is the delay handed to JetStream when a send finds its
+// destination busy with requests whose answers will free a slot at no known
+// time (a first request that would teach the bucket, or MaxInFlight sends):
+// the job goes back at once instead of holding a worker, which a destination
+// that never answers would otherwise take from every other tenant.
 const unknownRetry = time.Second
 
 // minHold is the shortest wait worth sleeping: shorter ones are below timer
@@ -212,11 +214,10 @@ func (p *Pacer) hold(ctx context.Context, ch int, g grant, budget time.Duration,
 	p.countWait(ch, g.scope, counted)
 	wait := g.wait
 	if g.unknown {
-		if budget <= 0 {
-			return p.paced(unknownRetry, g.scope)
-		}
-		wait = budget
-	} else if wait > budget {
+		// Never hold a worker for an answer that may never come.
+		return p.paced(unknownRetry, g.scope)
+	}
+	if wait > budget {
 		return p.paced(wait, g.scope)
 	}
 	if err := p.sleep(ctx, wait, g.wake); err != nil {
@@ -336,7 +337,7 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 	if e == nil {
 		e = sh.add(key, discordDest{})
 	}
-	ok, w, unknown := e.reserve(now, budget)
+	ok, w, unknown := e.reserve(now, budget, p.cfg.MaxInFlight)
 	if !ok {
 		g := grant{wait: w, unknown: unknown, scope: scopeDestination}
 		if unknown {
