@@ -189,3 +189,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// SourceVerification is the Source of the jobs that carry a verification
+// code to a destination nobody has verified yet (a registration). They get
+// their own small share of what every tenant shares (Discord's
+// invalid-request budget): a stranger registering bad webhooks cannot spend
+// what deliveries to verified destinations need.
+const SourceVerification = "verification"

@@ -146,8 +146,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	pacer, err := pacing.New(pacing.Config{
 		Discord: pacing.DiscordConfig{
-			GlobalRate:    a.cfg.Channels.Discord.GlobalRate,
-			InvalidBudget: a.cfg.Channels.Discord.InvalidBudget,
+			GlobalRate:        a.cfg.Channels.Discord.GlobalRate,
+			InvalidBudget:     a.cfg.Channels.Discord.InvalidBudget,
+			InvalidWindow:     a.cfg.Channels.Discord.InvalidWindow,
+			UnverifiedShare:   a.cfg.Channels.Discord.UnverifiedShare,
+			BadDestinationTTL: a.cfg.Channels.Discord.BadDestinationTTL,
 		},
 		Telegram: pacing.TelegramConfig{
 			PerChat:  a.cfg.Channels.Telegram.PerChatRate,

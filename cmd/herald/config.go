@@ -163,10 +163,13 @@ type ChannelsConfig struct {
 }
 
 type DiscordChannelConfig struct {
-	AllowedHosts  []string `mapstructure:"allowed_hosts"`
-	AllowHTTP     bool     `mapstructure:"allow_http"`
-	GlobalRate    float64  `mapstructure:"global_rate"`
-	InvalidBudget int      `mapstructure:"invalid_budget"`
+	AllowedHosts      []string      `mapstructure:"allowed_hosts"`
+	AllowHTTP         bool          `mapstructure:"allow_http"`
+	GlobalRate        float64       `mapstructure:"global_rate"`
+	InvalidBudget     int           `mapstructure:"invalid_budget"`
+	InvalidWindow     time.Duration `mapstructure:"invalid_window"`
+	UnverifiedShare   float64       `mapstructure:"unverified_share"`
+	BadDestinationTTL time.Duration `mapstructure:"bad_destination_ttl"`
 }
 
 type TelegramChannelConfig struct {
@@ -215,22 +218,25 @@ var defaults = map[string]any{
 	"channels.discord.allow_http":    false,
 	"channels.telegram.api_base":     "https://api.telegram.org",
 
-	"channels.discord.global_rate":     50.0,
-	"channels.discord.invalid_budget":  5000,
-	"channels.telegram.per_chat_rate":  1.0,
-	"channels.telegram.per_group_rate": 0.33,
-	"channels.telegram.per_bot_rate":   30.0,
-	"retry.max_attempts":               10,
-	"retry.max_age":                    "24h",
-	"dlq.max_age":                      "720h",
-	"admin.secret":                     "",
-	"pacing.max_hold":                  "2s",
-	"pacing.max_in_flight":             2,
-	"pacing.max_destinations":          100000,
-	"breaker.failures":                 5,
-	"breaker.open_timeout":             "30s",
-	"breaker.half_open_probes":         1,
-	"breaker.max_destinations":         100000,
+	"channels.discord.global_rate":         50.0,
+	"channels.discord.invalid_budget":      5000,
+	"channels.discord.invalid_window":      "10m",
+	"channels.discord.unverified_share":    0.1,
+	"channels.discord.bad_destination_ttl": "1h",
+	"channels.telegram.per_chat_rate":      1.0,
+	"channels.telegram.per_group_rate":     0.33,
+	"channels.telegram.per_bot_rate":       30.0,
+	"retry.max_attempts":                   10,
+	"retry.max_age":                        "24h",
+	"dlq.max_age":                          "720h",
+	"admin.secret":                         "",
+	"pacing.max_hold":                      "2s",
+	"pacing.max_in_flight":                 2,
+	"pacing.max_destinations":              100000,
+	"breaker.failures":                     5,
+	"breaker.open_timeout":                 "30s",
+	"breaker.half_open_probes":             1,
+	"breaker.max_destinations":             100000,
 
 	"ingest.trusted_proxies":                 []string{},
 	"ratelimit.enabled":                      true,
@@ -407,6 +413,15 @@ func (c Config) validate() error {
 	}
 	if c.Channels.Discord.InvalidBudget < 1 {
 		bad("channels.discord.invalid_budget", "must be at least 1")
+	}
+	if c.Channels.Discord.InvalidWindow < time.Second {
+		bad("channels.discord.invalid_window", "must be at least 1s")
+	}
+	if s := c.Channels.Discord.UnverifiedShare; !(s > 0 && s <= 0.5) {
+		bad("channels.discord.unverified_share", "must be more than 0 and at most 0.5")
+	}
+	if c.Channels.Discord.BadDestinationTTL <= 0 {
+		bad("channels.discord.bad_destination_ttl", "must be more than 0s")
 	}
 	for key, v := range map[string]float64{
 		"channels.telegram.per_chat_rate":  c.Channels.Telegram.PerChatRate,

@@ -34,7 +34,7 @@ type Metrics struct {
 	Replayed       *prometheus.CounterVec // channel
 
 	// Pacing and breakers.
-	PacingWaits      *prometheus.CounterVec   // channel, scope (destination, global, invalid_budget, bot, group)
+	PacingWaits      *prometheus.CounterVec   // channel, scope (destination, global, invalid_budget, bot, group, unverified)
 	PacingWait       *prometheus.HistogramVec // channel: time a job was held in-process before sending
 	InvalidResponses *prometheus.CounterVec   // channel: Discord 401/403/429-non-shared
 	Suspended        *prometheus.GaugeVec     // channel: 1 while sending is suspended (invalid-request budget spent)

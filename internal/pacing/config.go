@@ -37,6 +37,15 @@ const (
 	// DefaultDiscordInvalidWindow is Cloudflare's sliding window for invalid
 	// requests.
 	DefaultDiscordInvalidWindow = 10 * time.Minute
+	// DefaultDiscordUnverifiedShare is the part of InvalidBudget that sends
+	// to destinations nobody has verified (registrations' verification
+	// messages) may spend: a tenth, so the public can never take what
+	// deliveries to verified destinations need.
+	DefaultDiscordUnverifiedShare = 0.1
+	// DefaultBadDestinationTTL is how long a destination that refused a
+	// verification message (401, 403, 404) is remembered: no second
+	// verification goes to it meanwhile.
+	DefaultBadDestinationTTL = time.Hour
 
 	// DefaultTelegramPerChat is Telegram's guidance for one chat: about one
 	// message per second.
@@ -95,6 +104,17 @@ type DiscordConfig struct {
 	// InvalidWindow is the sliding window of InvalidBudget, counted in 60
 	// buckets; DefaultDiscordInvalidWindow when 0, at least one second.
 	InvalidWindow time.Duration
+	// UnverifiedShare is the fraction of InvalidBudget that verification
+	// messages (herald.SourceVerification jobs) may spend, counting each
+	// from the moment it is sent (channels.discord.unverified_share);
+	// DefaultDiscordUnverifiedShare when 0, at most 0.5. Past it they wait
+	// for the window while other sends go on.
+	UnverifiedShare float64
+	// BadDestinationTTL is how long a destination that answered a
+	// verification message with 401, 403 or 404 is remembered: a second
+	// verification to it fails at once, without a request
+	// (channels.discord.bad_destination_ttl); DefaultBadDestinationTTL when 0.
+	BadDestinationTTL time.Duration
 }
 
 // TelegramConfig paces Telegram (config keys channels.telegram.*). Rates are
@@ -133,6 +153,12 @@ func (c Config) withDefaults() Config {
 	}
 	if d.InvalidWindow == 0 {
 		d.InvalidWindow = DefaultDiscordInvalidWindow
+	}
+	if d.UnverifiedShare == 0 {
+		d.UnverifiedShare = DefaultDiscordUnverifiedShare
+	}
+	if d.BadDestinationTTL == 0 {
+		d.BadDestinationTTL = DefaultBadDestinationTTL
 	}
 	t := &c.Telegram
 	if t.PerChat == 0 {
@@ -174,6 +200,12 @@ func (c Config) Validate() error {
 	rate("channels.discord.global_rate", c.Discord.GlobalRate)
 	if c.Discord.InvalidBudget < 1 {
 		bad("channels.discord.invalid_budget %d must be at least 1", c.Discord.InvalidBudget)
+	}
+	if s := c.Discord.UnverifiedShare; math.IsNaN(s) || s <= 0 || s > 0.5 {
+		bad("channels.discord.unverified_share %v must be more than 0 and at most 0.5", s)
+	}
+	if c.Discord.BadDestinationTTL < 0 {
+		bad("channels.discord.bad_destination_ttl %s must not be negative", c.Discord.BadDestinationTTL)
 	}
 	if c.Discord.InvalidWindow < minInvalidSpan {
 		bad("channels.discord.invalid_window %s must be at least %s", c.Discord.InvalidWindow, minInvalidSpan)

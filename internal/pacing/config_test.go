@@ -10,7 +10,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	want := Config{
-		Discord:         DiscordConfig{GlobalRate: 50, InvalidBudget: 5000, InvalidWindow: 10 * time.Minute},
+		Discord:         DiscordConfig{GlobalRate: 50, InvalidBudget: 5000, InvalidWindow: 10 * time.Minute, UnverifiedShare: 0.1, BadDestinationTTL: time.Hour},
 		Telegram:        TelegramConfig{PerChat: 1, PerGroup: 20.0 / 60, PerBot: 30},
 		MaxHold:         2 * time.Second,
 		MaxInFlight:     2,

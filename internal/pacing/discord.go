@@ -206,6 +206,10 @@ type discordGlobal struct {
 	invalid     *invalidCounter
 	budget      int
 	suspended   bool
+	// inflight is the sends on their way: each may come back invalid, so
+	// they count against the budget from the moment they start and the
+	// guard never overshoots it.
+	inflight int
 }
 
 // isInvalid reports whether Discord counts the response toward Cloudflare's

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
@@ -38,10 +39,11 @@ const (
 	scopeInvalidBudget              // Discord suspended: invalid-request budget spent
 	scopeBot                        // one Telegram bot over all its chats
 	scopeGroup                      // one Telegram group
+	scopeUnverified                 // verification messages: their share of the invalid budget spent
 	nScopes
 )
 
-var scopeNames = [nScopes]string{"destination", "global", "invalid_budget", "bot", "group"}
+var scopeNames = [nScopes]string{"destination", "global", "invalid_budget", "bot", "group", "unverified"}
 
 // pacedErrs are the Err of the RetryAfterErrors the Pacer returns, one per
 // scope; each matches herald.ErrPaced with errors.Is.
@@ -51,6 +53,7 @@ var pacedErrs = [nScopes]error{
 	scopeInvalidBudget: fmt.Errorf("%w (Discord suspended: invalid-request budget spent)", herald.ErrPaced),
 	scopeBot:           fmt.Errorf("%w (per-bot limit)", herald.ErrPaced),
 	scopeGroup:         fmt.Errorf("%w (per-group limit)", herald.ErrPaced),
+	scopeUnverified:    fmt.Errorf("%w (verification messages: their share of Discord's invalid-request budget spent)", herald.ErrPaced),
 }
 
 // channel indexes the per-channel metric children.
@@ -76,8 +79,11 @@ type Pacer struct {
 	sleep func(ctx context.Context, d time.Duration, wake <-chan struct{}) error
 
 	dests *cache[discordDest, *discordDest]
-	dmu   sync.Mutex // guards dg
+	dmu   sync.Mutex // guards dg and unv
 	dg    discordGlobal
+	unv   unverifiedShare
+	// bad remembers destinations that refused a verification message.
+	bad *expirable.LRU[string, struct{}]
 
 	chats *cache[tgChat, *tgChat] // chat shards are locked before bot shards
 	bots  *cache[tgBot, *tgBot]
@@ -114,11 +120,16 @@ func New(cfg Config, logger *slog.Logger, m *metrics.Metrics) (*Pacer, error) {
 			invalid: newInvalidCounter(cfg.Discord.InvalidWindow, now),
 			budget:  cfg.Discord.InvalidBudget,
 		},
+		unv: unverifiedShare{
+			invalid: newInvalidCounter(cfg.Discord.InvalidWindow, now),
+			budget:  max(int(float64(cfg.Discord.InvalidBudget)*cfg.Discord.UnverifiedShare), 1),
+		},
+		bad:   expirable.NewLRU[string, struct{}](cfg.MaxDestinations, nil, cfg.Discord.BadDestinationTTL),
 		chats: newCache[tgChat](cfg.MaxDestinations),
 		bots:  newCache[tgBot](cfg.MaxDestinations),
 	}
 	applies := [nChannels][]scope{
-		chDiscord:  {scopeDestination, scopeGlobal, scopeInvalidBudget},
+		chDiscord:  {scopeDestination, scopeGlobal, scopeInvalidBudget, scopeUnverified},
 		chTelegram: {scopeDestination, scopeGroup, scopeBot},
 	}
 	for ch, name := range [nChannels]herald.Channel{chDiscord: herald.ChannelDiscord, chTelegram: herald.ChannelTelegram} {
@@ -177,6 +188,9 @@ func (p *Pacer) Middleware(dest func(herald.Notification) string) consumer.Middl
 				key := dest(d.Notification)
 				if key == "" || key == "discord:invalid" {
 					return next(ctx, d)
+				}
+				if d.Job.Source == herald.SourceVerification {
+					return p.sendUnverified(ctx, key, d, next)
 				}
 				return p.sendDiscord(ctx, key, d, next)
 			case herald.ChannelTelegram:
@@ -361,6 +375,7 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 		return grant{wait: w, scope: scopeGlobal}
 	}
 	p.dg.rate.take(t)
+	p.dg.inflight++
 	p.dmu.Unlock()
 	return grant{ok: true, wait: w, scope: scopeGlobal, shard: sh, dest: e}
 }
@@ -368,6 +383,9 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 // releaseDiscord ends g's reservation; a non-nil ra (a per-webhook 429)
 // blocks the webhook for ra.After from now.
 func (p *Pacer) releaseDiscord(g grant, sent bool, ra *herald.RetryAfterError, now time.Time) {
+	p.dmu.Lock()
+	p.dg.inflight = max(p.dg.inflight-1, 0)
+	p.dmu.Unlock()
 	g.shard.mu.Lock()
 	if ra != nil {
 		g.dest.block(now.Add(ra.After))
@@ -388,6 +406,11 @@ func (p *Pacer) discordGateLocked(now time.Time) (time.Duration, scope) {
 	p.setSuspendedLocked(false, now, 0)
 	if now.Before(g.pausedUntil) {
 		return g.pausedUntil.Sub(now), scopeGlobal
+	}
+	if g.invalid.count(now)+g.inflight >= g.budget {
+		// The sends on their way could spend what is left: wait for their
+		// answers rather than overshoot.
+		return unknownRetry, scopeInvalidBudget
 	}
 	return 0, 0
 }

@@ -9,8 +9,9 @@ import (
 	"github.com/heraldrelay/herald/publisher"
 )
 
-// SourceVerification is the Source of the jobs JobNotifier publishes.
-const SourceVerification = "verification"
+// SourceVerification is the Source of the jobs JobNotifier publishes
+// (herald.SourceVerification: pacing gives them their own share).
+const SourceVerification = herald.SourceVerification
 
 // JobPublisher stores jobs; *publisher.Publisher implements it.
 type JobPublisher interface {
