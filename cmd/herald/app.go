@@ -246,7 +246,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("config: admin.secret: %w", err)
 		}
 		mux.Handle(admin.Prefix, adm.Handler())
-		if err := mountRegister(mux, vlt, a.logger); err != nil {
+		// The pacer that sends verification messages lives with the
+		// workers: an ingest-only process cannot see its share.
+		var verificationWait func() time.Duration
+		if a.role.worker {
+			verificationWait = pacer.UnverifiedWait
+		}
+		if err := mountRegister(mux, vlt, a.logger, verificationWait); err != nil {
 			return err
 		}
 		handler = mux

@@ -81,8 +81,11 @@ func (a *App) openVault(ctx context.Context, checkers map[herald.Channel]vault.T
 
 // mountRegister serves the registration page on mux, its forms signed with
 // keys derived from the vault keys (the same on every replica).
-func mountRegister(mux *http.ServeMux, v *vault.Vault, logger *slog.Logger) error {
-	page, err := register.New(register.Config{CSRFKeys: v.DeriveKeys(register.CSRFPurpose)}, register.Deps{Vault: v, Logger: logger})
+// verificationWait, when not nil, refuses registrations while verification
+// messages cannot be sent (the pacer's share for them is spent).
+func mountRegister(mux *http.ServeMux, v *vault.Vault, logger *slog.Logger, verificationWait func() time.Duration) error {
+	page, err := register.New(register.Config{CSRFKeys: v.DeriveKeys(register.CSRFPurpose)},
+		register.Deps{Vault: v, Logger: logger, VerificationWait: verificationWait})
 	if err != nil {
 		return fmt.Errorf("register page: %w", err)
 	}

@@ -32,7 +32,9 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +88,11 @@ type Deps struct {
 	// Logger gets one line per registration step with the credential id,
 	// never the destination; nil discards.
 	Logger *slog.Logger
+	// VerificationWait says how long until a verification message may be
+	// sent (0: now). While it is not 0, registrations are refused with 503
+	// and Retry-After instead of queueing codes that could only wait: the
+	// pacer's share for verification messages is spent. Nil never refuses.
+	VerificationWait func() time.Duration
 }
 
 // Page serves the registration page. It is safe for concurrent use.
@@ -94,6 +101,7 @@ type Page struct {
 	vault Vault
 	log   *slog.Logger
 	tmpl  *template.Template
+	wait  func() time.Duration
 }
 
 //go:embed page.html
@@ -116,7 +124,7 @@ func New(cfg Config, deps Deps) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register: page template: %w", err)
 	}
-	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl}
+	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,6 +174,15 @@ func (p *Page) handleVerifyForm(w http.ResponseWriter, r *http.Request) {
 func (p *Page) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !p.checkForm(w, r) {
 		return
+	}
+	if p.wait != nil {
+		if wait := p.wait(); wait > 0 {
+			secs := int(math.Ceil(wait.Seconds()))
+			p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration refused: verification share spent", slog.Int("retry_after_s", secs))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			p.problem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("Too many registrations right now. Please try again in %d seconds.", secs))
+			return
+		}
 	}
 	c := herald.Channel(r.PostForm.Get("channel"))
 	var target herald.Target

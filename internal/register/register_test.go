@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,8 @@ type page struct {
 	url   string
 	codes *codes
 	vault *vault.Vault
+	// wait is what the page's VerificationWait answers (0: send now).
+	wait atomic.Int64
 }
 
 // newPage serves the page over a real vault; csrfKeys default to the
@@ -100,7 +103,8 @@ func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	if csrfKeys == nil {
 		csrfKeys = p.vault.DeriveKeys(register.CSRFPurpose)
 	}
-	pg, err := register.New(register.Config{CSRFKeys: csrfKeys}, register.Deps{Vault: p.vault, Logger: log})
+	pg, err := register.New(register.Config{CSRFKeys: csrfKeys}, register.Deps{Vault: p.vault, Logger: log,
+		VerificationWait: func() time.Duration { return time.Duration(p.wait.Load()) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,5 +368,29 @@ func TestResendAndTooManyWrongCodes(t *testing.T) {
 	}
 	if resp, _ := b.get(p.url + "/register/verify"); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("GET verify without id: %d", resp.StatusCode)
+	}
+}
+
+// TestRegisterRefusedWhileVerificationShareSpent: while verification
+// messages cannot be sent, a registration is refused with 503 and
+// Retry-After, and nothing is stored or sent; once they can, it goes through.
+func TestRegisterRefusedWhileVerificationShareSpent(t *testing.T) {
+	p := newPage(t, nil)
+	p.wait.Store(int64(90*time.Second + 200*time.Millisecond))
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	resp, body := b.post(p.url+"/register", url.Values{"csrf": {field(t, csrfRE, body)}, "channel": {"discord"}, "webhook": {testWebhook}})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "91" || !strings.Contains(body, "try again in 91 seconds") {
+		t.Fatalf("POST /register while the share is spent: %d, Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if p.codes.count() != 0 {
+		t.Fatalf("%d codes sent while refusing", p.codes.count())
+	}
+	assertNoLeak(t, "refusal page", body)
+	p.wait.Store(0)
+	_, body = b.get(p.url + "/register")
+	resp, body = b.post(p.url+"/register", url.Values{"csrf": {field(t, csrfRE, body)}, "channel": {"discord"}, "webhook": {testWebhook}})
+	if resp.StatusCode != 200 || p.codes.count() != 1 {
+		t.Fatalf("POST /register once the share is back: %d, %d codes\n%s", resp.StatusCode, p.codes.count(), body)
 	}
 }
