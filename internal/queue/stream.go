@@ -151,8 +151,18 @@ func EnsureStatusBucket(ctx context.Context, js jetstream.JetStream, ttl time.Du
 // ErrNotConnected is returned by Ready when the connection is down.
 var ErrNotConnected = errors.New("queue: not connected to NATS")
 
-// Ready returns nil when nc is connected and the jobs stream answers an info
-// request, which is what GET /readyz needs to know. It waits at most until ctx
+// ErrStreamFull is returned by Ready when the jobs stream, or the JetStream
+// account's store, has no room for another job: every publish would be
+// refused (the ingest answers 503), so the process is not ready.
+var ErrStreamFull = errors.New("queue: the jobs stream is full")
+
+// readyHeadroom is the room a ready stream must have left: a job of the
+// ingest's largest accepted size, with its headers.
+const readyHeadroom = 96 << 10
+
+// Ready returns nil when nc is connected, the jobs stream answers an info
+// request and has room for another job (else ErrStreamFull), which is what
+// GET /readyz needs to know. It waits at most until ctx
 // ends (5 s when ctx has no deadline).
 func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 	if nc == nil || !nc.IsConnected() {
@@ -163,8 +173,21 @@ func Ready(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 		ctx, cancel = context.WithTimeout(ctx, defaultReadyTimeout)
 		defer cancel()
 	}
-	if _, err := js.Stream(ctx, herald.JobsStream); err != nil {
+	st, err := js.Stream(ctx, herald.JobsStream)
+	if err != nil {
 		return fmt.Errorf("queue: ready: stream %s: %w", herald.JobsStream, err)
+	}
+	info := st.CachedInfo()
+	if c := info.Config; c.MaxBytes > 0 && c.MaxBytes-int64(info.State.Bytes) < readyHeadroom ||
+		c.MaxMsgs > 0 && int64(info.State.Msgs) >= c.MaxMsgs {
+		return fmt.Errorf("queue: ready: stream %s: %w (%d messages, %d bytes)", herald.JobsStream, ErrStreamFull, info.State.Msgs, info.State.Bytes)
+	}
+	acct, err := js.AccountInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: ready: account info: %w", err)
+	}
+	if max := acct.Limits.MaxStore; max > 0 && max-int64(acct.Store) < readyHeadroom {
+		return fmt.Errorf("queue: ready: %w: the JetStream store is full (%d of %d bytes)", ErrStreamFull, acct.Store, max)
 	}
 	return nil
 }

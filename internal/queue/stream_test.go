@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -224,6 +225,39 @@ func TestReady(t *testing.T) {
 	}
 	if err := Ready(ctx, nil, js); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Ready(nil conn) = %v", err)
+	}
+}
+
+// TestReadyFalseWhenStreamFull: a jobs stream with no room left refuses
+// every publish, so the process is not ready, and is again once there is
+// room.
+func TestReadyFalseWhenStreamFull(t *testing.T) {
+	_, nc, js := testkit.JetStream(t)
+	ctx := testCtx(t)
+	st, err := EnsureJobsStream(ctx, js, StreamConfig{MaxBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Ready(ctx, nc, js); err != nil {
+		t.Fatalf("Ready on an empty stream = %v", err)
+	}
+	big := make([]byte, 32<<10)
+	for i := 0; ; i++ {
+		if _, err := js.Publish(ctx, herald.JobIDSubject(herald.ChannelDiscord, fmt.Sprint(i)), big); err != nil {
+			break // full: DiscardNew refuses
+		}
+		if i > 100 {
+			t.Fatal("the stream never filled")
+		}
+	}
+	if err := Ready(ctx, nc, js); !errors.Is(err, ErrStreamFull) {
+		t.Fatalf("Ready on a full stream = %v, want ErrStreamFull", err)
+	}
+	if err := st.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ready(ctx, nc, js); err != nil {
+		t.Fatalf("Ready after the stream emptied = %v", err)
 	}
 }
 
