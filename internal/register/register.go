@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -68,8 +69,12 @@ const (
 	// requestTimeout bounds the vault work of one post (a store and the
 	// job carrying the code).
 	requestTimeout = 10 * time.Second
-	// cookieMaxAge is how long a form stays valid after the page was shown.
+	// cookieMaxAge is how long the browser keeps the form cookie.
 	cookieMaxAge = 24 * time.Hour
+	// formTokenTTL is how long a form stays valid after the page was shown:
+	// every rendering carries a fresh token, so a person never meets the
+	// limit, and a token a script collected stops working.
+	formTokenTTL = time.Hour
 )
 
 // Config configures a Page.
@@ -79,6 +84,9 @@ type Config struct {
 	// from the vault keys (vault.Vault.DeriveKeys(CSRFPurpose)). At least
 	// one, each at least 32 bytes.
 	CSRFKeys [][]byte
+	// Now is the clock form tokens expire by; nil means time.Now. Override
+	// for tests.
+	Now func() time.Time
 }
 
 // Deps are a Page's collaborators.
@@ -102,6 +110,7 @@ type Page struct {
 	log   *slog.Logger
 	tmpl  *template.Template
 	wait  func() time.Duration
+	now   func() time.Time
 }
 
 //go:embed page.html
@@ -124,7 +133,10 @@ func New(cfg Config, deps Deps) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register: page template: %w", err)
 	}
-	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait}
+	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait, now: cfg.Now}
+	if p.now == nil {
+		p.now = time.Now
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -345,7 +357,7 @@ func (p *Page) checkForm(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	c, err := r.Cookie(CSRFCookie)
-	if err != nil || !p.validToken(c.Value, r.PostForm.Get(csrfField)) {
+	if !sameOrigin(r) || err != nil || !p.validToken(c.Value, r.PostForm.Get(csrfField)) {
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration form refused", slog.String("reason", "csrf"))
 		p.problem(w, r, http.StatusForbidden, "This form has expired or did not come from this page. Reload the page and try again.")
 		return false
@@ -353,23 +365,62 @@ func (p *Page) checkForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// sameOrigin reports whether a form post may come from this page: a browser
+// says where a request comes from (Sec-Fetch-Site, Origin), and a post from
+// another site is refused even with a valid token. Clients that send
+// neither (scripts, old browsers) are judged by the token alone.
+//
+// Sec-Fetch-Site, which every current browser sends and no page can forge,
+// decides when present; Origin is compared with the host the browser asked
+// for (Host, or X-Forwarded-Host behind a proxy that rewrites Host) only for
+// browsers without it.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host) || strings.EqualFold(u.Host, r.Header.Get("X-Forwarded-Host"))
+}
+
 var b64 = base64.RawURLEncoding
 
-// sign returns the form token of cookie value v under key.
-func sign(key []byte, v string) string {
+// sign returns the form token's signature of cookie value v, expiring at
+// exp (unix seconds), under key.
+func sign(key []byte, v string, exp int64) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("herald register form\x00" + v))
+	m.Write([]byte("herald register form\x00" + v + "\x00" + strconv.FormatInt(exp, 10)))
 	return b64.EncodeToString(m.Sum(nil))
 }
 
+// formToken is the form's token for cookie value v: "<expiry>.<signature>",
+// valid for formTokenTTL.
+func (p *Page) formToken(v string) string {
+	exp := p.now().Add(formTokenTTL).Unix()
+	return strconv.FormatInt(exp, 10) + "." + sign(p.keys[0], v, exp)
+}
+
+// validToken reports whether token is a form token this page issued for
+// cookie within formTokenTTL, under any of its keys.
 func (p *Page) validToken(cookie, token string) bool {
-	if len(cookie) < 22 || token == "" {
+	expText, sig, found := strings.Cut(token, ".")
+	if len(cookie) < 22 || !found {
+		return false
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if err != nil || p.now().Unix() > exp || exp > p.now().Add(formTokenTTL).Unix() {
 		return false
 	}
 	ok := false
 	for _, k := range p.keys {
 		// No early exit: the time taken does not say which key matched.
-		if hmac.Equal([]byte(sign(k, cookie)), []byte(token)) {
+		if hmac.Equal([]byte(sign(k, cookie, exp)), []byte(sig)) {
 			ok = true
 		}
 	}
@@ -380,7 +431,7 @@ func (p *Page) validToken(cookie, token string) bool {
 // (or one too short to be ours).
 func (p *Page) csrf(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(CSRFCookie); err == nil && len(c.Value) >= 22 && len(c.Value) <= 64 {
-		return sign(p.keys[0], c.Value)
+		return p.formToken(c.Value)
 	}
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
@@ -394,7 +445,7 @@ func (p *Page) csrf(w http.ResponseWriter, r *http.Request) string {
 		Secure:   r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
 		SameSite: http.SameSiteStrictMode,
 	})
-	return sign(p.keys[0], v)
+	return p.formToken(v)
 }
 
 // render writes the page. Every rendering carries a fresh form token, and

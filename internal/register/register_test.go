@@ -77,6 +77,8 @@ type page struct {
 	vault *vault.Vault
 	// wait is what the page's VerificationWait answers (0: send now).
 	wait atomic.Int64
+	// clock is the page's clock for form tokens.
+	clock testkit.ShiftedClock
 }
 
 // newPage serves the page over a real vault; csrfKeys default to the
@@ -103,7 +105,7 @@ func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	if csrfKeys == nil {
 		csrfKeys = p.vault.DeriveKeys(register.CSRFPurpose)
 	}
-	pg, err := register.New(register.Config{CSRFKeys: csrfKeys}, register.Deps{Vault: p.vault, Logger: log,
+	pg, err := register.New(register.Config{CSRFKeys: csrfKeys, Now: p.clock.Now}, register.Deps{Vault: p.vault, Logger: log,
 		VerificationWait: func() time.Duration { return time.Duration(p.wait.Load()) }})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +141,21 @@ func (b *browser) get(u string) (*http.Response, string) {
 
 func (b *browser) post(u string, form url.Values) (*http.Response, string) {
 	b.t.Helper()
-	resp, err := b.c.PostForm(u, form)
+	return b.postWith(u, form, nil)
+}
+
+// postWith posts form with extra headers (a browser's Origin, Sec-Fetch-Site).
+func (b *browser) postWith(u string, form url.Values, header map[string]string) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -261,10 +277,42 @@ func TestCSRF(t *testing.T) {
 	if p.codes.count() != 0 {
 		t.Fatal("a refused form sent a code")
 	}
-	// The right pair works.
+	// A post another site's page makes, with this visitor's cookie and a
+	// valid token: the browser says where it comes from.
 	form.Set("csrf", token)
-	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != 200 {
+	for _, h := range []map[string]string{
+		{"Origin": "https://evil.example"},
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "https://sub." + strings.TrimPrefix(p.url, "http://")},
+	} {
+		if resp, _ := b.postWith(p.url+"/register", form, h); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("valid token from another site (%v): %d", h, resp.StatusCode)
+		}
+	}
+	if p.codes.count() != 0 {
+		t.Fatal("a refused form sent a code")
+	}
+	// The right pair works, also with the headers a browser sends.
+	if resp, _ := b.postWith(p.url+"/register", form, map[string]string{"Origin": p.url, "Sec-Fetch-Site": "same-origin"}); resp.StatusCode != 200 {
 		t.Fatalf("valid token: %d", resp.StatusCode)
+	}
+}
+
+// TestFormTokenExpires: a token is good for an hour after the page was
+// shown; a collected token stops working, and the page hands out a new one.
+func TestFormTokenExpires(t *testing.T) {
+	p := newPage(t, nil)
+	b := newBrowser(t)
+	_, body := b.get(p.url + "/register")
+	form := url.Values{"channel": {"discord"}, "webhook": {testWebhook}, "csrf": {field(t, csrfRE, body)}}
+	p.clock.Advance(time.Hour + time.Minute)
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an expired token: %d, want 403", resp.StatusCode)
+	}
+	_, body = b.get(p.url + "/register")
+	form.Set("csrf", field(t, csrfRE, body))
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != 200 {
+		t.Fatalf("a fresh token: %d, want 200", resp.StatusCode)
 	}
 }
 
