@@ -59,7 +59,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var opts []publisher.Option
-	id := ""
+	id := herald.NewID()
 	if keys, present := r.Header["Idempotency-Key"]; present {
 		key := keys[0]
 		if err := checkIdempotencyKey(key, len(keys)); err != nil {
@@ -67,8 +67,10 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id = herald.IDFromKey(sec.scope, key)
-		opts = append(opts, publisher.WithMsgID(id))
 	}
+	// The id is tied to this secret: no other secret can read its status.
+	id = sec.own(id)
+	opts = append(opts, publisher.WithMsgID(id))
 	if err := checkContentType(r); err != nil {
 		s.apiFail(w, r, routeCreate, err)
 		return
@@ -185,14 +187,18 @@ func (s *Server) checkJob(job *herald.Job) error {
 
 // handleGetStatus serves GET /v1/notifications/{id}: the job's status record,
 // "queued" for a stored job no worker has recorded yet, or 404 when the job is
-// unknown (also for an id that cannot be a job id).
+// unknown (also for an id that cannot be a job id, and for a job another API
+// secret created).
 func (s *Server) handleGetStatus(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authAPI(r); !ok {
+	sec, ok := s.authAPI(r)
+	if !ok {
 		s.apiFail(w, r, routeGetStatus, reject(errUnauthorized, "missing or wrong API secret"))
 		return
 	}
 	id := r.PathValue("id")
-	if !herald.ValidID(id) {
+	// Another secret's job is answered as unknown: 404, never 403, so that
+	// its existence is not revealed either.
+	if !herald.ValidID(id) || !sec.mayRead(id) {
 		s.apiFail(w, r, routeGetStatus, errNotFound)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/publisher"
 )
 
@@ -163,11 +164,47 @@ func TestAPIIdempotency(t *testing.T) {
 	if c.ID == a.ID || c.Duplicate {
 		t.Fatalf("another secret's request = %+v", c)
 	}
-	if c.ID != herald.IDFromKey(e.srv.secrets[1].scope, "order-1234") || strings.Contains(e.srv.secrets[1].scope, "second-secret") {
-		t.Fatal("id is not derived from the secret's scope and the key")
+	if sec := &e.srv.secrets[1]; c.ID != sec.own(herald.IDFromKey(sec.scope, "order-1234")) || strings.Contains(sec.scope, "second-secret") {
+		t.Fatal("id is not derived from the secret's scope and the key, owned by the secret")
 	}
 	if n := e.streamMsgs(); n != 2 {
 		t.Fatalf("stream holds %d jobs, want 2", n)
+	}
+}
+
+// TestAPIStatusOnlyForItsOwner: a job's status is visible only to the API
+// secret that created it; another secret gets 404 (not 403, which would say
+// the job exists), also for a made-up tag. A job without an owner tag (one
+// published straight to NATS) stays visible to every API secret.
+func TestAPIStatusOnlyForItsOwner(t *testing.T) {
+	e := newTestEnv(t)
+	resp := e.api("POST", "/v1/notifications", `{"channel":"discord","credentials":{"webhook":"`+e.seal(testWebhook)+`"},"message":{"text":"mine"}}`, "X-API-Secret", testAPISecret)
+	var a Accepted
+	decodeJSON(t, resp.Body, &a)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	if got := e.api("GET", "/v1/notifications/"+a.ID, "", "X-API-Secret", testAPISecret); got.StatusCode != http.StatusOK {
+		t.Fatalf("owner's GET: %d", got.StatusCode)
+	}
+	if got := e.api("GET", "/v1/notifications/"+a.ID, "", "X-API-Secret", "second-secret-abcdefgh"); got.StatusCode != http.StatusNotFound {
+		t.Fatalf("another secret's GET: %d, want 404", got.StatusCode)
+	}
+	base, _, owned := split(a.ID)
+	if !owned {
+		t.Fatalf("id %q carries no owner tag", a.ID)
+	}
+	if got := e.api("GET", "/v1/notifications/"+base+"_aaaaaaaaaa", "", "X-API-Secret", "second-secret-abcdefgh"); got.StatusCode != http.StatusNotFound {
+		t.Fatalf("a made-up tag: %d, want 404", got.StatusCode)
+	}
+	job := &herald.Job{ID: "from-nats-1", Channel: herald.ChannelDiscord, Credentials: herald.Credentials{Webhook: e.seal(testWebhook)}, Message: herald.Message{Text: "another backend's"}}
+	if _, err := publisher.New(e.js).Publish(testkit.Context(t, 5*time.Second), job); err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range []string{testAPISecret, "second-secret-abcdefgh"} {
+		if got := e.api("GET", "/v1/notifications/from-nats-1", "", "X-API-Secret", sec); got.StatusCode != http.StatusOK {
+			t.Fatalf("a NATS-published job for %.6s…: %d, want 200", sec, got.StatusCode)
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/hex"
 	"net/http"
 	"strings"
@@ -16,6 +18,8 @@ type secret struct {
 	// scope identifies the client in idempotency ids without being the
 	// secret, or the digest compared at login.
 	scope string
+	// owner keys the tags that tie job and secret ids to this secret.
+	owner [sha256.Size]byte
 }
 
 // scopePrefix separates the idempotency scope's hash from the auth digest.
@@ -27,8 +31,52 @@ func newSecrets(plain []string) []secret {
 		out[i].digest = sha256.Sum256([]byte(p))
 		sum := sha256.Sum256([]byte(scopePrefix + p))
 		out[i].scope = hex.EncodeToString(sum[:16])
+		out[i].owner = sha256.Sum256([]byte(ownerPrefix + p))
 	}
 	return out
+}
+
+// ownerPrefix separates the owner key from the other digests of a secret.
+const ownerPrefix = "herald owner\x00"
+
+// ownerTagLen is the length of an owner tag: 50 bits of HMAC in base32.
+const ownerTagLen = 10
+
+var ownerEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// tag is the owner tag of id: who cannot compute it did not create id.
+func (sec *secret) tag(id string) string {
+	m := hmac.New(sha256.New, sec.owner[:])
+	m.Write([]byte(id))
+	return strings.ToLower(ownerEncoding.EncodeToString(m.Sum(nil)))[:ownerTagLen]
+}
+
+// own returns id tied to sec: "<id>_<tag>". Job ids and secret ids made
+// through the API are owned, so that only the API secret that created a
+// record can read it.
+func (sec *secret) own(id string) string { return id + "_" + sec.tag(id) }
+
+// split returns the base of an owned id and its tag, or ok false for an id
+// that carries no owner tag (a job published straight to NATS or through
+// the Streaky endpoint).
+func split(id string) (base, tag string, ok bool) {
+	i := len(id) - ownerTagLen - 1
+	if i < 1 || id[i] != '_' {
+		return "", "", false
+	}
+	for _, c := range id[i+1:] {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return "", "", false
+		}
+	}
+	return id[:i], id[i+1:], true
+}
+
+// mayRead reports whether sec may read the record id: an owned id only by
+// its owner, an id without an owner tag by any API secret.
+func (sec *secret) mayRead(id string) bool {
+	base, tag, owned := split(id)
+	return !owned || hmac.Equal([]byte(sec.tag(base)), []byte(tag))
 }
 
 // match returns the secret given equals, comparing against every configured

@@ -90,7 +90,7 @@ type Resent struct {
 // handleCredentialCreate serves POST /v1/credentials: 201 with the
 // credential's metadata (vault.Info), never its destination.
 func (s *Server) handleCredentialCreate(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeCredentialCreate) {
+	if _, ok := s.vaultAuth(w, r, routeCredentialCreate); !ok {
 		return
 	}
 	var req CredentialRequest
@@ -127,7 +127,7 @@ func (s *Server) handleCredentialCreate(w http.ResponseWriter, r *http.Request) 
 
 // handleCredentialGet serves GET /v1/credentials/{id}: the metadata.
 func (s *Server) handleCredentialGet(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeCredentialGet) {
+	if _, ok := s.vaultAuth(w, r, routeCredentialGet); !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
@@ -142,7 +142,7 @@ func (s *Server) handleCredentialGet(w http.ResponseWriter, r *http.Request) {
 
 // handleCredentialDelete serves DELETE /v1/credentials/{id}: 204.
 func (s *Server) handleCredentialDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeCredentialDelete) {
+	if _, ok := s.vaultAuth(w, r, routeCredentialDelete); !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
@@ -157,7 +157,7 @@ func (s *Server) handleCredentialDelete(w http.ResponseWriter, r *http.Request) 
 // handleCredentialVerify serves POST /v1/credentials/{id}/verify with
 // {"code":"123456"}: 200 with the now verified credential's metadata.
 func (s *Server) handleCredentialVerify(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeCredentialVerify) {
+	if _, ok := s.vaultAuth(w, r, routeCredentialVerify); !ok {
 		return
 	}
 	var req VerifyRequest
@@ -178,7 +178,7 @@ func (s *Server) handleCredentialVerify(w http.ResponseWriter, r *http.Request) 
 // handleCredentialResend serves POST /v1/credentials/{id}/verify/resend: a
 // new code is sent (202).
 func (s *Server) handleCredentialResend(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeCredentialResend) {
+	if _, ok := s.vaultAuth(w, r, routeCredentialResend); !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
@@ -261,12 +261,13 @@ func vaultFailure(err error) error {
 
 // vaultAuth checks the API secret of a vault route and answers 401 when it
 // is wrong.
-func (s *Server) vaultAuth(w http.ResponseWriter, r *http.Request, route string) bool {
-	if _, ok := s.authAPI(r); !ok {
+func (s *Server) vaultAuth(w http.ResponseWriter, r *http.Request, route string) (*secret, bool) {
+	sec, ok := s.authAPI(r)
+	if !ok {
 		s.apiFail(w, r, route, reject(errUnauthorized, "missing or wrong API secret"))
-		return false
+		return nil, false
 	}
-	return true
+	return sec, true
 }
 
 // vaultContext is the context of a request's vault work: it survives the

@@ -290,6 +290,17 @@ func TestSecretsOverTheAPI(t *testing.T) {
 	if code, _ := e.vaultAPI("GET", "/v1/secrets/"+herald.NewID(), ""); code != 404 {
 		t.Fatalf("unknown secret: %d", code)
 	}
+
+	// Another API secret can neither read a secret nor spend its one read.
+	_, out := e.vaultAPI("POST", "/v1/secrets", `{"value":"for the owner only","ttl":"10m"}`)
+	id, _ := out["id"].(string)
+	rec := e.do(request{method: "GET", path: "/v1/secrets/" + id, header: map[string]string{"Authorization": "Bearer second-secret-abcdefgh"}})
+	if rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), "for the owner only") {
+		t.Fatalf("another API secret's read: %d %s, want 404", rec.Code, rec.Body.String())
+	}
+	if code, out := e.vaultAPI("GET", "/v1/secrets/"+id, ""); code != 200 || out["value"] != "for the owner only" {
+		t.Fatalf("the owner's read after another secret tried: %d %v", code, out)
+	}
 }
 
 // Without a vault the routes do not exist and jobs naming a credential are

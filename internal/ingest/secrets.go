@@ -29,7 +29,8 @@ type SecretValue struct {
 
 // handleSecretCreate serves POST /v1/secrets: 201 {"id","expires_at"}.
 func (s *Server) handleSecretCreate(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeSecretCreate) {
+	sec, ok := s.vaultAuth(w, r, routeSecretCreate)
+	if !ok {
 		return
 	}
 	var req SecretRequest
@@ -44,20 +45,33 @@ func (s *Server) handleSecretCreate(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, r, routeSecretCreate, secretError(err))
 		return
 	}
+	ref.ID = sec.own(ref.ID) // only this API secret can take it back
 	w.Header().Set("Location", "/v1/secrets/"+url.PathEscape(ref.ID))
 	writeVaultJSON(w, http.StatusCreated, ref)
 }
 
-// handleSecretTake serves GET /v1/secrets/{id}: the value, once. The secret
-// is deleted by this read; any other read, before or after, concurrent or
-// not, on this replica or another, gets 404.
+// handleSecretTake serves GET /v1/secrets/{id}: the value, once, to the API
+// secret that stored it. The secret is deleted by this read; any other read,
+// before or after, concurrent or not, on this replica or another, gets 404,
+// and so does a read with another API secret.
 func (s *Server) handleSecretTake(w http.ResponseWriter, r *http.Request) {
-	if !s.vaultAuth(w, r, routeSecretTake) {
+	sec, ok := s.vaultAuth(w, r, routeSecretTake)
+	if !ok {
 		return
+	}
+	id := r.PathValue("id")
+	// Another API secret's secret is answered as unknown (404), and is not
+	// taken.
+	if !sec.mayRead(id) {
+		s.apiFail(w, r, routeSecretTake, errSecretNotFound)
+		return
+	}
+	if base, _, owned := split(id); owned {
+		id = base
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	value, err := s.vault.TakeSecret(ctx, r.PathValue("id"))
+	value, err := s.vault.TakeSecret(ctx, id)
 	if err != nil {
 		s.apiFail(w, r, routeSecretTake, secretError(err))
 		return
