@@ -3,17 +3,16 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // BenchmarkServeEndToEnd drives b.N jobs through the real `serve` wiring: HTTP
@@ -23,61 +22,31 @@ import (
 //
 //	go test ./cmd/herald -run '^$' -bench ServeEndToEnd -benchtime 10000x
 func BenchmarkServeEndToEnd(b *testing.B) {
-	discord := fake.NewDiscord(b)
 	// Measure Herald, not Discord's limits: buckets and the global rate are
 	// set far above what the benchmark sends.
-	discord.Limit(1_000_000, time.Second, 0)
-	app := newBenchApp(b)
-	const hooks = 100
-	bodies := make([][]byte, hooks)
-	for i := range bodies {
-		sealed, _ := app.Keys.Seal(discord.WebhookURL(fmt.Sprint(1000+i), fmt.Sprintf("token-%d", i)))
-		bodies[i] = []byte(fmt.Sprintf(`{"channel":"discord","credentials":{"webhook":%q},"message":{"title":"bench","text":"job"}}`, sealed))
+	discord := unlimitedDiscord(b)
+	app := newBenchApp(b, nil)
+	hook := benchWebhooks(b, app, discord)
+	bodies := make([]string, len(hook))
+	for i, sealed := range hook {
+		bodies[i] = fmt.Sprintf(`{"channel":"discord","credentials":{"webhook":%q},"message":{"title":"bench","text":"job"}}`, sealed)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-	var next, failed atomic.Int64
 	b.ResetTimer()
 	cpuStart := cpuTime()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", bytes.NewReader(bodies[i%hooks]))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("X-API-Secret", testSecret)
-				resp, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				// Drain before closing, or the connection is not reused and
-				// every request dials anew.
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	failed := hammer(b.N, app.URL+"/v1/notifications", http.StatusAccepted, func(i int) (string, string) {
+		return bodies[i%len(bodies)], testSecret
+	})
 	accepted := time.Since(start)
 	deadline := time.Now().Add(5 * time.Minute)
-	for discord.Count() < b.N-int(failed.Load()) && time.Now().Before(deadline) {
+	for discord.Count() < b.N-int(failed) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpuStart
 	b.StopTimer()
-	if failed.Load() > 0 {
-		b.Fatalf("%d requests were not accepted", failed.Load())
+	if failed > 0 {
+		b.Fatalf("%d requests were not accepted", failed)
 	}
 	if got := discord.Count(); got != b.N {
 		b.Fatalf("delivered %d of %d", got, b.N)
@@ -89,13 +58,14 @@ func BenchmarkServeEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/job")
 }
 
-// newBenchApp is newTestApp for benchmarks: quiet logs, the real wiring.
-// The per-client rate limit is off: the benchmark is one client sending far
-// more than any client may.
-func newBenchApp(b *testing.B) *testApp {
+// benchWebhooks is 100 webhooks of discord, sealed with the app's keys.
+func benchWebhooks(b *testing.B, app *testApp, discord *fake.Discord) []string {
 	b.Helper()
-	return newAppFor(b, map[string]string{"HERALD_LOG_LEVEL": "warn", "HERALD_LOG_FORMAT": "text", "HERALD_INGEST_STREAKY_WAIT": "0s",
-		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE": "1000000", "HERALD_RATELIMIT_ENABLED": "false"})
+	hook := make([]string, 100)
+	for i := range hook {
+		hook[i] = testkit.Seal(b, app.Keys, discord.WebhookURL(fmt.Sprint(1000+i), fmt.Sprintf("token-%d", i)))
+	}
+	return hook
 }
 
 // BenchmarkServeLatency sends b.N jobs at a steady 1,000 per second (open
@@ -108,14 +78,9 @@ func newBenchApp(b *testing.B) *testApp {
 //	go test ./cmd/herald -run '^$' -bench ServeLatency -benchtime 10000x
 func BenchmarkServeLatency(b *testing.B) {
 	const rate = 1000 // jobs per second
-	discord := fake.NewDiscord(b)
-	discord.Limit(1_000_000, time.Second, 0)
-	app := newBenchApp(b)
-	const hooks = 100
-	hook := make([]string, hooks)
-	for i := range hook {
-		hook[i], _ = app.Keys.Seal(discord.WebhookURL(fmt.Sprint(1000+i), fmt.Sprintf("token-%d", i)))
-	}
+	discord := unlimitedDiscord(b)
+	app := newBenchApp(b, nil)
+	hook := benchWebhooks(b, app, discord)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	sent := make([]time.Time, b.N)
 	accepted := make([]time.Time, b.N)
@@ -128,20 +93,15 @@ func BenchmarkServeLatency(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body := fmt.Sprintf(`{"channel":"discord","credentials":{"webhook":%q},"message":{"title":"bench","text":"lat-%d."}}`, hook[i%hooks], i)
-			req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-API-Secret", testSecret)
+			body := fmt.Sprintf(`{"channel":"discord","credentials":{"webhook":%q},"message":{"title":"bench","text":"lat-%d."}}`, hook[i%len(hook)], i)
 			sent[i] = time.Now()
-			resp, err := client.Do(req)
+			code, err := send(client, app.URL+"/v1/notifications", testSecret, body)
 			if err != nil {
 				failed.Add(1)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
 			accepted[i] = time.Now()
-			if resp.StatusCode != http.StatusAccepted {
+			if code != http.StatusAccepted {
 				failed.Add(1)
 			}
 		}()

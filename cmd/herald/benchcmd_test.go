@@ -17,21 +17,15 @@ import (
 // the built binary starts itself as `herald serve`, sends 300 jobs through
 // the API and runs the baseline.
 func TestBenchCommandAccountsForEveryJob(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	bin := buildHerald(t)
 	out := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(bin, "bench", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json", "--out", out)
-	cmd.Dir = t.TempDir() // no config.yaml here
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	stdout, stderr, err := runBinary(t, bin, "bench", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json", "--out", out)
+	if err != nil {
+		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
 	}
 	var r bench.Report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout)
 	}
 	if r.Sent != 300 || r.Accepted != 300 || r.Delivered != 300 || r.Lost != 0 || r.Duplicates != 0 ||
 		r.Unexpected != 0 || r.DeliveredUnaccepted != 0 || len(r.Refused) != 0 {
@@ -55,7 +49,7 @@ func TestBenchCommandAccountsForEveryJob(t *testing.T) {
 		t.Errorf("run info: version %q %+v", r.Version, r.Run)
 	}
 	saved, err := os.ReadFile(out)
-	if err != nil || !bytes.Equal(saved, stdout.Bytes()) {
+	if err != nil || string(saved) != stdout {
 		t.Errorf("--out file differs from the JSON printed (%v)", err)
 	}
 }
@@ -65,20 +59,14 @@ func TestBenchCommandAccountsForEveryJob(t *testing.T) {
 // 300 jobs in three rounds to it and to the baseline; every accepted job
 // must be in the jobs stream.
 func TestBenchCommandIngestOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	bin := buildHerald(t)
-	cmd := exec.Command(bin, "bench", "--ingest-only", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json")
-	cmd.Dir = t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("herald bench --ingest-only: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	stdout, stderr, err := runBinary(t, bin, "bench", "--ingest-only", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json")
+	if err != nil {
+		t.Fatalf("herald bench --ingest-only: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
 	}
 	var r bench.Report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("stdout is not a JSON report: %v\n%s", err, stdout)
 	}
 	if !r.Run.IngestOnly || r.Run.Rounds != 3 || r.Run.Via != bench.ViaStreaky {
 		t.Errorf("run info: %+v (want ingest only, 3 rounds, via streaky by default)", r.Run)
@@ -109,8 +97,8 @@ func TestBenchCommandIngestOnly(t *testing.T) {
 	if b := r.Baseline; b == nil || b.Sent != 300 || b.Accepted != 300 || b.HTTPLatency.Count != 300 || b.Ratio <= 0 {
 		t.Errorf("baseline: %+v", r.Baseline)
 	}
-	if !strings.Contains(stderr.String(), "ingest") || !strings.Contains(stderr.String(), "round 3/3") {
-		t.Errorf("progress on stderr does not name the rounds:\n%s", stderr.String())
+	if !strings.Contains(stderr, "ingest") || !strings.Contains(stderr, "round 3/3") {
+		t.Errorf("progress on stderr does not name the rounds:\n%s", stderr)
 	}
 }
 
@@ -118,25 +106,18 @@ func TestBenchCommandIngestOnly(t *testing.T) {
 // on: the fake answers only after 2 s while the harness waits 1 ms for
 // deliveries, so accepted jobs count as lost.
 func TestBenchCommandFailsWhenJobsAreLost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	bin := buildHerald(t)
-	cmd := exec.Command(bin, "bench", "--via", "streaky", "--jobs", "5", "--concurrency", "1",
+	stdout, stderr, err := runBinary(t, bin, "bench", "--via", "streaky", "--jobs", "5", "--concurrency", "1",
 		"--latency", "2s", "--drain-timeout", "1ms", "--baseline=false", "--quiet")
-	cmd.Dir = t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want status 1\nstderr:\n%s", err, stderr.String())
+		t.Fatalf("exit: %v, want status 1\nstderr:\n%s", err, stderr)
 	}
-	if lost := tableRow(stdout.String(), "lost"); lost == "" || lost == "0" || tableRow(stdout.String(), "baseline") != "skipped: disabled" {
-		t.Errorf("the table does not show the losses:\n%s", stdout.String())
+	if lost := tableRow(stdout, "lost"); lost == "" || lost == "0" || tableRow(stdout, "baseline") != "skipped: disabled" {
+		t.Errorf("the table does not show the losses:\n%s", stdout)
 	}
-	if !strings.Contains(stderr.String(), "of 5 accepted jobs were not delivered within the drain timeout") {
-		t.Errorf("stderr does not say why it failed:\n%s", stderr.String())
+	if !strings.Contains(stderr, "of 5 accepted jobs were not delivered within the drain timeout") {
+		t.Errorf("stderr does not say why it failed:\n%s", stderr)
 	}
 }
 
@@ -168,4 +149,16 @@ func tableRow(table, name string) string {
 		}
 	}
 	return ""
+}
+
+// runBinary runs the built binary with args in an empty directory (no
+// config.yaml there) and returns what it printed.
+func runBinary(t *testing.T, bin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = t.TempDir()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }

@@ -1,28 +1,15 @@
 package main
 
 import (
-	"bytes"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 )
-
-func envMap(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
-
-func writeFile(t testing.TB, name, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // The documented config.yaml must say exactly what the built-in defaults say.
 func TestConfigYAMLMatchesDefaults(t *testing.T) {
@@ -121,8 +108,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 
 func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	dir := t.TempDir()
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	logger, logs := testkit.Logger(t)
 	cfg := Config{DataDir: filepath.Join(dir, "data")}
 	if err := ensureSecrets(&cfg, logger); err != nil {
 		t.Fatal(err)
@@ -158,7 +144,7 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	if again.Encryption.Keys[0] != key || again.Ingest.APISecrets[0] != secret || again.Vault.Keys[0] != vaultKey {
 		t.Fatal("secrets were not reused on the second start")
 	}
-	if logs.Len() != 0 {
+	if logs.String() != "" {
 		t.Errorf("reusing secrets logged: %s", logs.String())
 	}
 	// Configured values are left alone.

@@ -1,52 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
-// buildHerald compiles the real binary once per test run.
-func buildHerald(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "herald")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
+// proc is the real binary running `herald serve`.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.LogBuffer
 }
 
+// startHerald starts `herald serve` with env added to the test's
+// environment. Its output is checked for secrets when the test ends, and
+// shown when it failed; it is killed if it still runs then.
 func startHerald(t *testing.T, bin string, env []string) *proc {
 	t.Helper()
-	logs := &syncBuffer{}
+	_, logs := testkit.Logger(t, testSecret, testAdminSecret)
 	cmd := exec.Command(bin, "serve", "--config", writeFile(t, "c.yaml", "{}"))
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -63,38 +41,30 @@ func startHerald(t *testing.T, bin string, env []string) *proc {
 	return p
 }
 
-func waitReady(t *testing.T, url string, p *proc) {
+// waitReady waits until herald at url is ready (its logs are shown when it
+// does not become ready).
+func waitReady(t *testing.T, url string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.WaitFor(t, 30*time.Second, "herald to become ready", func() bool {
 		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("herald did not become ready; logs:\n%s", p.logs.String())
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
 // TestKill9LosesNothing kills `herald serve` with SIGKILL while it delivers,
 // restarts it on the same data directory, and checks that every job accepted
 // before the kill is delivered, with duplicates bounded by what was in flight.
 func TestKill9LosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary; skipped with -short")
-	}
 	bin := buildHerald(t)
-	discord := fake.NewDiscord(t)
+	discord := unlimitedDiscord(t)
 	// Slow enough that jobs are in flight when the process dies.
 	discord.Script(func(fake.DiscordRequest, int) fake.Response { return fake.Response{Delay: 50 * time.Millisecond} })
-	// A bucket large enough that pacing never holds a send: this test is about
-	// crashes, not rate limits.
-	discord.Limit(1_000_000, time.Second, 0)
 	const workers = 8
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr := testkit.Addr(testkit.FreePort(t)), testkit.Addr(testkit.FreePort(t))
 	env := []string{
 		"HERALD_DATA_DIR=" + t.TempDir(),
 		"HERALD_HTTP_ADDR=" + httpAddr,
@@ -108,34 +78,25 @@ func TestKill9LosesNothing(t *testing.T) {
 		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE=100000",
 		"HERALD_INGEST_STREAKY_WAIT=0s",
 		"HERALD_LOG_LEVEL=warn",
-		"ENCRYPTION_KEY=" + testKey,
+		"ENCRYPTION_KEY=" + testkit.Key,
 		"VPS_SECRET=" + testSecret,
 		"PORT=",
 	}
 	url := "http://" + httpAddr
 	p := startHerald(t, bin, env)
-	waitReady(t, url, p)
+	waitReady(t, url)
 
-	keys, _ := crypto.NewKeyring(testKey)
-	sealed, _ := keys.Seal(discord.WebhookURL("555", "crash-token"))
+	sealed := testkit.Seal(t, testkit.Keyring(t), discord.WebhookURL("555", "crash-token"))
 	const jobs = 400
 	accepted := map[string]bool{}
 	for i := 0; i < jobs; i++ {
 		body := fmt.Sprintf(`{"channel":"discord","credentials":{"webhook":%q},"message":{"title":"crash","text":"job-%d"}}`, sealed, i)
-		req, _ := http.NewRequest(http.MethodPost, url+"/v1/notifications", bytes.NewReader([]byte(body)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-API-Secret", testSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("job %d: status %d", i, resp.StatusCode)
+		if code, _, _ := call(t, http.MethodPost, url+"/v1/notifications", "X-API-Secret", testSecret, body); code != http.StatusAccepted {
+			t.Fatalf("job %d: status %d", i, code)
 		}
 		accepted[fmt.Sprintf("job-%d", i)] = true
 	}
-	waitFor(t, "some deliveries before the kill", func() bool { return discord.Count() >= 50 })
+	testkit.WaitFor(t, 15*time.Second, "some deliveries before the kill", func() bool { return discord.Count() >= 50 })
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +107,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	}
 
 	p2 := startHerald(t, bin, env)
-	waitReady(t, url, p2)
+	waitReady(t, url)
 	seen := map[string]int{}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -187,7 +148,5 @@ func TestKill9LosesNothing(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("herald did not exit within 30 s of SIGTERM")
 	}
-	if strings.Contains(p.logs.String()+p2.logs.String(), "crash-token") {
-		t.Error("logs contain the webhook token")
-	}
+	testkit.AssertNoSecrets(t, "logs", p.logs.String()+p2.logs.String(), "crash-token")
 }

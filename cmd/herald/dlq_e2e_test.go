@@ -6,19 +6,11 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
-
-const testAdminSecret = "admin-secret-for-tests-0123"
-
-func adminCall(t *testing.T, method, url, body string) (int, map[string]any) {
-	t.Helper()
-	code, raw := call(t, method, url, "Authorization", "Bearer "+testAdminSecret, body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return code, out
-}
 
 // A deleted webhook: one request, a dead letter with the reason; the operator
 // fixes the destination, replays through the admin API, and it is delivered.
@@ -34,9 +26,7 @@ func TestServeDeadLetterThenReplayThroughAdminAPI(t *testing.T) {
 	})
 	app := newTestApp(t, map[string]string{"HERALD_ADMIN_SECRET": testAdminSecret})
 	webhook := discord.WebhookURL("9001", "dlq-token-9001")
-	code, reply := postStreaky(t, app.URL, map[string]any{
-		"type": "discord", "encrypted_webhook": app.seal(t, webhook), "message": streakyMessage("octocat"),
-	})
+	code, reply := postStreakyDiscord(t, app, webhook)
 	if code != 200 || reply["success"] != false {
 		t.Fatalf("reply %d %v, want success:false", code, reply)
 	}
@@ -45,15 +35,10 @@ func TestServeDeadLetterThenReplayThroughAdminAPI(t *testing.T) {
 	}
 
 	// Without the secret the admin API refuses.
-	resp, err := http.Get(app.URL + "/admin/dlq")
-	if err != nil {
-		t.Fatal(err)
+	if code, _, _ := call(t, http.MethodGet, app.URL+"/admin/dlq", "", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("admin without secret: %d", code)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("admin without secret: %d", resp.StatusCode)
-	}
-	code, list := adminCall(t, http.MethodGet, app.URL+"/admin/dlq", "")
+	code, list := adminCall(t, app, http.MethodGet, "/admin/dlq", "")
 	letters, _ := list["letters"].([]any)
 	if code != 200 || len(letters) != 1 {
 		t.Fatalf("list: %d %v", code, list)
@@ -65,14 +50,14 @@ func TestServeDeadLetterThenReplayThroughAdminAPI(t *testing.T) {
 	}
 
 	broken.Store(false)
-	code, res := adminCall(t, http.MethodPost, app.URL+"/admin/dlq/replay", `{"all":true}`)
+	code, res := adminCall(t, app, http.MethodPost, "/admin/dlq/replay", `{"all":true}`)
 	if code != 200 || res["replayed"] != float64(1) {
 		t.Fatalf("replay: %d %v", code, res)
 	}
-	waitFor(t, "replayed job delivered", func() bool { return discord.Count() == 2 })
-	code, list = adminCall(t, http.MethodGet, app.URL+"/admin/dlq", "")
+	testkit.WaitFor(t, 15*time.Second, "replayed job delivered", func() bool { return discord.Count() == 2 })
+	code, list = adminCall(t, app, http.MethodGet, "/admin/dlq", "")
 	if letters, _ := list["letters"].([]any); code != 200 || len(letters) != 0 {
 		t.Fatalf("dead letter still there after replay: %v", list)
 	}
-	assertNoSecrets(t, app.Logs.String()+string(raw), webhook, "dlq-token-9001", testKey, testSecret, testAdminSecret)
+	testkit.AssertNoSecrets(t, "log and dead letter", app.Logs.String()+string(raw), webhook, "dlq-token-9001", testkit.Key, testSecret, testAdminSecret)
 }

@@ -1,27 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"net"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
-	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/publisher"
 )
 
@@ -41,9 +37,8 @@ type dlqEnv struct {
 
 func newDLQEnv(t *testing.T) *dlqEnv {
 	t.Helper()
-	ns := testkit.NewServer(t).NATS()
-	nc, js := testkit.Connect(t, ns.ClientURL())
-	ctx := dlqCtx(t)
+	s, nc, js := testkit.JetStream(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,31 +54,28 @@ func newDLQEnv(t *testing.T) *dlqEnv {
 		t.Fatal(err)
 	}
 	return &dlqEnv{
-		env:    map[string]string{"HERALD_NATS_URL": ns.ClientURL(), "HERALD_DATA_DIR": t.TempDir()},
+		env:    map[string]string{"HERALD_NATS_URL": s.URL(), "HERALD_DATA_DIR": t.TempDir()},
 		config: writeFile(t, "c.yaml", "{}\n"),
 		js:     js, jobs: jobs, status: status.New(kv, nc),
 	}
 }
 
-func dlqCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // kill dead-letters a new job as the consumer would.
 func (e *dlqEnv) kill(t *testing.T, c herald.Channel, id, reason string, code int) {
 	t.Helper()
-	ctx := dlqCtx(t)
-	keys, _ := crypto.NewKeyring(testKey)
-	sealed, _ := keys.Seal(dlqPlainWebhook)
-	e.sealed = append(e.sealed, sealed)
-	job := &herald.Job{Version: herald.JobVersion, ID: id, Channel: c, Message: herald.Message{Title: "Deploy", Text: "done " + id}}
+	ctx := testkit.Context(t, 30*time.Second)
+	keys := testkit.Keyring(t)
+	var job *herald.Job
 	if c == herald.ChannelDiscord {
-		job.Credentials.Webhook = sealed
+		job = testkit.DiscordJob(t, keys, dlqPlainWebhook, "done "+id)
 	} else {
-		job.Credentials.BotToken, job.Credentials.ChatID = sealed, sealed
+		job = testkit.TelegramJob(t, keys, dlqPlainWebhook, dlqPlainWebhook, "done "+id)
+	}
+	job.Version, job.ID, job.Source, job.Message.Title = herald.JobVersion, id, "", "Deploy"
+	for _, sealed := range []string{job.Credentials.Webhook, job.Credentials.BotToken, job.Credentials.ChatID} {
+		if sealed != "" {
+			e.sealed = append(e.sealed, sealed)
+		}
 	}
 	if _, err := publisher.New(e.js).Publish(ctx, job); err != nil {
 		t.Fatal(err)
@@ -112,15 +104,6 @@ func (e *dlqEnv) next(t *testing.T) jetstream.Msg {
 	return m
 }
 
-func (e *dlqEnv) count(t *testing.T) uint64 {
-	t.Helper()
-	st, err := e.js.Stream(dlqCtx(t), herald.DeadLetterStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.CachedInfo().State.Msgs
-}
-
 type dlqRun struct {
 	stdout, stderr string
 	err            error
@@ -129,12 +112,8 @@ type dlqRun struct {
 // run executes the real root command: herald --config <empty file> args...
 func (e *dlqEnv) run(t *testing.T, args ...string) dlqRun {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	root := newRootCmd(envMap(e.env), &out, &errOut)
-	root.SetIn(strings.NewReader(""))
-	root.SetArgs(append([]string{"--config", e.config}, args...))
-	err := root.ExecuteContext(dlqCtx(t))
-	r := dlqRun{stdout: out.String(), stderr: errOut.String(), err: err}
+	var r dlqRun
+	r.stdout, r.stderr, r.err = execute(testkit.Context(t, 30*time.Second), newRootCmd(envMap(e.env), nil, nil), "", append([]string{"--config", e.config}, args...)...)
 	e.noSecrets(t, r, args)
 	return r
 }
@@ -142,16 +121,11 @@ func (e *dlqEnv) run(t *testing.T, args ...string) dlqRun {
 // runWith runs `dlq args...` with a fake terminal check and stdin.
 func (e *dlqEnv) runWith(t *testing.T, terminal bool, stdin string, args ...string) dlqRun {
 	t.Helper()
-	var out, errOut bytes.Buffer
 	cfg := e.config
 	cmd := newDLQCmdWith(&cfg, envMap(e.env), func(any) bool { return terminal })
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	err := cmd.ExecuteContext(dlqCtx(t))
-	r := dlqRun{stdout: out.String(), stderr: errOut.String(), err: err}
+	var r dlqRun
+	r.stdout, r.stderr, r.err = execute(testkit.Context(t, 30*time.Second), cmd, stdin, args...)
 	e.noSecrets(t, r, args)
 	return r
 }
@@ -162,11 +136,7 @@ func (e *dlqEnv) noSecrets(t *testing.T, r dlqRun, args []string) {
 	if r.err != nil {
 		all += r.err.Error()
 	}
-	for _, s := range append([]string{dlqPlainWebhook, "PLAINTEXT"}, e.sealed...) {
-		if strings.Contains(all, s) {
-			t.Errorf("herald %v leaks %q:\n%s", args, s, all)
-		}
-	}
+	testkit.AssertNoSecrets(t, fmt.Sprintf("herald %v", args), all, append([]string{dlqPlainWebhook, "PLAINTEXT"}, e.sealed...)...)
 }
 
 func TestDLQListTableAndJSON(t *testing.T) {
@@ -290,7 +260,7 @@ func TestDLQReplay(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.stdout, "t1\nt2\n") || !strings.Contains(r.stdout, "would replay 2 dead letters") {
 		t.Errorf("dry run = %v\n%s", r.err, r.stdout)
 	}
-	if n := e.count(t); n != 3 {
+	if n := testkit.StreamMsgs(t, e.js, herald.DeadLetterStream); n != 3 {
 		t.Fatalf("dry run left %d letters", n)
 	}
 
@@ -306,7 +276,7 @@ func TestDLQReplay(t *testing.T) {
 		m.Headers().Get(dlq.HeaderBudgetStart) == "" {
 		t.Errorf("replayed job on %s with headers %v", m.Subject(), m.Headers())
 	}
-	if st, err := e.status.Get(dlqCtx(t), "d1"); err != nil || st.State != herald.StateQueued || st.Attempts != 0 {
+	if st, err := e.status.Get(testkit.Context(t, 30*time.Second), "d1"); err != nil || st.State != herald.StateQueued || st.Attempts != 0 {
 		t.Errorf("status after replay = %+v, %v; want queued", st, err)
 	}
 
@@ -314,7 +284,7 @@ func TestDLQReplay(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.stdout, "replayed 2 dead letters (0 failed)") {
 		t.Errorf("replay --all = %v\n%s", r.err, r.stdout)
 	}
-	if n := e.count(t); n != 0 {
+	if n := testkit.StreamMsgs(t, e.js, herald.DeadLetterStream); n != 0 {
 		t.Errorf("%d letters left", n)
 	}
 }
@@ -328,14 +298,14 @@ func TestDLQReplayProgressAndFailure(t *testing.T) {
 	}
 
 	e.kill(t, herald.ChannelDiscord, "d2", "gone", 404)
-	if err := e.js.DeleteStream(dlqCtx(t), herald.JobsStream); err != nil {
+	if err := e.js.DeleteStream(testkit.Context(t, 30*time.Second), herald.JobsStream); err != nil {
 		t.Fatal(err)
 	}
 	r = e.run(t, "dlq", "replay", "--all", "--rate", "0")
 	if r.err == nil || !strings.Contains(r.stdout, "replayed 0 dead letters (1 failed)") || !strings.Contains(r.stderr, "seq:2 (job d2)") {
 		t.Errorf("failed replay = %v\n%s\n%s", r.err, r.stdout, r.stderr)
 	}
-	if n := e.count(t); n != 1 {
+	if n := testkit.StreamMsgs(t, e.js, herald.DeadLetterStream); n != 1 {
 		t.Errorf("%d letters after a failed replay, want 1 kept", n)
 	}
 }
@@ -357,7 +327,7 @@ func TestDLQPurge(t *testing.T) {
 		!strings.Contains(r.stderr, "Purge 2 dead letters?") {
 		t.Errorf("declined purge = %v\n%s\n%s", r.err, r.stdout, r.stderr)
 	}
-	if n := e.count(t); n != 3 {
+	if n := testkit.StreamMsgs(t, e.js, herald.DeadLetterStream); n != 3 {
 		t.Fatalf("%d letters after a refused purge, want 3", n)
 	}
 	if r := e.runWith(t, true, "y\n", "purge", "--channel", "telegram"); r.err != nil || strings.TrimSpace(r.stdout) != "purged 2 dead letters" {
@@ -369,18 +339,13 @@ func TestDLQPurge(t *testing.T) {
 	if r := e.run(t, "dlq", "purge", "--all", "--yes"); r.err != nil || strings.TrimSpace(r.stdout) != "purged 1 dead letter" {
 		t.Errorf("purge --all --yes = %v\n%s", r.err, r.stdout)
 	}
-	if n := e.count(t); n != 0 {
+	if n := testkit.StreamMsgs(t, e.js, herald.DeadLetterStream); n != 0 {
 		t.Errorf("%d letters left", n)
 	}
 }
 
 func TestDLQUnreachableNATS(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.Addr(testkit.FreePort(t))
 	e := &dlqEnv{
 		env:    map[string]string{"HERALD_NATS_URL": "nats://ops:hunter2-pw@" + addr, "HERALD_DATA_DIR": t.TempDir()},
 		config: writeFile(t, "c.yaml", "{}\n"),
@@ -406,7 +371,7 @@ func TestDLQUnreachableNATS(t *testing.T) {
 
 func TestDLQNoStream(t *testing.T) {
 	e := newDLQEnv(t)
-	if err := e.js.DeleteStream(dlqCtx(t), herald.DeadLetterStream); err != nil {
+	if err := e.js.DeleteStream(testkit.Context(t, 30*time.Second), herald.DeadLetterStream); err != nil {
 		t.Fatal(err)
 	}
 	r := e.run(t, "dlq", "list")
@@ -416,15 +381,13 @@ func TestDLQNoStream(t *testing.T) {
 }
 
 func TestDLQHelp(t *testing.T) {
-	var out bytes.Buffer
-	root := newRootCmd(envMap(nil), &out, io.Discard)
-	root.SetArgs([]string{"dlq", "--help"})
-	if err := root.Execute(); err != nil {
+	out, _, err := execute(context.Background(), newRootCmd(envMap(nil), nil, nil), "", "dlq", "--help")
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, sub := range []string{"list", "show", "replay", "purge"} {
-		if !strings.Contains(out.String(), sub) {
-			t.Errorf("help lacks %s:\n%s", sub, out.String())
+		if !strings.Contains(out, sub) {
+			t.Errorf("help lacks %s:\n%s", sub, out)
 		}
 	}
 	var _ *cobra.Command = newDLQCmd(new(string), envMap(nil))

@@ -13,6 +13,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/client"
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // protectedEnv gives the API group a bucket of 3 that does not refill within
@@ -26,10 +27,10 @@ var protectedEnv = map[string]string{
 
 func TestServeLimitsAndChallengesAClient(t *testing.T) {
 	discord := fake.NewDiscord(t)
-	app := newAppFor(t, protectedEnv)
+	app := newTestApp(t, protectedEnv)
 	n := client.Notification{
 		Channel:     herald.ChannelDiscord,
-		Credentials: herald.Credentials{Webhook: app.seal(t, discord.WebhookURL("1", "tok"))},
+		Credentials: herald.Credentials{Webhook: testkit.Seal(t, app.Keys, discord.WebhookURL("1", "tok"))},
 		Message:     herald.Message{Title: "t", Text: "limited"},
 	}
 	ctx := context.Background()
@@ -41,17 +42,9 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 			t.Fatalf("request %d: %v", i+1, err)
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", strings.NewReader(`{}`))
-	req.Header.Set("X-API-Secret", testSecret)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
-		t.Fatalf("4th request: %d Retry-After %q, want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	code, header, body := call(t, http.MethodPost, app.URL+"/v1/notifications", "X-API-Secret", testSecret, `{}`)
+	if code != http.StatusTooManyRequests || header.Get("Retry-After") == "" {
+		t.Fatalf("4th request: %d Retry-After %q, want 429 with Retry-After", code, header.Get("Retry-After"))
 	}
 	var limited struct {
 		Error      string `json:"error"`
@@ -73,10 +66,10 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 	}
 
 	// A browser asking for HTML gets the page instead.
-	req, _ = http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", strings.NewReader(`{}`))
+	req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", strings.NewReader(`{}`))
 	req.Header.Set("X-API-Secret", testSecret)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	res, err = http.DefaultClient.Do(req)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +82,8 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 
 	// Health and metrics are never limited.
 	for _, p := range []string{"/health", "/readyz", "/metrics"} {
-		r, err := http.Get(app.URL + p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		if r.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s = %d while the client is limited", p, r.StatusCode)
+		if code, _, _ := call(t, http.MethodGet, app.URL+p, "", "", ""); code != http.StatusOK {
+			t.Fatalf("GET %s = %d while the client is limited", p, code)
 		}
 	}
 
@@ -112,10 +100,7 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 	if solver.Clearance() == "" {
 		t.Fatal("the solving client holds no clearance")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for discord.Count() < 4 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "4 deliveries", func() bool { return discord.Count() >= 4 })
 	if got := discord.Count(); got != 4 {
 		t.Fatalf("delivered %d, want the 3 admitted + 1 after the challenge", got)
 	}
@@ -132,12 +117,9 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if strings.Contains(metrics, "127.0.0.1") || strings.Contains(metrics, testSecret) {
-		t.Error("a metric carries the client's address or secret")
-	}
-	if logs := app.Logs.String(); strings.Contains(logs, testSecret) || strings.Contains(logs, solver.Clearance()) {
-		t.Error("the logs carry the API secret or the clearance token")
-	}
+	// The client's address and secret are not in any metric.
+	testkit.AssertNoSecrets(t, "metrics", metrics, "127.0.0.1", testSecret)
+	testkit.AssertNoSecrets(t, "log", app.Logs.String(), testSecret, solver.Clearance())
 }
 
 func TestServeWithoutRateLimit(t *testing.T) {
@@ -145,18 +127,10 @@ func TestServeWithoutRateLimit(t *testing.T) {
 	for k, v := range protectedEnv {
 		env[k] = v
 	}
-	app := newAppFor(t, env)
+	app := newTestApp(t, env)
 	for i := range 6 {
-		req, _ := http.NewRequest(http.MethodPost, app.URL+"/v1/notifications", strings.NewReader(`{}`))
-		req.Header.Set("X-API-Secret", testSecret)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusUnprocessableEntity {
-			t.Fatalf("request %d = %d, want 422 (invalid job, never limited)", i+1, res.StatusCode)
+		if code, _, _ := call(t, http.MethodPost, app.URL+"/v1/notifications", "X-API-Secret", testSecret, `{}`); code != http.StatusUnprocessableEntity {
+			t.Fatalf("request %d = %d, want 422 (invalid job, never limited)", i+1, code)
 		}
 	}
 }
@@ -175,20 +149,4 @@ func TestParseTrustedProxies(t *testing.T) {
 	if _, err := parseTrustedProxies([]string{"cloudflare"}); err == nil || !strings.Contains(err.Error(), `"cloudflare"`) {
 		t.Errorf("bad entry: %v", err)
 	}
-}
-
-// get returns the body of GET url, failing the test on a transport error or
-// a status other than 200.
-func get(t *testing.T, url string) string {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s = %d", url, res.StatusCode)
-	}
-	return string(b)
 }

@@ -6,9 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/internal/testkit/browser"
-
-	"github.com/chromedp/chromedp"
 )
 
 // TestRegisterPageChallengeInBrowser opens the registration page in headless
@@ -16,7 +15,7 @@ import (
 // 429 page solves the proof of work in the browser, and the visitor lands on
 // the registration form again. The test fails, never skips, without chromium.
 func TestRegisterPageChallengeInBrowser(t *testing.T) {
-	app := newAppFor(t, map[string]string{
+	app := newTestApp(t, map[string]string{
 		"HERALD_RATELIMIT_GROUPS_REGISTER_MAX_TOKENS":  "1",
 		"HERALD_RATELIMIT_GROUPS_REGISTER_REFILL_RATE": "1",
 		"HERALD_RATELIMIT_GROUPS_REGISTER_REFILL_TIME": "1h",
@@ -27,9 +26,7 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 		t.Helper()
 		actx, cancel := context.WithTimeout(ctx, 90*time.Second)
 		defer cancel()
-		if _, err := chromedp.Run(actx, chromedp.Navigate(url)); err != nil {
-			t.Fatal(err)
-		}
+		browser.Navigate(t, actx, url)
 	}
 	heading := func() (string, error) {
 		return browser.Eval(ctx, `document.querySelector("h1") ? document.querySelector("h1").innerText : ""`)
@@ -42,18 +39,14 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 	// The bucket is empty now: the second visit gets the challenge page,
 	// which solves it and continues to the form.
 	navigate(app.URL + "/register")
-	deadline := time.Now().Add(90 * time.Second)
 	sawChallenge := false
-	for time.Now().Before(deadline) {
+	testkit.WaitFor(t, 90*time.Second, "the registration form after the challenge page", func() bool {
 		text, err = heading()
 		if err == nil && strings.HasPrefix(text, "One moment") {
 			sawChallenge = true
 		}
-		if err == nil && text == "Register a destination" && sawChallenge {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil && text == "Register a destination" && sawChallenge
+	})
 	if !sawChallenge || text != "Register a destination" {
 		t.Fatalf("after the challenge the page shows %q (challenge page seen: %v)", text, sawChallenge)
 	}
@@ -68,5 +61,3 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 		}
 	}
 }
-
-// browser starts headless chromium with a fresh profile.

@@ -12,22 +12,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/heraldrelay/herald/internal/testkit"
+	"time"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/publisher"
 )
-
-// apiCall sends an authenticated request of Herald's API and returns the
-// status and the raw body, checked for secrets.
-func apiCall(t *testing.T, app *testApp, method, path, body string, secrets ...string) (int, map[string]any) {
-	t.Helper()
-	code, raw := call(t, method, app.URL+path, "Authorization", "Bearer "+testSecret, body)
-	assertNoSecrets(t, string(raw), secrets...)
-	return code, jsonReply(t, method+" "+path, raw)
-}
 
 func apiErrCode(out map[string]any) string {
 	e, _ := out["error"].(map[string]any)
@@ -63,7 +54,7 @@ func codesAt(d *fake.Discord) (codes []string, others int) {
 func waitCode(t *testing.T, d *fake.Discord, n int) string {
 	t.Helper()
 	var codes []string
-	waitFor(t, fmt.Sprintf("verification code %d at the destination", n), func() bool {
+	testkit.WaitFor(t, 15*time.Second, fmt.Sprintf("verification code %d at the destination", n), func() bool {
 		codes, _ = codesAt(d)
 		return len(codes) >= n
 	})
@@ -85,7 +76,7 @@ func TestServeCredentialVaultEndToEnd(t *testing.T) {
 	app := newTestApp(t, map[string]string{"HERALD_ADMIN_SECRET": testAdminSecret})
 	token := "vault-e2e-token_42"
 	webhook := discord.WebhookURL("4242", token)
-	secrets := []string{webhook, token, testKey, testSecret}
+	secrets := []string{webhook, token, testkit.Key, testSecret}
 
 	code, out := apiCall(t, app, "POST", "/v1/credentials", fmt.Sprintf(`{"channel":"discord","webhook":%q}`, webhook), secrets...)
 	if code != http.StatusCreated || out["usable"] != true {
@@ -97,11 +88,11 @@ func TestServeCredentialVaultEndToEnd(t *testing.T) {
 		t.Fatalf("job by credential id: %d %v", code, out)
 	}
 	jobID, _ := out["id"].(string)
-	waitFor(t, "delivery", func() bool { return discord.Count() == 1 })
+	testkit.WaitFor(t, 15*time.Second, "delivery", func() bool { return discord.Count() == 1 })
 	if r := discord.Requests()[0]; r.WebhookID != "4242" || r.Token != token {
 		t.Fatalf("delivered to webhook %s", r.WebhookID)
 	}
-	waitFor(t, "status delivered", func() bool { return getStatus(t, app.URL, jobID)["state"] == "delivered" })
+	testkit.WaitFor(t, 15*time.Second, "status delivered", func() bool { return getStatus(t, app.URL, jobID)["state"] == "delivered" })
 
 	if code, _ := apiCall(t, app, "GET", "/v1/credentials/"+id, "", secrets...); code != 200 {
 		t.Fatalf("get: %d", code)
@@ -124,14 +115,14 @@ func TestServeCredentialVaultEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st map[string]any
-	waitFor(t, "status dead", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "status dead", func() bool {
 		st = getStatus(t, app.URL, res.ID)
 		return st["state"] == "dead"
 	})
 	if reason, _ := st["last_error"].(string); !strings.Contains(reason, "no such credential") {
 		t.Errorf("last_error %q", reason)
 	}
-	code, list := adminCall(t, http.MethodGet, app.URL+"/admin/dlq", "")
+	code, list := adminCall(t, app, http.MethodGet, "/admin/dlq", "")
 	letters, _ := list["letters"].([]any)
 	if code != 200 || len(letters) != 1 {
 		t.Fatalf("dead letters: %d %v", code, list)
@@ -144,7 +135,7 @@ func TestServeCredentialVaultEndToEnd(t *testing.T) {
 		t.Fatalf("the fake got %d requests, want 1", discord.Count())
 	}
 	stRaw, _ := json.Marshal(st)
-	assertNoSecrets(t, app.Logs.String()+string(raw)+string(stRaw), secrets...)
+	testkit.AssertNoSecrets(t, "log, dead letter and status", app.Logs.String()+string(raw)+string(stRaw), secrets...)
 }
 
 // With verification required: the code reaches the destination through the
@@ -155,7 +146,7 @@ func TestServeVerificationEndToEnd(t *testing.T) {
 	app := newTestApp(t, map[string]string{"HERALD_VAULT_REQUIRE_VERIFICATION": "true"})
 	token := "verify-e2e-token_7"
 	webhook := discord.WebhookURL("77", token)
-	secrets := []string{webhook, token, testKey, testSecret}
+	secrets := []string{webhook, token, testkit.Key, testSecret}
 
 	code, out := apiCall(t, app, "POST", "/v1/credentials", fmt.Sprintf(`{"channel":"discord","webhook":%q}`, webhook), secrets...)
 	if code != http.StatusCreated || out["usable"] != false || out["code_sent"] != true {
@@ -178,7 +169,7 @@ func TestServeVerificationEndToEnd(t *testing.T) {
 	if code, out := apiCall(t, app, "POST", "/v1/notifications", notificationByID("discord", id, "verified"), secrets...); code != 202 {
 		t.Fatalf("job after verification: %d %v", code, out)
 	}
-	waitFor(t, "the job delivered", func() bool { _, others := codesAt(discord); return others == 1 })
+	testkit.WaitFor(t, 15*time.Second, "the job delivered", func() bool { _, others := codesAt(discord); return others == 1 })
 
 	// Five wrong codes delete a registration.
 	other := discord.WebhookURL("78", token+"b")
@@ -194,7 +185,7 @@ func TestServeVerificationEndToEnd(t *testing.T) {
 	if code, _ := apiCall(t, app, "POST", "/v1/credentials/"+doomed+"/verify", `{"code":"`+right+`"}`, secrets...); code != 404 {
 		t.Fatalf("right code after deletion: %d", code)
 	}
-	assertNoSecrets(t, app.Logs.String(), secrets...)
+	testkit.AssertNoSecrets(t, "log", app.Logs.String(), secrets...)
 }
 
 // The registration page: the form, a webhook, the code at the destination,
@@ -204,7 +195,7 @@ func TestServeRegisterPageEndToEnd(t *testing.T) {
 	app := newTestApp(t, nil)
 	token := "register-e2e-token_9"
 	webhook := discord.WebhookURL("99", token)
-	secrets := []string{webhook, token, testKey, testSecret}
+	secrets := []string{webhook, token, testkit.Key, testSecret}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}
 	page := func(resp *http.Response, err error) (int, string) {
@@ -214,7 +205,7 @@ func TestServeRegisterPageEndToEnd(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		assertNoSecrets(t, string(b), secrets...)
+		testkit.AssertNoSecrets(t, "page", string(b), secrets...)
 		return resp.StatusCode, string(b)
 	}
 	hidden := func(body, name string) string {
@@ -249,8 +240,8 @@ func TestServeRegisterPageEndToEnd(t *testing.T) {
 	if code, out := apiCall(t, app, "POST", "/v1/notifications", notificationByID("discord", id, "hello"), secrets...); code != 202 {
 		t.Fatalf("job by the registered id: %d %v", code, out)
 	}
-	waitFor(t, "delivery", func() bool { _, others := codesAt(discord); return others == 1 })
-	assertNoSecrets(t, app.Logs.String(), secrets...)
+	testkit.WaitFor(t, 15*time.Second, "delivery", func() bool { _, others := codesAt(discord); return others == 1 })
+	testkit.AssertNoSecrets(t, "log", app.Logs.String(), secrets...)
 }
 
 // Read-once secrets through the real wiring.
@@ -267,5 +258,5 @@ func TestServeReadOnceSecret(t *testing.T) {
 	if code, _ := apiCall(t, app, "GET", "/v1/secrets/"+id, ""); code != 404 {
 		t.Fatalf("second read: %d", code)
 	}
-	assertNoSecrets(t, app.Logs.String(), "hunter2-but-longer")
+	testkit.AssertNoSecrets(t, "log", app.Logs.String(), "hunter2-but-longer")
 }

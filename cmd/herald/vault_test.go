@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/internal/fake"
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -31,13 +29,7 @@ const (
 func runVaultCLI(t *testing.T, env map[string]string, terminal bool, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	path := writeFile(t, "c.yaml", "{}")
-	cmd := newVaultCmdWith(&path, envMap(env), func(any) bool { return terminal })
-	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetArgs(args)
-	err = cmd.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
+	return execute(context.Background(), newVaultCmdWith(&path, envMap(env), func(any) bool { return terminal }), "", args...)
 }
 
 // Rotation while jobs flow through the real `herald serve`: credentials
@@ -52,13 +44,12 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 
 	// An older Herald, with only v1, stored the credentials.
 	_, js := testkit.Connect(t, app.NATSURL())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	creds, _, err := vault.EnsureBuckets(ctx, js, vault.BucketConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker, _ := channels.NewDiscord(channels.DiscordConfig{AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true}, nil)
+	checker := relay.DiscordChannel(t, nil)
 	old, err := vault.New(vault.Config{Keys: []string{vaultKeyV1}}, vault.Deps{
 		Credentials: creds, Checkers: map[herald.Channel]vault.TargetChecker{herald.ChannelDiscord: checker},
 	})
@@ -101,7 +92,7 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}()
-	waitFor(t, "jobs flowing", func() bool { return accepted.Load() >= 10 })
+	testkit.WaitFor(t, 15*time.Second, "jobs flowing", func() bool { return accepted.Load() >= 10 })
 	env := map[string]string{"HERALD_NATS_URL": app.NATSURL(), "HERALD_VAULT_KEYS": keys, "HERALD_DATA_DIR": t.TempDir()}
 	before := accepted.Load()
 	stdout, stderr, err := runVaultCLI(t, env, true, "rotate")
@@ -109,7 +100,7 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 		t.Fatalf("rotate: %v\n%s%s", err, stdout, stderr)
 	}
 	during := accepted.Load()
-	waitFor(t, "more jobs after the rotation", func() bool { return accepted.Load() >= during+10 })
+	testkit.WaitFor(t, 15*time.Second, "more jobs after the rotation", func() bool { return accepted.Load() >= during+10 })
 	close(stop)
 	wg.Wait()
 
@@ -119,8 +110,8 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 	if !strings.Contains(stderr, "200/200") || !strings.Contains(stderr, "[###") {
 		t.Errorf("no progress bar on the terminal: %q", stderr)
 	}
-	waitFor(t, "every accepted job delivered", func() bool { return int64(discord.Count()) == accepted.Load() })
-	if code, list := adminCall(t, http.MethodGet, app.URL+"/admin/dlq", ""); code != 200 || len(list["letters"].([]any)) != 0 {
+	testkit.WaitFor(t, 15*time.Second, "every accepted job delivered", func() bool { return int64(discord.Count()) == accepted.Load() })
+	if code, list := adminCall(t, app, http.MethodGet, "/admin/dlq", ""); code != 200 || len(list["letters"].([]any)) != 0 {
 		t.Fatalf("dead letters after the rotation: %v", list)
 	}
 	for _, id := range ids {
@@ -132,7 +123,7 @@ func TestVaultRotateWhileJobsFlow(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "re-sealed 0 credentials under key v2 (200 already under it") {
 		t.Fatalf("second run: %v %q", err, stdout)
 	}
-	assertNoSecrets(t, app.Logs.String()+stdout+stderr, secrets...)
+	testkit.AssertNoSecrets(t, "log and output", app.Logs.String()+stdout+stderr, secrets...)
 	t.Logf("%d jobs delivered, %d of them accepted while the rotation ran", accepted.Load(), during-before)
 }
 
@@ -156,12 +147,12 @@ func TestVaultCLI(t *testing.T) {
 	}
 
 	// A NATS where Herald never stored a credential.
-	s := testkit.NewServer(t).NATS()
+	s := testkit.NewServer(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, vaultKeyFile), []byte(vaultKeyV1+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = runVaultCLI(t, map[string]string{"HERALD_NATS_URL": s.ClientURL(), "HERALD_DATA_DIR": dir}, false, "rotate")
+	out, _, err = runVaultCLI(t, map[string]string{"HERALD_NATS_URL": s.URL(), "HERALD_DATA_DIR": dir}, false, "rotate")
 	if err != nil || !strings.Contains(out, "nothing to re-seal") {
 		t.Fatalf("rotate on an empty NATS: %v %q", err, out)
 	}
