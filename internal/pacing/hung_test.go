@@ -33,21 +33,9 @@ func TestHungWebhookHoldsAtMostItsCap(t *testing.T) {
 		}
 		return fake.Response{}
 	})
-	p, err := New(Config{}, e.Log, e.Metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := channels.NewDiscord(channels.DiscordConfig{
-		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: p.ObserveDiscord,
-	}, channels.NewHTTPClient(30*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The consumer's defaults where they matter: 32 workers, a 10 s send
 	// timeout that the hung sends run into.
-	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: dc})
-	deps.Middlewares = []consumer.Middleware{p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) })}
-	e.StartPool(consumer.Config{Workers: 32, SendTimeout: 10 * time.Second, AckWait: 30 * time.Second, DrainTimeout: time.Second}, deps)
+	e.runPaced(t, Config{}, consumer.Config{Workers: 32, SendTimeout: 10 * time.Second, AckWait: 30 * time.Second, DrainTimeout: time.Second})
 
 	for i := range hungJobs {
 		e.publish(herald.ChannelDiscord, fmt.Sprintf("hung %d", i), herald.Credentials{Webhook: f.WebhookURL(hungID, "HungToken")})
@@ -80,4 +68,24 @@ func TestHungWebhookHoldsAtMostItsCap(t *testing.T) {
 	if hungSends > DefaultMaxInFlight {
 		t.Errorf("%d sends to the hung webhook are on their way, want at most %d", hungSends, DefaultMaxInFlight)
 	}
+}
+
+// runPaced runs a pool whose Discord sends go through a Pacer with cfg (and
+// the real channel, which the Pacer observes) until the test ends.
+func (e *poolEnv) runPaced(t *testing.T, cfg Config, pool consumer.Config) *Pacer {
+	t.Helper()
+	p, err := New(cfg, e.Log, e.Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := channels.NewDiscord(channels.DiscordConfig{
+		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: p.ObserveDiscord,
+	}, channels.NewHTTPClient(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: dc})
+	deps.Middlewares = []consumer.Middleware{p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) })}
+	e.StartPool(pool, deps)
+	return p
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/fake"
 	"github.com/heraldrelay/herald/internal/testkit"
@@ -38,19 +37,8 @@ func TestRegistrationsCannotSpendTheTenantsBudget(t *testing.T) {
 		}
 		return fake.RespondDiscordError(http.StatusUnauthorized, 50027, "Invalid Webhook Token")
 	})
-	p, err := New(Config{Discord: DiscordConfig{InvalidBudget: budget, InvalidWindow: time.Minute}}, e.Log, e.Metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := channels.NewDiscord(channels.DiscordConfig{
-		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: p.ObserveDiscord,
-	}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: dc})
-	deps.Middlewares = []consumer.Middleware{p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) })}
-	e.StartPool(consumer.Config{Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: time.Second}, deps)
+	p := e.runPaced(t, Config{Discord: DiscordConfig{InvalidBudget: budget, InvalidWindow: time.Minute}},
+		consumer.Config{Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: time.Second})
 
 	for i := range registrations {
 		job := testkit.DiscordJob(t, e.Keys, f.WebhookURL(fmt.Sprint(1000+i), "StrangerToken"), "Herald verification code: 123456")
