@@ -24,6 +24,7 @@ import (
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/admin"
 	"github.com/heraldrelay/herald/internal/breaker"
+	"github.com/heraldrelay/herald/internal/connlimit"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/metrics"
@@ -306,17 +307,27 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	if handler != nil {
 		// Listen before serving, so a port in use fails Open, not Run.
-		a.ln, err = net.Listen("tcp", addr)
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("listen on %s (http.addr): %w", addr, err)
 		}
+		// Caps, so that one client's connections cannot take the file
+		// descriptors and memory everyone else (and the health checks) need.
+		capped, err := connlimit.New(ln, connlimit.Config{
+			Max: a.cfg.HTTP.MaxConnections, PerClient: a.cfg.HTTP.MaxConnectionsPerClient,
+		}, func(reason string) { a.metrics.ConnectionsRefused.WithLabelValues(reason).Inc() })
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("config: http: %w", err)
+		}
+		a.ln = capped
 		a.httpSrv = &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       a.cfg.HTTP.ReadTimeout,
 			// Above the Streaky wait, so a waiting reply is never cut off.
 			WriteTimeout: a.cfg.Ingest.Streaky.Wait + 10*time.Second,
-			IdleTimeout:  2 * time.Minute,
+			IdleTimeout:  a.cfg.HTTP.IdleTimeout,
 			ErrorLog:     slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 		}
 		a.logger.Info("HTTP listening", "addr", a.ln.Addr().String(), "ingest", a.role.ingest)

@@ -100,9 +100,12 @@ type LogConfig struct {
 }
 
 type HTTPConfig struct {
-	Addr            string        `mapstructure:"addr"`
-	ReadTimeout     time.Duration `mapstructure:"read_timeout"`
-	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	Addr                    string        `mapstructure:"addr"`
+	ReadTimeout             time.Duration `mapstructure:"read_timeout"`
+	ShutdownTimeout         time.Duration `mapstructure:"shutdown_timeout"`
+	IdleTimeout             time.Duration `mapstructure:"idle_timeout"`
+	MaxConnections          int           `mapstructure:"max_connections"`
+	MaxConnectionsPerClient int           `mapstructure:"max_connections_per_client"`
 }
 
 type NATSConfig struct {
@@ -186,9 +189,12 @@ var defaults = map[string]any{
 	"log.format": "text",
 	"log.level":  "info",
 
-	"http.addr":             ":8000",
-	"http.read_timeout":     "10s",
-	"http.shutdown_timeout": "15s",
+	"http.addr":                       ":8000",
+	"http.read_timeout":               "10s",
+	"http.shutdown_timeout":           "15s",
+	"http.idle_timeout":               "60s",
+	"http.max_connections":            2048,
+	"http.max_connections_per_client": 128,
 
 	"nats.url":                       "",
 	"nats.name":                      "herald",
@@ -352,6 +358,15 @@ func (c Config) validate() error {
 	}
 	if err := checkAddr(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%v", err)
+	}
+	if c.HTTP.MaxConnections < 0 {
+		bad("http.max_connections", "must not be negative (0: no cap)")
+	}
+	if c.HTTP.MaxConnectionsPerClient < 0 {
+		bad("http.max_connections_per_client", "must not be negative (0: no cap)")
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		bad("http.idle_timeout", "must be more than 0s")
 	}
 	if c.Worker.HTTPAddr != "" {
 		if err := checkAddr(c.Worker.HTTPAddr); err != nil {

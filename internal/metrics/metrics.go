@@ -15,6 +15,9 @@ type Metrics struct {
 	// Ingest.
 	HTTPRequests *prometheus.CounterVec   // route, code
 	HTTPDuration *prometheus.HistogramVec // route
+	// ConnectionsRefused counts connections closed at accept for a cap
+	// (reason: total, per_client).
+	ConnectionsRefused *prometheus.CounterVec
 	JobsAccepted *prometheus.CounterVec   // channel, source
 	JobsRejected *prometheus.CounterVec   // route, reason
 	PublishFails prometheus.Counter       // publishes that were not acknowledged
@@ -156,6 +159,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		ClearancesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_clearances_refused_total", Help: "Clearance tokens presented and refused, by reason.",
 		}, []string{"reason"}),
+		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connections_refused_total", Help: "HTTP connections closed at accept for a connection cap, by reason (total, per_client).",
+		}, []string{"reason"}),
 		VaultOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_vault_operations_total", Help: "Credential vault and read-once secret operations, by operation and result.",
 		}, []string{"op", "result"}),
@@ -169,7 +175,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.QueueDepth,
 		m.Limited, m.LimiterFallbacks, m.StoreErrors,
 		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
-		m.VaultOps,
+		m.VaultOps, m.ConnectionsRefused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
