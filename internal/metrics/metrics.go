@@ -18,9 +18,9 @@ type Metrics struct {
 	// ConnectionsRefused counts connections closed at accept for a cap
 	// (reason: total, per_client).
 	ConnectionsRefused *prometheus.CounterVec
-	JobsAccepted *prometheus.CounterVec   // channel, source
-	JobsRejected *prometheus.CounterVec   // route, reason
-	PublishFails prometheus.Counter       // publishes that were not acknowledged
+	JobsAccepted       *prometheus.CounterVec // channel, source
+	JobsRejected       *prometheus.CounterVec // route, reason
+	PublishFails       prometheus.Counter     // publishes that were not acknowledged
 
 	// Delivery.
 	Deliveries       *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
