@@ -75,6 +75,9 @@ func TestKill9LosesNothing(t *testing.T) {
 		"HERALD_CONSUMER_ACK_WAIT=2s",
 		"HERALD_CONSUMER_SEND_TIMEOUT=1s",
 		"HERALD_PACING_MAX_HOLD=500ms",
+		// Every job goes to one webhook; all workers must be sending to it
+		// when the process dies, so its in-flight cap is the pool's size.
+		fmt.Sprintf("HERALD_PACING_MAX_IN_FLIGHT=%d", workers),
 		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE=100000",
 		"HERALD_INGEST_STREAKY_WAIT=0s",
 		"HERALD_LOG_LEVEL=warn",
