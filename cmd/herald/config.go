@@ -61,11 +61,12 @@ type BucketConfig struct {
 
 // ChallengeConfig is the proof-of-work challenge offered with a 429.
 type ChallengeConfig struct {
-	Difficulty    int           `mapstructure:"difficulty"`
-	MaxDifficulty int           `mapstructure:"max_difficulty"`
-	TTL           time.Duration `mapstructure:"ttl"`
-	ClearanceTTL  time.Duration `mapstructure:"clearance_ttl"`
-	Keys          []string      `mapstructure:"keys"`
+	Difficulty          int           `mapstructure:"difficulty"`
+	MaxDifficulty       int           `mapstructure:"max_difficulty"`
+	EscalateAfterSolves int           `mapstructure:"escalate_after_solves"`
+	TTL                 time.Duration `mapstructure:"ttl"`
+	ClearanceTTL        time.Duration `mapstructure:"clearance_ttl"`
+	Keys                []string      `mapstructure:"keys"`
 }
 
 type RetryConfig struct {
@@ -264,6 +265,7 @@ var defaults = map[string]any{
 	"ratelimit.groups.challenge.refill_time": "3s",
 	"challenge.difficulty":                   4,
 	"challenge.max_difficulty":               6,
+	"challenge.escalate_after_solves":        8,
 	"challenge.ttl":                          "5m",
 	"challenge.clearance_ttl":                "1h",
 	"challenge.keys":                         []string{},

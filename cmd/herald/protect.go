@@ -48,11 +48,12 @@ func (c RateLimitConfig) limiterConfig() ratelimit.Config {
 // serviceConfig maps the challenge section onto the package's Config.
 func (c ChallengeConfig) serviceConfig() challenge.Config {
 	return challenge.Config{
-		Difficulty:    c.Difficulty,
-		MaxDifficulty: c.MaxDifficulty,
-		TTL:           c.TTL,
-		ClearanceTTL:  c.ClearanceTTL,
-		Keys:          c.Keys,
+		Difficulty:          c.Difficulty,
+		MaxDifficulty:       c.MaxDifficulty,
+		EscalateAfterSolves: c.EscalateAfterSolves,
+		TTL:                 c.TTL,
+		ClearanceTTL:        c.ClearanceTTL,
+		Keys:                c.Keys,
 	}
 }
 

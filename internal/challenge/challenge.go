@@ -43,6 +43,7 @@ type Service struct {
 	page *template.Template
 
 	unsolved *tally // challenges issued and not solved, by bucket key
+	solves   *tally // challenges solved, by bucket key
 	failures *tally // failed verifications, by client address
 	logLimit *rate.Limiter
 }
@@ -80,6 +81,7 @@ func New(cfg Config, kv jetstream.KeyValue, m *metrics.Metrics, log *slog.Logger
 		page:     page,
 		unsolved: newTally(),
 		failures: newTally(),
+		solves:   newTally(),
 		// Unusual-client warnings: a burst of a few, then one every ten
 		// seconds, whatever the number of clients misbehaving.
 		logLimit: rate.NewLimiter(rate.Every(10*time.Second), 3),
@@ -118,7 +120,10 @@ func (s *Service) issue(ctx context.Context, ip, group, bucketKey string) (*Chal
 		}
 		return nil, errNotIssued
 	}
-	difficulty := min(s.cfg.Difficulty+(n-1)/s.cfg.EscalateAfter, s.cfg.MaxDifficulty)
+	// Leaving challenges unsolved raises the difficulty, and so does solving
+	// many: a solve resets the first count, never the second.
+	solved := s.solves.get(bucketKey, now)
+	difficulty := min(s.cfg.Difficulty+(n-1)/s.cfg.EscalateAfter+solved/s.cfg.EscalateAfterSolves, s.cfg.MaxDifficulty)
 
 	idRaw := make([]byte, 16)
 	seedRaw := make([]byte, 16)

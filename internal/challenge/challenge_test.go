@@ -281,6 +281,32 @@ func TestDifficultyEscalatesForUnsolvedChallenges(t *testing.T) {
 	}
 }
 
+// TestDifficultyEscalatesForRepeatedSolves: solving every challenge is no
+// way around the limits: each EscalateAfterSolves solves within the window
+// add one to the client's difficulty (up to MaxDifficulty); other clients are
+// not affected.
+func TestDifficultyEscalatesForRepeatedSolves(t *testing.T) {
+	kv, _ := connectKV(t, testkit.NewServer(t))
+	f := newFixture(t, kv, func(c *challenge.Config) {
+		c.Difficulty, c.MaxDifficulty, c.EscalateAfterSolves = 1, 3, 2
+	})
+	srv := newServer(t, f)
+	var got []int
+	for range 6 {
+		ch := getChallenge(t, srv, "203.0.113.20")
+		got = append(got, ch.Difficulty)
+		if a := postJSON(t, srv, "203.0.113.20", ch.ID, client.Solve(ch.Seed, ch.Difficulty)); a.status != http.StatusOK {
+			t.Fatalf("verify: %d %v", a.status, a.body)
+		}
+	}
+	if want := []int{1, 1, 2, 2, 3, 3}; !equal(got, want) {
+		t.Errorf("difficulties of a client solving every challenge %v, want %v", got, want)
+	}
+	if d := getChallenge(t, srv, "203.0.113.21").Difficulty; d != 1 {
+		t.Errorf("another client got difficulty %d, want 1", d)
+	}
+}
+
 func TestUnsolvedQuotaStopsIssuing(t *testing.T) {
 	kv, _ := connectKV(t, testkit.NewServer(t))
 	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })

@@ -31,6 +31,11 @@ const (
 	// DefaultEscalateAfter is how many unsolved challenges of one bucket key
 	// add one to its difficulty.
 	DefaultEscalateAfter = 5
+	// DefaultEscalateAfterSolves is how many challenges one bucket key
+	// solved within ten minutes add one to its difficulty. A person solves
+	// one; a script that solves every challenge to keep registering pays 16
+	// times more per solve after 8, 256 times after 16 (up to MaxDifficulty).
+	DefaultEscalateAfterSolves = 8
 	// MinKeyLen is the shortest signing secret accepted, in bytes.
 	MinKeyLen = 32
 	// maxKIDLen bounds a key id, which travels in every token.
@@ -50,6 +55,10 @@ type Config struct {
 	// EscalateAfter is the number of unsolved challenges of one bucket key
 	// that raises its difficulty by one; DefaultEscalateAfter when 0.
 	EscalateAfter int
+	// EscalateAfterSolves is the number of challenges one bucket key solved
+	// within ten minutes that raises its difficulty by one, so that solving
+	// is no cheap way around the limits; DefaultEscalateAfterSolves when 0.
+	EscalateAfterSolves int
 	// TTL is a challenge's lifetime; DefaultTTL when 0, at most MaxTTL.
 	TTL time.Duration
 	// ClearanceTTL is a clearance token's lifetime; DefaultClearanceTTL when
@@ -107,6 +116,12 @@ func (c Config) parse() (Config, []signingKey, error) {
 	}
 	if c.EscalateAfter == 0 {
 		c.EscalateAfter = DefaultEscalateAfter
+	}
+	if c.EscalateAfterSolves < 0 {
+		return c, nil, fmt.Errorf("challenge: escalate after solves %d is negative", c.EscalateAfterSolves)
+	}
+	if c.EscalateAfterSolves == 0 {
+		c.EscalateAfterSolves = DefaultEscalateAfterSolves
 	}
 	if c.TTL < 0 || c.TTL > MaxTTL {
 		return c, nil, fmt.Errorf("challenge: ttl %s out of range 0..%s", c.TTL, MaxTTL)

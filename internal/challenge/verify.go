@@ -209,6 +209,7 @@ func (s *Service) verify(ctx context.Context, ip string, sol Solution) error {
 	}
 	s.m.ChallengesSolved.Inc()
 	s.unsolved.reset(rec.BucketKey)
+	s.solves.add(rec.BucketKey, now)
 	if s.cfg.OnSolved != nil {
 		s.cfg.OnSolved(ctx, rec.Group, rec.BucketKey)
 	}
