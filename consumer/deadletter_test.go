@@ -674,3 +674,28 @@ func TestDeadLetterInvalidDestination(t *testing.T) {
 	}
 	assertNoSecrets(t, info.Reason)
 }
+
+// TestFailedVerificationLeavesNoDeadLetter: a verification message whose
+// destination refuses it (a stranger's bad webhook) is ended without a dead
+// letter and logged at Info, not Error: the public cannot fill either.
+func TestFailedVerificationLeavesNoDeadLetter(t *testing.T) {
+	t.Parallel()
+	var dlq *testDLQ
+	x := newDiscordFixture(t, testConfig(), withDLQ(0, &dlq))
+	x.fake.Script(func(fake.DiscordRequest, int) fake.Response { return fake.Respond404UnknownWebhook() })
+	job := testkit.DiscordJob(t, x.keys, x.fake.WebhookURL(webhookID, webhookToken), "Herald verification code: 123456")
+	job.Source = herald.SourceVerification
+	id := x.publish(job)
+	if st := x.waitFinal(id); st.State != herald.StateFailed {
+		t.Errorf("status = %+v, want failed", st)
+	}
+	x.waitFor("stream empty", func() bool { return x.streamMsgs() == 0 })
+	if n := len(x.deadLetters()); n != 0 {
+		t.Errorf("%d dead letters for a failed verification, want none", n)
+	}
+	for _, line := range strings.Split(x.logs.String(), "\n") {
+		if strings.Contains(line, id) && strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("a failed verification was logged as an error: %s", line)
+		}
+	}
+}

@@ -242,11 +242,14 @@ func (p *Pool) record(s settlement) {
 // returns (the failed hand-off counts as a failed attempt, so a job whose
 // budget is spent is dead-lettered again at its next failure): it is never
 // lost. Without Deps.DeadLetters the job is terminated at once and recorded
-// as failed.
+// as failed. So is a verification message (herald.SourceVerification): its
+// destination is one a stranger typed into the registration page, and a
+// dead letter and an error line for each would let the public fill both;
+// it is logged at Info, and the registration simply stays unverified.
 func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec decision, cause error, elapsed time.Duration, stopKeepAlive func()) {
 	channel := channelLabel(d)
 	extra := []slog.Attr{slog.String("cause", dec.reason)}
-	if p.deadLetters == nil {
+	if verification := d.Job.Source == herald.SourceVerification; p.deadLetters == nil || verification {
 		// The record before the terminate, which takes the job out of the
 		// stream (see record).
 		p.putStatus(d, herald.StateFailed, dec.failures, dec.why)
@@ -257,7 +260,11 @@ func (p *Pool) reject(ctx context.Context, m jetstream.Msg, d *Delivery, dec dec
 			extra = append(extra, slog.String("ack_error", err.Error()))
 		}
 		p.metrics.Deliveries.WithLabelValues(channel, outcomeFailed).Inc()
-		p.logOutcome(d, outcomeFailed, dec.failures, elapsed, cause, extra...)
+		level := slog.LevelError
+		if verification {
+			level = slog.LevelInfo
+		}
+		p.logOutcomeAt(level, d, outcomeFailed, dec.failures, elapsed, cause, extra...)
 		return
 	}
 
