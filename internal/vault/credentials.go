@@ -82,7 +82,14 @@ func (v *Vault) store(ctx context.Context, c herald.Channel, target herald.Targe
 	if err != nil {
 		return Info{}, fmt.Errorf("vault: encode record: %w", err)
 	}
-	if _, err := v.kv.Create(ctx, credentialKey(id), data); err != nil {
+	var createOpts []jetstream.KVCreateOpt
+	if verify {
+		// A registration nobody verifies goes away by itself: the record
+		// carries a TTL until Verify rewrites it without one. A stranger's
+		// bad registrations cannot pile up in the bucket.
+		createOpts = append(createOpts, jetstream.KeyTTL(v.cfg.PendingTTL))
+	}
+	if _, err := v.kv.Create(ctx, credentialKey(id), data, createOpts...); err != nil {
 		return Info{}, v.storeFailed("vault", "store credential", err)
 	}
 	if verify {

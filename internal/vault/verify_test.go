@@ -215,3 +215,32 @@ func TestStoreWithoutDeliveredCodeStoresNothing(t *testing.T) {
 		t.Fatalf("records left: %v", keys)
 	}
 }
+
+// TestPendingRegistrationCarriesATTL: a registration nobody verifies is
+// removed by the store itself after PendingTTL (the record carries a TTL),
+// even if nobody ever reads it again; a verified one carries none.
+func TestPendingRegistrationCarriesATTL(t *testing.T) {
+	f := newVault(t, testkit.NewServer(t), nil)
+	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
+	ttl := func() string {
+		t.Helper()
+		st, err := f.js.Stream(ctxT(t), "KV_"+vault.CredentialsBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := st.GetLastMsgForSubject(ctxT(t), "$KV."+vault.CredentialsBucket+".c."+info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Header.Get("Nats-TTL")
+	}
+	if got := ttl(); got == "" {
+		t.Fatal("a pending registration carries no TTL")
+	}
+	if _, err := f.Verify(ctxT(t), info.ID, f.notifier.lastCode(t, discordTarget)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ttl(); got != "" {
+		t.Fatalf("a verified credential carries TTL %q", got)
+	}
+}
