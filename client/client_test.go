@@ -95,7 +95,7 @@ func newFakeHerald(t *testing.T, difficulty int) *fakeHerald {
 			io.WriteString(w, `{"error":{"code":"unauthorized","message":"missing or wrong API secret"}}`)
 			return
 		}
-		if _, ok := f.svc.Clearance(r, "127.0.0.1"); !ok && f.limited.Load() {
+		if _, _, ok := f.svc.Clearance(r, "127.0.0.1"); !ok && f.limited.Load() {
 			f.svc.Respond(w, r, "127.0.0.1", "api", "key-of-this-client", 3*time.Second)
 			return
 		}

@@ -128,7 +128,7 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 	}
 	id.Clearance = svc.Clearance
 	onLimited := func(w http.ResponseWriter, r *http.Request, c ratelimit.Client, group string, d ratelimit.Decision) {
-		svc.Respond(w, r, c.IP, group, c.Key(), d.RetryAfter)
+		svc.Respond(w, r, c.IP, group, c.KeyFor(group), d.RetryAfter)
 	}
 	return &protection{limiter: lim, challenge: svc, wrap: lim.Middleware(id, nil, onLimited)}, nil
 }

@@ -4,10 +4,10 @@ import (
 	"net/http"
 )
 
-// clear answers a solved challenge: a clearance token for ip, as JSON and as
-// the herald_clearance cookie.
-func (s *Service) clear(w http.ResponseWriter, r *http.Request, ip string) {
-	token, exp := s.sign(ip, s.cfg.Now())
+// clear answers a solved challenge of group: a clearance token for ip, as
+// JSON and as the herald_clearance cookie.
+func (s *Service) clear(w http.ResponseWriter, r *http.Request, ip, group string) {
+	token, exp := s.sign(ip, group, s.cfg.Now())
 	s.m.ClearancesIssued.Inc()
 	http.SetCookie(w, &http.Cookie{
 		Name:     ClearanceCookie,
@@ -31,30 +31,34 @@ func behindTLS(r *http.Request) bool {
 
 // Clearance returns the valid clearance token r presents for ip, as the
 // X-Herald-Clearance header or the herald_clearance cookie (the first valid
-// one). A token that is presented and refused is counted in
+// one), and the route group whose challenge it solved: the clearance counts
+// in that group only. A token that is presented and refused is counted in
 // herald_clearances_refused_total by reason (malformed, bad_signature,
 // expired, wrong_ip); a request without one is not counted.
-func (s *Service) Clearance(r *http.Request, ip string) (string, bool) {
+func (s *Service) Clearance(r *http.Request, ip string) (token, group string, ok bool) {
 	now := s.cfg.Now()
 	refused := ""
-	try := func(token string) bool {
-		if token == "" {
+	try := func(t string) bool {
+		if t == "" {
 			return false
 		}
-		reason := s.check(token, ip, now)
+		reason, g := s.check(t, ip, now)
 		if reason != "" && refused == "" {
 			refused = reason
 		}
+		if reason == "" {
+			token, group = t, g
+		}
 		return reason == ""
 	}
-	if t := r.Header.Get(ClearanceHeader); try(t) {
-		return t, true
+	if try(r.Header.Get(ClearanceHeader)) {
+		return token, group, true
 	}
 	if c, err := r.Cookie(ClearanceCookie); err == nil && try(c.Value) {
-		return c.Value, true
+		return token, group, true
 	}
 	if refused != "" {
 		s.m.ClearancesRefused.WithLabelValues(refused).Inc()
 	}
-	return "", false
+	return "", "", false
 }

@@ -113,7 +113,7 @@ func protectedHandler(f *fixture) http.Handler {
 	mux.Handle("/challenge/", f.svc.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		ip := ipOf(r)
-		if _, ok := f.svc.Clearance(r, ip); ok {
+		if _, _, ok := f.svc.Clearance(r, ip); ok {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			fmt.Fprintf(w, "<!doctype html><title>ok</title><p>welcome (%s)</p>", r.Method)
 			return

@@ -97,13 +97,14 @@ func (s *Service) Handler() http.Handler {
 func (s *Service) handleVerify(w http.ResponseWriter, r *http.Request) {
 	ip := s.cfg.ClientIP(r)
 	sol, err := readSolution(w, r)
+	group := ""
 	if err == nil {
-		err = s.verify(r.Context(), ip, sol)
+		group, err = s.verify(r.Context(), ip, sol)
 	}
 	var ref *refusal
 	switch {
 	case err == nil:
-		s.clear(w, r, ip)
+		s.clear(w, r, ip, group)
 	case errors.As(err, &ref):
 		s.m.ChallengesFailed.WithLabelValues(ref.body.Error).Inc()
 		if n := s.failures.add(ip, s.cfg.Now()); n == failureLogAt {
@@ -173,29 +174,29 @@ func validID(id string) bool {
 // runs it: the "used" marker is created with a KV Create, which fails for
 // every later caller. On success it calls OnSolved. Errors are *refusal, or
 // wrap errStore.
-func (s *Service) verify(ctx context.Context, ip string, sol Solution) error {
+func (s *Service) verify(ctx context.Context, ip string, sol Solution) (group string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	entry, err := s.kv.Get(ctx, recordKey(sol.ID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return refuse(http.StatusForbidden, FailedUnknown, "no such challenge (never issued, or expired long ago); request a new one")
+		return "", refuse(http.StatusForbidden, FailedUnknown, "no such challenge (never issued, or expired long ago); request a new one")
 	}
 	if err != nil {
-		return fmt.Errorf("%w: get: %w", errStore, err)
+		return "", fmt.Errorf("%w: get: %w", errStore, err)
 	}
 	var rec record
 	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-		return fmt.Errorf("%w: decode record: %w", errStore, err)
+		return "", fmt.Errorf("%w: decode record: %w", errStore, err)
 	}
 	now := s.cfg.Now()
 	if !now.Before(rec.ExpiresAt) {
-		return refuse(http.StatusForbidden, FailedExpired, "the challenge has expired; request a new one")
+		return "", refuse(http.StatusForbidden, FailedExpired, "the challenge has expired; request a new one")
 	}
 	if rec.IPHash != ipHash(ip) {
-		return refuse(http.StatusForbidden, FailedWrongIP, "the challenge was issued to another address")
+		return "", refuse(http.StatusForbidden, FailedWrongIP, "the challenge was issued to another address")
 	}
 	if !Solves(rec.Seed, sol.Nonce, rec.Difficulty) {
-		return refuse(http.StatusForbidden, FailedWrongNonce,
+		return "", refuse(http.StatusForbidden, FailedWrongNonce,
 			fmt.Sprintf("sha256(seed + nonce) does not start with %d zeros", rec.Difficulty))
 	}
 	// The marker outlives the record, so a replayed solution is always
@@ -203,9 +204,9 @@ func (s *Service) verify(ctx context.Context, ip string, sol Solution) error {
 	ttl := min(max(rec.ExpiresAt.Sub(now), 0)+2*expiredGrace, s.cfg.TTL+2*expiredGrace)
 	if _, err := s.kv.Create(ctx, usedKey(sol.ID), nil, jetstream.KeyTTL(ttl)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return refuse(http.StatusForbidden, FailedUsed, "the challenge was already solved; request a new one")
+			return "", refuse(http.StatusForbidden, FailedUsed, "the challenge was already solved; request a new one")
 		}
-		return fmt.Errorf("%w: mark used: %w", errStore, err)
+		return "", fmt.Errorf("%w: mark used: %w", errStore, err)
 	}
 	s.m.ChallengesSolved.Inc()
 	s.unsolved.reset(rec.BucketKey)
@@ -213,5 +214,5 @@ func (s *Service) verify(ctx context.Context, ip string, sol Solution) error {
 	if s.cfg.OnSolved != nil {
 		s.cfg.OnSolved(ctx, rec.Group, rec.BucketKey)
 	}
-	return nil
+	return rec.Group, nil
 }

@@ -19,6 +19,9 @@ type Client struct {
 	// Clearance is the valid clearance token the request presents (a solved
 	// challenge), or empty.
 	Clearance string
+	// ClearanceGroup is the route group whose challenge Clearance solved:
+	// the clearance gives a bucket of its own there only (see KeyFor).
+	ClearanceGroup string
 }
 
 // keyPrefix separates Client.Key's hash from every other hash Herald makes.
@@ -33,7 +36,21 @@ const keyPrefix = "herald ratelimit client\x00"
 // The digest is not keyed: it hides IDs and tokens, but an IPv4 address can
 // be found again by hashing all 2^32 of them, so the store's keys are as
 // personal as the addresses and expire with the store's TTL.
-func (c Client) Key() string {
+func (c Client) Key() string { return c.key(c.Clearance) }
+
+// KeyFor is the client's bucket key in group: Key, with the clearance only
+// when it was earned in group. A solved challenge frees the client in the
+// group that challenged it, never in the others, and never in the
+// challenge group itself (where a clearance would make every solve pay for
+// the next challenges).
+func (c Client) KeyFor(group string) string {
+	if c.Clearance != "" && (c.ClearanceGroup != group || group == GroupChallenge) {
+		return c.key("")
+	}
+	return c.key(c.Clearance)
+}
+
+func (c Client) key(clearance string) string {
 	h := sha256.New()
 	h.Write([]byte(keyPrefix))
 	if c.ID != "" {
@@ -44,7 +61,7 @@ func (c Client) Key() string {
 		h.Write([]byte(addressKey(c.IP)))
 	}
 	h.Write([]byte{0})
-	h.Write([]byte(c.Clearance))
+	h.Write([]byte(clearance))
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }

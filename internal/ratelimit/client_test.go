@@ -59,3 +59,23 @@ func TestClientContext(t *testing.T) {
 		t.Errorf("ClientFrom = %+v, %v", got, ok)
 	}
 }
+
+// TestClearanceCountsInItsGroupOnly: a clearance earned in one group gives
+// a bucket of its own there, and nowhere else; never in the challenge group,
+// where it would make every solve pay for the next challenges.
+func TestClearanceCountsInItsGroupOnly(t *testing.T) {
+	plain := Client{IP: "203.0.113.7"}
+	cleared := Client{IP: "203.0.113.7", Clearance: "tok", ClearanceGroup: GroupRegister}
+	if cleared.KeyFor(GroupRegister) == plain.KeyFor(GroupRegister) {
+		t.Error("the clearance gives no bucket of its own in the group it was earned in")
+	}
+	for _, g := range []string{GroupAPI, GroupStreaky, GroupChallenge} {
+		if cleared.KeyFor(g) != plain.KeyFor(g) {
+			t.Errorf("a clearance earned in %s changes the bucket in %s", GroupRegister, g)
+		}
+	}
+	challenged := Client{IP: "203.0.113.7", Clearance: "tok", ClearanceGroup: GroupChallenge}
+	if challenged.KeyFor(GroupChallenge) != plain.KeyFor(GroupChallenge) {
+		t.Error("a clearance changes the challenge group's bucket")
+	}
+}

@@ -19,9 +19,9 @@ type Identifier struct {
 	// APIClient returns the identifier of the valid API secret r carries, if
 	// any (never the secret itself). Nil: no request is an API client.
 	APIClient func(r *http.Request) (id string, ok bool)
-	// Clearance returns the valid clearance token r presents for ip, if any.
-	// Nil: clearances are not checked.
-	Clearance func(r *http.Request, ip string) (token string, ok bool)
+	// Clearance returns the valid clearance token r presents for ip, if any,
+	// and the route group it was earned in. Nil: clearances are not checked.
+	Clearance func(r *http.Request, ip string) (token, group string, ok bool)
 }
 
 // ClientIP returns the address of r's client. It is r's peer, unless the peer
@@ -79,8 +79,8 @@ func (id *Identifier) Identify(r *http.Request) Client {
 		}
 	}
 	if id.Clearance != nil {
-		if v, ok := id.Clearance(r, c.IP); ok {
-			c.Clearance = v
+		if v, g, ok := id.Clearance(r, c.IP); ok {
+			c.Clearance, c.ClearanceGroup = v, g
 		}
 	}
 	return c

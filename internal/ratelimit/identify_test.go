@@ -73,9 +73,9 @@ func TestIdentify(t *testing.T) {
 		APIClient: func(r *http.Request) (string, bool) {
 			return "client-1", r.Header.Get("X-API-Secret") == "ok"
 		},
-		Clearance: func(r *http.Request, ip string) (string, bool) {
+		Clearance: func(r *http.Request, ip string) (string, string, bool) {
 			gotIP = ip
-			return "tok", r.Header.Get("X-Herald-Clearance") == "tok"
+			return "tok", GroupAPI, r.Header.Get("X-Herald-Clearance") == "tok"
 		},
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -89,7 +89,7 @@ func TestIdentify(t *testing.T) {
 	}
 	r.Header.Set("X-API-Secret", "ok")
 	r.Header.Set("X-Herald-Clearance", "tok")
-	if c := id.Identify(r); c != (Client{IP: "198.51.100.1", ID: "client-1", Clearance: "tok"}) {
+	if c := id.Identify(r); c != (Client{IP: "198.51.100.1", ID: "client-1", Clearance: "tok", ClearanceGroup: GroupAPI}) {
 		t.Errorf("authenticated with clearance: %+v", c)
 	}
 }

@@ -63,7 +63,7 @@ func (l *Limiter) Middleware(id *Identifier, group func(*http.Request) string,
 				return
 			}
 			c := id.Identify(r)
-			key := c.Key()
+			key := c.KeyFor(g)
 			r = r.WithContext(WithClient(r.Context(), c))
 			d, err := l.Take(r.Context(), g, key)
 			switch {

@@ -96,9 +96,9 @@ func TestMiddlewareIdentifiesAndCallsOnLimited(t *testing.T) {
 			}
 			return "", false
 		},
-		Clearance: func(r *http.Request, ip string) (string, bool) {
+		Clearance: func(r *http.Request, ip string) (string, string, bool) {
 			tok := r.Header.Get("X-Herald-Clearance")
-			return tok, tok != "" && ip == "203.0.113.7"
+			return tok, GroupOf(r), tok != "" && ip == "203.0.113.7"
 		},
 	}
 	var seen Client
