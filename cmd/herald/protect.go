@@ -114,6 +114,9 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 	ccfg.Keys = keys
 	ccfg.ClientIP = id.ClientIP
 	ccfg.OnSolved = func(ctx context.Context, group, bucketKey string) {
+		if group == ratelimit.GroupChallenge {
+			return // never: a solve would pay for the next challenges
+		}
 		if err := lim.Reset(ctx, group, bucketKey); err != nil {
 			a.logger.Warn("could not reset a solved client's bucket", "group", group, "err", err.Error())
 		}
@@ -128,6 +131,12 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 	}
 	id.Clearance = svc.Clearance
 	onLimited := func(w http.ResponseWriter, r *http.Request, c ratelimit.Client, group string, d ratelimit.Decision) {
+		if group == ratelimit.GroupChallenge {
+			// Over its budget of solution checks, a client waits: a
+			// challenge here would let solving buy more solving.
+			ratelimit.WriteLimited(w, d)
+			return
+		}
 		svc.Respond(w, r, c.IP, group, c.KeyFor(group), d.RetryAfter)
 	}
 	return &protection{limiter: lim, challenge: svc, wrap: lim.Middleware(id, nil, onLimited)}, nil

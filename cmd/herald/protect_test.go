@@ -150,3 +150,26 @@ func TestParseTrustedProxies(t *testing.T) {
 		t.Errorf("bad entry: %v", err)
 	}
 }
+
+// TestChallengeGroupIsNeverChallenged: a client over its budget of solution
+// checks gets a plain 429 to wait out, never another challenge, so solving
+// cannot buy more solving (issue 11: one address sustained ~84
+// registrations/s by solving its way through every limit).
+func TestChallengeGroupIsNeverChallenged(t *testing.T) {
+	app := newTestApp(t, map[string]string{
+		"HERALD_RATELIMIT_GROUPS_CHALLENGE_MAX_TOKENS":  "1",
+		"HERALD_RATELIMIT_GROUPS_CHALLENGE_REFILL_RATE": "1",
+		"HERALD_RATELIMIT_GROUPS_CHALLENGE_REFILL_TIME": "1h",
+	})
+	body := `{"id":"AAAAAAAAAAAAAAAAAAAAAA","nonce":"1"}`
+	if code, _, _ := call(t, http.MethodPost, app.URL+"/challenge/verify", "Accept", "application/json", body); code == http.StatusTooManyRequests {
+		t.Fatal("the first solution check was limited")
+	}
+	code, header, raw := call(t, http.MethodPost, app.URL+"/challenge/verify", "Accept", "application/json", body)
+	if code != http.StatusTooManyRequests || header.Get("Retry-After") == "" {
+		t.Fatalf("second check: %d (Retry-After %q), want 429 with Retry-After", code, header.Get("Retry-After"))
+	}
+	if strings.Contains(string(raw), "challenge") || strings.Contains(string(raw), "seed") {
+		t.Fatalf("the challenge group answered with a challenge: %s", raw)
+	}
+}
