@@ -22,6 +22,7 @@ package register
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -87,6 +88,14 @@ type Config struct {
 	// Now is the clock form tokens expire by; nil means time.Now. Override
 	// for tests.
 	Now func() time.Time
+	// MaxPendingPerClient caps the registrations one address may start
+	// within PendingWindow (DefaultMaxPendingPerClient when 0); past it the
+	// page answers 429 with Retry-After.
+	MaxPendingPerClient int
+	// MaxPending caps the registrations this process starts within
+	// PendingWindow from everyone (DefaultMaxPending when 0); past it the
+	// page answers 503 with Retry-After.
+	MaxPending int
 }
 
 // Deps are a Page's collaborators.
@@ -105,12 +114,13 @@ type Deps struct {
 
 // Page serves the registration page. It is safe for concurrent use.
 type Page struct {
-	keys  [][]byte
-	vault Vault
-	log   *slog.Logger
-	tmpl  *template.Template
-	wait  func() time.Duration
-	now   func() time.Time
+	keys    [][]byte
+	vault   Vault
+	log     *slog.Logger
+	tmpl    *template.Template
+	wait    func() time.Duration
+	now     func() time.Time
+	pending *pending
 }
 
 //go:embed page.html
@@ -133,7 +143,8 @@ func New(cfg Config, deps Deps) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register: page template: %w", err)
 	}
-	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait, now: cfg.Now}
+	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait, now: cfg.Now,
+		pending: newPending(cmp.Or(cfg.MaxPendingPerClient, DefaultMaxPendingPerClient), cmp.Or(cfg.MaxPending, DefaultMaxPending))}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -226,9 +237,24 @@ func (p *Page) handleRegister(w http.ResponseWriter, r *http.Request) {
 		formError("Choose Discord or Telegram.")
 		return
 	}
+	client := clientOf(r)
+	if over, retry := p.pending.take(client, p.now()); over != "" {
+		secs := int(math.Ceil(retry.Seconds()))
+		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration refused: too many awaiting their code", slog.String("cap", over))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		code, msg := http.StatusTooManyRequests, "You have started several registrations that are waiting for their codes. Enter those codes, or try again in %d minutes."
+		if over == "total" {
+			code, msg = http.StatusServiceUnavailable, "Too many registrations are waiting for their codes right now. Please try again in %d minutes."
+		}
+		p.problem(w, r, code, fmt.Sprintf(msg, max(secs/60, 1)))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), requestTimeout)
 	defer cancel()
 	info, err := p.vault.Store(ctx, c, target, vault.StoreOptions{Verify: true})
+	if err != nil {
+		p.pending.giveBack(client)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, vault.ErrTargetRejected):

@@ -2,6 +2,7 @@ package register_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -84,7 +85,7 @@ type page struct {
 // newPage serves the page over a real vault; csrfKeys default to the
 // vault's derived ones. The log is checked for secrets (and the kit's) when
 // the test ends.
-func newPage(t *testing.T, csrfKeys [][]byte) *page {
+func newPage(t *testing.T, csrfKeys [][]byte, edit ...func(*register.Config)) *page {
 	t.Helper()
 	_, _, js := testkit.JetStream(t)
 	creds, secretsKV, err := vault.EnsureBuckets(testkit.Context(t, 10*time.Second), js, vault.BucketConfig{})
@@ -105,7 +106,11 @@ func newPage(t *testing.T, csrfKeys [][]byte) *page {
 	if csrfKeys == nil {
 		csrfKeys = p.vault.DeriveKeys(register.CSRFPurpose)
 	}
-	pg, err := register.New(register.Config{CSRFKeys: csrfKeys, Now: p.clock.Now}, register.Deps{Vault: p.vault, Logger: log,
+	cfg := register.Config{CSRFKeys: csrfKeys, Now: p.clock.Now}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	pg, err := register.New(cfg, register.Deps{Vault: p.vault, Logger: log,
 		VerificationWait: func() time.Duration { return time.Duration(p.wait.Load()) }})
 	if err != nil {
 		t.Fatal(err)
@@ -441,4 +446,49 @@ func TestRegisterRefusedWhileVerificationShareSpent(t *testing.T) {
 	if resp.StatusCode != 200 || p.codes.count() != 1 {
 		t.Fatalf("POST /register once the share is back: %d, %d codes\n%s", resp.StatusCode, p.codes.count(), body)
 	}
+}
+
+// TestPendingRegistrationsCapped: one address may start only so many
+// registrations awaiting their codes (429 past it), and everyone together
+// only so many (503); a refused one stores and sends nothing.
+func TestPendingRegistrationsCapped(t *testing.T) {
+	register1 := func(t *testing.T, p *page, hook string) *http.Response {
+		t.Helper()
+		b := newBrowser(t)
+		_, body := b.get(p.url + "/register")
+		resp, _ := b.post(p.url+"/register", url.Values{"csrf": {field(t, csrfRE, body)}, "channel": {"discord"}, "webhook": {hook}})
+		return resp
+	}
+	hook := func(i int) string {
+		return fmt.Sprintf("https://discord.com/api/webhooks/%d/Pending-Token_%d", 100000+i, i)
+	}
+	t.Run("per client", func(t *testing.T) {
+		p := newPage(t, nil, func(c *register.Config) { c.MaxPendingPerClient = 2 })
+		for i := range 2 {
+			if resp := register1(t, p, hook(i)); resp.StatusCode != 200 {
+				t.Fatalf("registration %d: %d", i, resp.StatusCode)
+			}
+		}
+		resp := register1(t, p, hook(2))
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("third registration: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if p.codes.count() != 2 {
+			t.Fatalf("%d codes sent, want 2", p.codes.count())
+		}
+		// The window passes: the address may register again.
+		p.clock.Advance(register.PendingWindow)
+		if resp := register1(t, p, hook(3)); resp.StatusCode != 200 {
+			t.Fatalf("after the window: %d", resp.StatusCode)
+		}
+	})
+	t.Run("total", func(t *testing.T) {
+		p := newPage(t, nil, func(c *register.Config) { c.MaxPendingPerClient, c.MaxPending = 100, 2 })
+		for i := range 2 {
+			register1(t, p, hook(i))
+		}
+		if resp := register1(t, p, hook(2)); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("over the total: %d, want 503 with Retry-After", resp.StatusCode)
+		}
+	})
 }
