@@ -222,6 +222,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			APISecrets:   a.cfg.Ingest.APISecrets,
 			MaxBodyBytes: a.cfg.Ingest.MaxBodyBytes,
 			StreakyWait:  a.cfg.Ingest.Streaky.Wait,
+			MaxWaiting:   a.cfg.Ingest.Streaky.MaxWaiting,
 			Version:      version,
 		}, ingest.Deps{
 			Publisher: publisher.New(a.js),

@@ -142,7 +142,8 @@ type IngestConfig struct {
 }
 
 type StreakyIngestConfig struct {
-	Wait time.Duration `mapstructure:"wait"`
+	Wait       time.Duration `mapstructure:"wait"`
+	MaxWaiting int           `mapstructure:"max_waiting"`
 }
 
 type ConsumerConfig struct {
@@ -211,6 +212,7 @@ var defaults = map[string]any{
 	"ingest.api_secrets":             []string{},
 	"ingest.max_body_bytes":          2 << 20,
 	"ingest.streaky.wait":            "10s",
+	"ingest.streaky.max_waiting":     1000,
 	"consumer.workers":               32,
 	"consumer.ack_wait":              "30s",
 	"consumer.max_ack_pending":       0,
@@ -394,6 +396,9 @@ func (c Config) validate() error {
 	}
 	if c.Ingest.Streaky.Wait < 0 || c.Ingest.Streaky.Wait > 14*time.Second {
 		bad("ingest.streaky.wait", "must be between 0s and 14s (the Worker gives up after 15 s), not %s", c.Ingest.Streaky.Wait)
+	}
+	if c.Ingest.Streaky.MaxWaiting < 1 {
+		bad("ingest.streaky.max_waiting", "must be at least 1")
 	}
 	if c.Consumer.Workers < 1 {
 		bad("consumer.workers", "must be at least 1, not %d", c.Consumer.Workers)

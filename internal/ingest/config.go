@@ -19,6 +19,8 @@ const (
 	// MaxStreakyWait bounds Config.StreakyWait: the Worker gives up after
 	// 15 s, and a reply it never reads is worse than an honest "queued".
 	MaxStreakyWait = 14 * time.Second
+	// DefaultMaxWaiting is the default Config.MaxWaiting.
+	DefaultMaxWaiting = 1000
 )
 
 // Config configures the ingest. The zero value is not valid: at least one
@@ -38,6 +40,12 @@ type Config struct {
 	// records the synchronous reply. 0 answers as soon as the job is stored.
 	// At most MaxStreakyWait; DefaultStreakyWait is the recommended value.
 	StreakyWait time.Duration
+	// MaxWaiting caps the Streaky requests waiting for their delivery result
+	// at once (ingest.streaky.max_waiting); DefaultMaxWaiting when 0. Past
+	// it a request is answered as soon as its job is stored, as a wait that
+	// timed out would be ({"success":true,"queued":true}), so a burst of
+	// waiting requests cannot take the process's memory.
+	MaxWaiting int
 	// Version is Herald's version, sent in the X-Herald-Version header of
 	// /health and /readyz.
 	Version string
@@ -67,6 +75,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("ingest: max body bytes %d is negative", c.MaxBodyBytes)
 	}
+	if c.MaxWaiting < 0 {
+		return fmt.Errorf("ingest: max waiting %d is negative", c.MaxWaiting)
+	}
 	if c.StreakyWait < 0 || c.StreakyWait > MaxStreakyWait {
 		return fmt.Errorf("ingest: streaky wait %s must be between 0s and %s (the Worker gives up after 15s)", c.StreakyWait, MaxStreakyWait)
 	}
@@ -77,6 +88,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxWaiting == 0 {
+		c.MaxWaiting = DefaultMaxWaiting
 	}
 	return c
 }

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrelay/herald"
@@ -111,6 +112,9 @@ type Server struct {
 	secrets  []secret
 	now      func() time.Time
 	handler  http.Handler
+	// waiting counts the Streaky requests waiting for their result
+	// (Config.MaxWaiting caps it).
+	waiting atomic.Int64
 }
 
 // Route patterns; they are also the route label of the HTTP metrics.

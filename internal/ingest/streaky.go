@@ -84,7 +84,12 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 
 	// Subscribe before publishing, so a fast worker's result is not missed.
 	var watch *status.Watch
-	if s.cfg.StreakyWait > 0 {
+	if s.cfg.StreakyWait > 0 && s.waiting.Add(1) > int64(s.cfg.MaxWaiting) {
+		// Enough requests wait already: answer as a wait that timed out.
+		s.waiting.Add(-1)
+		s.log.DebugContext(ctx, "too many requests waiting for their result; answering without waiting", "id", job.ID)
+	} else if s.cfg.StreakyWait > 0 {
+		defer s.waiting.Add(-1)
 		wt, err := s.status.Watch(job.ID)
 		if err != nil {
 			s.log.WarnContext(ctx, "cannot watch job status; answering without waiting", "id", job.ID, "err", err.Error())

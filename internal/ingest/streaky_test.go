@@ -560,3 +560,32 @@ func TestStreakyOverHTTP(t *testing.T) {
 		t.Fatalf("oversize: %d", res.StatusCode)
 	}
 }
+
+// TestStreakyWaitersCapped: past Config.MaxWaiting requests waiting for
+// their result, a request is answered as soon as its job is stored, as a
+// wait that timed out would be; the job is stored all the same.
+func TestStreakyWaitersCapped(t *testing.T) {
+	e := newTestEnv(t, withWait(3*time.Second), func(c *Config, _ *Deps) { c.MaxWaiting = 1 })
+	first := make(chan *httptest.ResponseRecorder, 1)
+	go func() { first <- e.streaky(e.discordBody()) }()
+	testkit.WaitFor(t, 5*time.Second, "the first request to wait", func() bool { return e.srv.waiting.Load() == 1 })
+	start := time.Now()
+	rec := e.streaky(e.discordBody())
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the request over the cap waited %s", took)
+	}
+	var reply streakyReply
+	decodeJSON(t, rec.Body, &reply)
+	if rec.Code != 200 || !reply.Success || !reply.Queued || reply.ID == "" {
+		t.Fatalf("over the cap: %d %+v, want success, queued", rec.Code, reply)
+	}
+	if r := <-first; r.Code != 200 {
+		t.Fatalf("the waiting request: %d", r.Code)
+	}
+	if n := e.streamMsgs(); n != 2 {
+		t.Fatalf("stream holds %d jobs, want 2", n)
+	}
+	if n := e.srv.waiting.Load(); n != 0 {
+		t.Errorf("%d waiters left counted", n)
+	}
+}
