@@ -75,10 +75,11 @@ type Config struct {
 	// consumer turns into NakWithDelay(wait) without using an attempt. Keep it
 	// well below the consumer's DrainTimeout. At most one minute.
 	MaxHold time.Duration
-	// MaxInFlight caps the sends to one Discord webhook on their way at once
-	// (pacing.max_in_flight); DefaultMaxInFlight when 0. A job for a webhook
-	// at its cap is given back at once (NakWithDelay, no attempt used), so
-	// it never holds a worker.
+	// MaxInFlight caps the sends to one destination (a Discord webhook, a
+	// Telegram chat) on their way at once (pacing.max_in_flight);
+	// DefaultMaxInFlight when 0. A job for a destination at its cap is given
+	// back at once (NakWithDelay, no attempt used), so it never holds a
+	// worker.
 	MaxInFlight int
 	// MaxDestinations bounds the entries kept for each kind of destination
 	// state (Discord webhooks, Telegram chats, Telegram bots); least recently

@@ -219,6 +219,9 @@ type grant struct {
 	// Discord reservations, to release after the send.
 	shard *cacheShard[discordDest, *discordDest]
 	dest  *discordDest
+	// The Telegram chat's in-flight slot, to release after the send.
+	chatShard *cacheShard[tgChat, *tgChat]
+	chat      *tgChat
 }
 
 // hold decides what to do with a grant that is not ok, for a send that may
@@ -509,6 +512,7 @@ func (p *Pacer) sendTelegram(ctx context.Context, key string, group bool, d *con
 		waited = true
 		now = p.now()
 	}
+	defer p.releaseTelegram(g)
 	if g.wait > 0 {
 		p.countWait(chTelegram, g.scope, &counted)
 		if err := p.sleep(ctx, g.wait, nil); err != nil {
@@ -559,6 +563,11 @@ func (p *Pacer) acquireTelegram(key, bot string, group bool, now time.Time, budg
 	if now.Before(c.blockedUntil) {
 		return grant{wait: c.blockedUntil.Sub(now), scope: chatScope}
 	}
+	if c.inflight >= p.cfg.MaxInFlight {
+		// Enough sends to this chat are on their way: wait for an answer
+		// without holding a worker.
+		return grant{unknown: true, scope: chatScope}
+	}
 
 	bs := p.bots.shard(bot)
 	bs.mu.Lock()
@@ -585,8 +594,21 @@ func (p *Pacer) acquireTelegram(key, bot string, group bool, now time.Time, budg
 		rb.CancelAt(tb)
 		rc.CancelAt(tc)
 		g.ok = false
+		return g
 	}
+	c.inflight++
+	g.chatShard, g.chat = cs, c
 	return g
+}
+
+// releaseTelegram ends g's in-flight slot on its chat.
+func (p *Pacer) releaseTelegram(g grant) {
+	if g.chat == nil {
+		return
+	}
+	g.chatShard.mu.Lock()
+	g.chat.inflight = max(g.chat.inflight-1, 0)
+	g.chatShard.mu.Unlock()
 }
 
 // telegram429 records a 429 for chat key of bot: the chat waits after, its

@@ -66,9 +66,10 @@ func (t *tgLimit) tighten(now time.Time, after time.Duration) {
 type tgChat struct {
 	tgLimit
 	blockedUntil time.Time // a 429's retry_after
+	inflight     int       // sends on their way (Config.MaxInFlight caps it)
 }
 
-func (*tgChat) busy() bool { return false }
+func (c *tgChat) busy() bool { return c.inflight > 0 }
 
 // tgBot is one bot's pacing state over all its chats.
 type tgBot struct {

@@ -211,3 +211,33 @@ func TestTelegramPacedErrorsDoNotTighten(t *testing.T) {
 		t.Errorf("slept %v, want 100ms: a breaker's wait is not a 429", s)
 	}
 }
+
+// TestTelegramInFlightCap: with MaxInFlight sends to a chat on their way the
+// next is given back at once, without holding a worker; other chats are
+// untouched, and an answer frees a slot.
+func TestTelegramInFlightCap(t *testing.T) {
+	tp := newTestPacer(t, Config{MaxInFlight: 2, Telegram: TelegramConfig{PerChat: 1e6, PerBot: 1e6}})
+	const chat, other, bot = "telegram:1.aaaa:bbbb", "telegram:1.aaaa:cccc", "telegram:1.aaaa"
+	now := tp.clock.Now()
+	a := tp.acquireTelegram(chat, bot, false, now, time.Second)
+	b := tp.acquireTelegram(chat, bot, false, now, time.Second)
+	if !a.ok || !b.ok {
+		t.Fatalf("first two sends: %+v %+v, want ok", a, b)
+	}
+	if g := tp.acquireTelegram(chat, bot, false, now, time.Second); g.ok || !g.unknown {
+		t.Fatalf("third send with two in flight: %+v, want an unknown wait", g)
+	}
+	if err := tp.hold(context.Background(), chTelegram, grant{unknown: true, scope: scopeDestination}, time.Second, new([nScopes]bool)); pacedAfter(t, err) != unknownRetry {
+		t.Fatalf("hold on an unknown wait = %v, want the job given back after %s", err, unknownRetry)
+	}
+	if s := tp.clock.slept(); len(s) != 0 {
+		t.Errorf("the worker slept %v waiting for a busy chat", s)
+	}
+	if g := tp.acquireTelegram(other, bot, false, now, time.Second); !g.ok {
+		t.Fatalf("another chat: %+v, want ok", g)
+	}
+	tp.releaseTelegram(a)
+	if g := tp.acquireTelegram(chat, bot, false, now, time.Second); !g.ok {
+		t.Fatalf("after an answer: %+v, want ok", g)
+	}
+}
