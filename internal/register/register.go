@@ -38,8 +38,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/vault"
 )
@@ -76,6 +78,9 @@ const (
 	// every rendering carries a fresh token, so a person never meets the
 	// limit, and a token a script collected stops working.
 	formTokenTTL = time.Hour
+	// maxUsedTokens bounds the used form tokens remembered (an hour of
+	// posts at ~28 a second; past it the oldest are forgotten first).
+	maxUsedTokens = 100_000
 )
 
 // Config configures a Page.
@@ -121,6 +126,9 @@ type Page struct {
 	wait    func() time.Duration
 	now     func() time.Time
 	pending *pending
+	// used holds the form tokens already posted: each serves one post.
+	usedMu sync.Mutex
+	used   *expirable.LRU[string, struct{}]
 }
 
 //go:embed page.html
@@ -144,7 +152,8 @@ func New(cfg Config, deps Deps) (*Page, error) {
 		return nil, fmt.Errorf("register: page template: %w", err)
 	}
 	p := &Page{keys: cfg.CSRFKeys, vault: deps.Vault, log: deps.Logger, tmpl: tmpl, wait: deps.VerificationWait, now: cfg.Now,
-		pending: newPending(cmp.Or(cfg.MaxPendingPerClient, DefaultMaxPendingPerClient), cmp.Or(cfg.MaxPending, DefaultMaxPending))}
+		pending: newPending(cmp.Or(cfg.MaxPendingPerClient, DefaultMaxPendingPerClient), cmp.Or(cfg.MaxPending, DefaultMaxPending)),
+		used:    expirable.NewLRU[string, struct{}](maxUsedTokens, nil, formTokenTTL+time.Minute)}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -383,11 +392,25 @@ func (p *Page) checkForm(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	c, err := r.Cookie(CSRFCookie)
-	if !sameOrigin(r) || err != nil || !p.validToken(c.Value, r.PostForm.Get(csrfField)) {
+	token := r.PostForm.Get(csrfField)
+	if !sameOrigin(r) || err != nil || !p.validToken(c.Value, token) || !p.claim(token) {
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration form refused", slog.String("reason", "csrf"))
 		p.problem(w, r, http.StatusForbidden, "This form has expired or did not come from this page. Reload the page and try again.")
 		return false
 	}
+	return true
+}
+
+// claim marks a valid form token used, and reports false when it already
+// was: a token serves one post (every page rendering carries a fresh one).
+// Tokens are remembered in this process, for their lifetime.
+func (p *Page) claim(token string) bool {
+	p.usedMu.Lock()
+	defer p.usedMu.Unlock()
+	if p.used.Contains(token) {
+		return false
+	}
+	p.used.Add(token, struct{}{})
 	return true
 }
 
@@ -418,25 +441,30 @@ func sameOrigin(r *http.Request) bool {
 var b64 = base64.RawURLEncoding
 
 // sign returns the form token's signature of cookie value v, expiring at
-// exp (unix seconds), under key.
-func sign(key []byte, v string, exp int64) string {
+// exp (unix seconds), with nonce, under key.
+func sign(key []byte, v string, exp int64, nonce string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("herald register form\x00" + v + "\x00" + strconv.FormatInt(exp, 10)))
+	m.Write([]byte("herald register form\x00" + v + "\x00" + strconv.FormatInt(exp, 10) + "\x00" + nonce))
 	return b64.EncodeToString(m.Sum(nil))
 }
 
-// formToken is the form's token for cookie value v: "<expiry>.<signature>",
-// valid for formTokenTTL.
+// formToken is a fresh form token for cookie value v:
+// "<expiry>.<nonce>.<signature>", valid for formTokenTTL and, being unique,
+// for one post.
 func (p *Page) formToken(v string) string {
 	exp := p.now().Add(formTokenTTL).Unix()
-	return strconv.FormatInt(exp, 10) + "." + sign(p.keys[0], v, exp)
+	raw := make([]byte, 12)
+	_, _ = rand.Read(raw)
+	nonce := b64.EncodeToString(raw)
+	return strconv.FormatInt(exp, 10) + "." + nonce + "." + sign(p.keys[0], v, exp, nonce)
 }
 
 // validToken reports whether token is a form token this page issued for
 // cookie within formTokenTTL, under any of its keys.
 func (p *Page) validToken(cookie, token string) bool {
-	expText, sig, found := strings.Cut(token, ".")
-	if len(cookie) < 22 || !found {
+	expText, rest, found := strings.Cut(token, ".")
+	nonce, sig, found2 := strings.Cut(rest, ".")
+	if len(cookie) < 22 || !found || !found2 || nonce == "" {
 		return false
 	}
 	exp, err := strconv.ParseInt(expText, 10, 64)
@@ -446,7 +474,7 @@ func (p *Page) validToken(cookie, token string) bool {
 	ok := false
 	for _, k := range p.keys {
 		// No early exit: the time taken does not say which key matched.
-		if hmac.Equal([]byte(sign(k, cookie, exp)), []byte(sig)) {
+		if hmac.Equal([]byte(sign(k, cookie, exp, nonce)), []byte(sig)) {
 			ok = true
 		}
 	}

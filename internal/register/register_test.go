@@ -301,6 +301,13 @@ func TestCSRF(t *testing.T) {
 	if resp, _ := b.postWith(p.url+"/register", form, map[string]string{"Origin": p.url, "Sec-Fetch-Site": "same-origin"}); resp.StatusCode != 200 {
 		t.Fatalf("valid token: %d", resp.StatusCode)
 	}
+	// Once: the same token again is refused, and sends nothing.
+	if resp, _ := b.post(p.url+"/register", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a token posted twice: %d, want 403", resp.StatusCode)
+	}
+	if p.codes.count() != 1 {
+		t.Fatalf("%d codes sent, want 1", p.codes.count())
+	}
 }
 
 // TestFormTokenExpires: a token is good for an hour after the page was
@@ -370,11 +377,13 @@ func TestFormErrorsNeverEchoTheDestination(t *testing.T) {
 		"bad telegram id":   {url.Values{"channel": {"telegram"}, "bot_token": {testBot}, "chat_id": {"EvilToken_xyz!"}}, "cannot be used"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			// A token serves one post; each answer carries the next.
 			tc.form.Set("csrf", token)
 			resp, body := b.post(p.url+"/register", tc.form)
 			if resp.StatusCode != 422 || !strings.Contains(body, tc.want) || !strings.Contains(body, `name="webhook"`) {
 				t.Fatalf("%d\n%s", resp.StatusCode, body)
 			}
+			token = field(t, csrfRE, body)
 			if strings.Contains(body, "evil.example.com") {
 				t.Fatal("the page repeats the destination")
 			}
