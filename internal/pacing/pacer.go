@@ -512,7 +512,6 @@ func (p *Pacer) sendTelegram(ctx context.Context, key string, group bool, d *con
 		waited = true
 		now = p.now()
 	}
-	defer p.releaseTelegram(g)
 	if g.wait > 0 {
 		p.countWait(chTelegram, g.scope, &counted)
 		if err := p.sleep(ctx, g.wait, nil); err != nil {
@@ -528,6 +527,8 @@ func (p *Pacer) sendTelegram(ctx context.Context, key string, group bool, d *con
 		p.held[chTelegram].Observe(0)
 	}
 
+	done := p.sendingTelegram(g)
+	defer done()
 	err := next(ctx, d)
 	if err != nil {
 		p.telegramFailed(key, bot, err)
@@ -596,19 +597,22 @@ func (p *Pacer) acquireTelegram(key, bot string, group bool, now time.Time, budg
 		g.ok = false
 		return g
 	}
-	c.inflight++
 	g.chatShard, g.chat = cs, c
 	return g
 }
 
-// releaseTelegram ends g's in-flight slot on its chat.
-func (p *Pacer) releaseTelegram(g grant) {
-	if g.chat == nil {
-		return
-	}
+// sendingTelegram counts g's send as on its way to its chat, once it has
+// waited for its slot (a send still waiting is paced, not in flight), and
+// returns the function that ends it.
+func (p *Pacer) sendingTelegram(g grant) (done func()) {
 	g.chatShard.mu.Lock()
-	g.chat.inflight = max(g.chat.inflight-1, 0)
+	g.chat.inflight++
 	g.chatShard.mu.Unlock()
+	return func() {
+		g.chatShard.mu.Lock()
+		g.chat.inflight = max(g.chat.inflight-1, 0)
+		g.chatShard.mu.Unlock()
+	}
 }
 
 // telegram429 records a 429 for chat key of bot: the chat waits after, its

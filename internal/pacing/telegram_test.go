@@ -224,6 +224,7 @@ func TestTelegramInFlightCap(t *testing.T) {
 	if !a.ok || !b.ok {
 		t.Fatalf("first two sends: %+v %+v, want ok", a, b)
 	}
+	doneA, _ := tp.sendingTelegram(a), tp.sendingTelegram(b)
 	if g := tp.acquireTelegram(chat, bot, false, now, time.Second); g.ok || !g.unknown {
 		t.Fatalf("third send with two in flight: %+v, want an unknown wait", g)
 	}
@@ -236,7 +237,7 @@ func TestTelegramInFlightCap(t *testing.T) {
 	if g := tp.acquireTelegram(other, bot, false, now, time.Second); !g.ok {
 		t.Fatalf("another chat: %+v, want ok", g)
 	}
-	tp.releaseTelegram(a)
+	doneA()
 	if g := tp.acquireTelegram(chat, bot, false, now, time.Second); !g.ok {
 		t.Fatalf("after an answer: %+v, want ok", g)
 	}
