@@ -1,17 +1,13 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/heraldrelay/herald/internal/testkit"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -19,14 +15,14 @@ import (
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/dlq"
-	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/heraldrelay/herald/publisher"
 )
 
 const (
 	secret       = "admin-secret-for-tests-0123"
 	otherSecret  = "rotated-admin-secret-4567"
-	testKey      = "0123456789abcdef0123456789abcdef"
 	plainWebhook = "https://discord.com/api/webhooks/123456789012345678/PLAINTEXT-webhook-token"
 )
 
@@ -41,20 +37,15 @@ type env struct {
 	sealed []string
 }
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	return testkit.Context(t, 30*time.Second)
-}
-
-// newEnv runs a real JetStream server with both streams and the admin API,
-// mounted as the lead mounts it: at /admin/ on an outer mux.
+// newEnv runs the kit's relay (a real JetStream server with the jobs
+// stream) with the dead-letter stream and the admin API, mounted as the lead
+// mounts it: at /admin/ on an outer mux. Its logs must hold none of the
+// tests' secrets, nor any sealed credential.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	_, _, js := testkit.JetStream(t)
-	ctx := testCtx(t)
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	r := relay.New(t)
+	js := r.JS
+	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := dlq.EnsureStream(ctx, js, dlq.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +53,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := testkit.Keyring(t, testKey)
-	logs := &testkit.LogBuffer{}
-	s, err := New(Config{Secrets: []string{secret, otherSecret}}, dlq.NewStore(js), slog.New(slog.NewTextHandler(logs, nil)))
+	s, err := New(Config{Secrets: []string{secret, otherSecret}}, dlq.NewStore(js), r.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +62,23 @@ func newEnv(t *testing.T) *env {
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{js: js, srv: srv, jobs: jobs, writer: dlq.NewWriter(js), pub: publisher.New(js), keys: keys, logs: logs}
+	e := &env{js: js, srv: srv, jobs: jobs, writer: dlq.NewWriter(js), pub: r.Pub, keys: r.Keys, logs: r.Logs}
+	t.Cleanup(func() { testkit.AssertNoSecrets(t, "log", e.logs.String(), e.secrets()...) })
+	return e
+}
+
+// secrets are the tests' own secrets and every credential sealed so far,
+// none of which a response or log line may contain (nor testkit.Secrets).
+func (e *env) secrets() []string {
+	return append([]string{plainWebhook, "PLAINTEXT", secret, otherSecret}, e.sealed...)
 }
 
 // kill dead-letters a fresh job with id on channel c.
 func (e *env) kill(t *testing.T, c herald.Channel, id, reason string) {
 	t.Helper()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	job := &herald.Job{Version: herald.JobVersion, ID: id, Channel: c, Message: herald.Message{Text: "hello " + id}}
-	sealed, _ := e.keys.Seal(plainWebhook)
+	sealed := testkit.Seal(t, e.keys, plainWebhook)
 	e.sealed = append(e.sealed, sealed)
 	switch c {
 	case herald.ChannelDiscord:
@@ -148,11 +145,7 @@ func (e *env) do(t *testing.T, method, path, body string, hdr map[string]string)
 			t.Errorf("%s %s: body is not a JSON object: %q", method, path, raw)
 		}
 	}
-	for _, s := range append([]string{plainWebhook, "PLAINTEXT", secret, otherSecret}, e.sealed...) {
-		if strings.Contains(r.body, s) {
-			t.Errorf("%s %s: response leaks %q: %s", method, path, s, raw)
-		}
-	}
+	testkit.AssertNoSecrets(t, method+" "+path+" response", r.body, e.secrets()...)
 	return r
 }
 
@@ -364,7 +357,7 @@ func TestReplayAndPurge(t *testing.T) {
 	if r := e.do(t, "GET", "/admin/dlq/d1", "", nil); r.code != 404 {
 		t.Errorf("replayed letter still there: %d", r.code)
 	}
-	if !strings.Contains(e.logs.String(), `msg="admin dlq replay"`) || !strings.Contains(e.logs.String(), "replayed=1") {
+	if !strings.Contains(e.logs.String(), `"msg":"admin dlq replay"`) || !strings.Contains(e.logs.String(), `"replayed":1`) {
 		t.Errorf("replay not logged:\n%s", e.logs)
 	}
 
@@ -390,7 +383,7 @@ func TestReplayAndPurge(t *testing.T) {
 func TestReplayWithoutJobsStream(t *testing.T) {
 	e := newEnv(t)
 	e.kill(t, herald.ChannelDiscord, "d1", "gone")
-	if err := e.js.DeleteStream(testCtx(t), herald.JobsStream); err != nil {
+	if err := e.js.DeleteStream(testkit.Context(t, 30*time.Second), herald.JobsStream); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do(t, "POST", "/admin/dlq/replay", `{"all":true,"rate":0}`, nil)
@@ -404,7 +397,7 @@ func TestReplayWithoutJobsStream(t *testing.T) {
 		t.Errorf("letter gone after a failed replay: %d", r.code)
 	}
 
-	if err := e.js.DeleteStream(testCtx(t), herald.DeadLetterStream); err != nil {
+	if err := e.js.DeleteStream(testkit.Context(t, 30*time.Second), herald.DeadLetterStream); err != nil {
 		t.Fatal(err)
 	}
 	r = e.do(t, "GET", "/admin/dlq", "", nil)

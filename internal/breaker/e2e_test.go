@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -58,7 +57,7 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 
 	// NATS, the jobs stream and the status bucket.
 	e := relay.New(t)
-	js, store, keys := e.JS, e.Status, e.Keys
+	store := e.Status
 
 	// The destination: down (503) until the flag is cleared.
 	var down atomic.Bool
@@ -76,46 +75,27 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 
 	// The breakers and the pool.
 	x := newTestSet(t, Config{Failures: failures, OpenTimeout: 500 * time.Millisecond, HalfOpenProbes: probes})
-	log := slog.New(slog.NewJSONHandler(x.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dlq := &recordingDLQ{}
-	relay.StartPool(t, js, consumer.Config{
-		Workers:      workers,
-		AckWait:      5 * time.Second,
-		SendTimeout:  2 * time.Second,
-		MinBackoff:   50 * time.Millisecond,
-		MaxBackoff:   200 * time.Millisecond,
-		DrainTimeout: 5 * time.Second,
-		MaxAttempts:  100,
-	}, consumer.Deps{
-		JS:          js,
-		Keys:        keys,
-		Senders:     map[herald.Channel]consumer.Sender{herald.ChannelDiscord: discord},
-		Status:      store,
-		DeadLetters: dlq,
-		Logger:      log,
-		Metrics:     x.metrics,
-		Middlewares: []consumer.Middleware{
-			x.Middleware(Keys(func(n herald.Notification) string { return discord.Destination(n.Target) })),
-		},
-	})
+	cfg := relay.Config()
+	cfg.Workers, cfg.MaxAttempts = workers, 100
+	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: discord})
+	deps.DeadLetters, deps.Logger, deps.Metrics = dlq, x.log, x.metrics
+	deps.Middlewares = []consumer.Middleware{
+		x.Middleware(Keys(func(n herald.Notification) string { return discord.Destination(n.Target) })),
+	}
+	e.StartPool(cfg, deps)
 
 	// Twenty jobs to one webhook.
-	sealed := testkit.Seal(t, keys, f.WebhookURL(webhookID, webhookToken))
 	var ids []string
 	for i := range jobs {
-		ids = append(ids, e.Publish(&herald.Job{
-			Channel:     herald.ChannelDiscord,
-			Source:      "test",
-			Credentials: herald.Credentials{Webhook: sealed},
-			Message:     herald.Message{Title: "Test", Text: fmt.Sprintf("job %d", i)},
-		}))
+		ids = append(ids, e.Publish(e.DiscordJob(webhookID, webhookToken, fmt.Sprintf("job %d", i))))
 	}
 
 	// Down for a while: until the breaker has opened and three probes have
 	// failed (about 1.5 s).
 	key := discord.Destination(herald.Target{WebhookURL: f.WebhookURL(webhookID, webhookToken)})
 	start := time.Now()
-	waitFor(t, 20*time.Second, "three failed probes", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "three failed probes", func() bool {
 		return x.changes("discord", labelHalfOpen) >= 3 && x.State(key).String() == "open"
 	})
 	down.Store(false)
@@ -138,7 +118,7 @@ func TestDestinationDownThenRecovers(t *testing.T) {
 	for _, id := range ids {
 		var st herald.Status
 		var err error
-		waitFor(t, 20*time.Second, "job "+id+" delivered", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "job "+id+" delivered", func() bool {
 			st, err = store.Get(context.Background(), id)
 			if err != nil && !errors.Is(err, status.ErrNotFound) {
 				t.Fatalf("status: %v", err)

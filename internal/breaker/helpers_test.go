@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -40,6 +39,7 @@ var (
 type testSet struct {
 	*Set
 	t       *testing.T
+	log     *slog.Logger // the kit's: checked for secrets at cleanup
 	logs    *testkit.LogBuffer
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
@@ -47,18 +47,15 @@ type testSet struct {
 
 func newTestSet(t *testing.T, cfg Config) *testSet {
 	t.Helper()
-	logs := &testkit.LogBuffer{}
+	log, logs := testkit.Logger(t, secrets...)
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	s, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), m)
+	s, err := New(cfg, log, m)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	x := &testSet{Set: s, t: t, logs: logs, reg: reg, metrics: m}
-	t.Cleanup(func() {
-		assertNoSecrets(t, "log", logs.String())
-		assertNoSecrets(t, "metrics", x.metricsText())
-	})
+	x := &testSet{Set: s, t: t, log: log, logs: logs, reg: reg, metrics: m}
+	t.Cleanup(func() { testkit.AssertNoSecrets(t, "metrics", x.metricsText(), secrets...) })
 	return x
 }
 
@@ -127,7 +124,7 @@ func (x *testSet) open(keys ...string) {
 // waitHalfOpen polls until key's breaker is half-open.
 func (x *testSet) waitHalfOpen(key string) {
 	x.t.Helper()
-	waitFor(x.t, 5*time.Second, key+" half-open", func() bool { return x.State(key).String() == "half-open" })
+	testkit.WaitFor(x.t, 5*time.Second, key+" half-open", func() bool { return x.State(key).String() == "half-open" })
 }
 
 // wantCircuitOpen checks err is the middleware's refusal and returns its
@@ -139,20 +136,4 @@ func wantCircuitOpen(t *testing.T, err error) time.Duration {
 		t.Fatalf("err = %v, want *RetryAfterError wrapping ErrCircuitOpen", err)
 	}
 	return ra.After
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
-
-// fakeClock is a settable clock for the Set's own bookkeeping (idle TTL);
-// gobreaker itself keeps real time.
-type fakeClock = testkit.Clock
-
-func newFakeClock() *fakeClock { return testkit.NewClock(time.Now()) }
-
-func assertNoSecrets(t *testing.T, where, text string) {
-	t.Helper()
-	testkit.AssertNoSecrets(t, where, text, secrets...)
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 func TestEvictionBound(t *testing.T) {
@@ -78,7 +80,7 @@ func TestEvictionAllOpen(t *testing.T) {
 
 func TestIdleBreakersDropped(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Now())
 	x := newTestSet(t, Config{Failures: 1, OpenTimeout: time.Hour, IdleTTL: time.Minute})
 	x.Set.now = clock.Now
 	x.fail("discord:open")

@@ -6,34 +6,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
-	"github.com/heraldrelay/herald/internal/queue"
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/heraldrelay/herald/publisher"
 )
 
 const (
-	testKey = "0123456789abcdef0123456789abcdef"
 	// plainWebhook is the plaintext credential that must never show up.
 	plainWebhook = "https://discord.com/api/webhooks/123456789012345678/PLAINTEXT-webhook-token-xyz"
 	plainToken   = "123456:PLAINTEXT-bot-token-abc"
 	plainChat    = "-1009876543210"
 )
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	return testkit.Context(t, 30*time.Second)
-}
-
-// fixture is a real JetStream server with the jobs and dead-letter streams,
-// a Writer, a Store, and a pull consumer on the jobs stream standing in for
-// the workers.
+// fixture is the kit's relay (a real JetStream server with the jobs stream,
+// the kit's keys and a publisher) with the dead-letter stream, a Writer, a
+// Store, and a pull consumer on the jobs stream standing in for the workers.
 type fixture struct {
 	js     jetstream.JetStream
 	nc     *nats.Conn
@@ -47,11 +40,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	_, nc, js := testkit.JetStream(t)
-	ctx := testCtx(t)
-	if _, err := queue.EnsureJobsStream(ctx, js, queue.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	e := relay.New(t)
+	js := e.JS
+	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := EnsureStream(ctx, js, StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +52,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := testkit.Keyring(t, testKey)
 	st := &fakeStatus{}
 	return &fixture{
-		js: js, nc: nc, w: NewWriter(js), store: NewStore(js, WithStatus(st)), status: st,
-		jobs: jobs, keys: keys, pub: publisher.New(js),
+		js: js, nc: e.NC, w: NewWriter(js), store: NewStore(js, WithStatus(st)), status: st,
+		jobs: jobs, keys: e.Keys, pub: e.Pub,
 	}
 }
 
@@ -92,7 +82,7 @@ func (f *fixture) job(t *testing.T, c herald.Channel, id string) *herald.Job {
 // enqueue publishes job to the jobs stream and receives it as a worker would.
 func (f *fixture) enqueue(t *testing.T, job *herald.Job) jetstream.Msg {
 	t.Helper()
-	if _, err := f.pub.Publish(testCtx(t), job); err != nil {
+	if _, err := f.pub.Publish(testkit.Context(t, 30*time.Second), job); err != nil {
 		t.Fatal(err)
 	}
 	return f.next(t)
@@ -154,7 +144,7 @@ func (f *fixture) killMsg(t *testing.T, m jetstream.Msg, job *herald.Job, info c
 		info.LastAttempt = time.Now()
 		info.FirstAttempt = info.LastAttempt.Add(-time.Minute)
 	}
-	if err := f.w.DeadLetter(testCtx(t), m, info); err != nil {
+	if err := f.w.DeadLetter(testkit.Context(t, 30*time.Second), m, info); err != nil {
 		t.Fatalf("DeadLetter: %v", err)
 	}
 	if err := m.Ack(); err != nil {

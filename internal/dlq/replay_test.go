@@ -16,13 +16,14 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestReplay(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	m := metrics.New(prometheus.NewRegistry())
 	f.store = NewStore(f.js, WithStatus(f.status), WithMetrics(m))
 	job := f.job(t, herald.ChannelDiscord, "replay-1")
@@ -94,7 +95,7 @@ func TestReplay(t *testing.T) {
 
 func TestReplayJobsStreamMissingKeepsLetter(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	f.kill(t, f.job(t, herald.ChannelTelegram, "keep-1"), consumer.DeadLetterInfo{Reason: "blocked by the user", Attempts: 3})
 	if err := f.js.DeleteStream(ctx, herald.JobsStream); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestReplayJobsStreamMissingKeepsLetter(t *testing.T) {
 
 func TestReplayAbortsWhenEveryPublishFails(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	f.store.maxFailuresInRow = 3 // each failed publish retries for ~0.5 s
 	job := f.job(t, herald.ChannelDiscord, "")
 	for i := range 5 {
@@ -143,7 +144,7 @@ func TestReplayAbortsWhenEveryPublishFails(t *testing.T) {
 
 func TestReplayRateIsRespected(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	job := f.job(t, herald.ChannelDiscord, "")
 	for i := range 5 {
 		j := *job
@@ -166,7 +167,7 @@ func TestReplayRateIsRespected(t *testing.T) {
 
 func TestReplayDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	threeLetters(t, f)
 	res, err := f.store.Replay(ctx, Filter{Channel: herald.ChannelDiscord}, ReplayOptions{DryRun: true})
 	if err != nil {
@@ -186,7 +187,7 @@ func TestReplayDryRunChangesNothing(t *testing.T) {
 
 func TestReplaySkipsUndecodable(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	if _, err := f.js.PublishMsg(ctx, &nats.Msg{Subject: "herald.jobs.discord", Data: []byte(`{"v":1,"channel":"discord"`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestReplaySkipsUndecodable(t *testing.T) {
 // keeps that name although the message id changes.
 func TestReplayKeepsNameOfJobWithoutID(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	job := f.job(t, herald.ChannelDiscord, "")
 	m := f.enqueueRaw(t, job, "client-key-1")
 	f.killMsg(t, m, nil, consumer.DeadLetterInfo{JobID: "client-key-1", Channel: herald.ChannelDiscord})
@@ -237,10 +238,10 @@ func TestReplayKeepsNameOfJobWithoutID(t *testing.T) {
 func TestReplayEmptyFilterAndCancel(t *testing.T) {
 	f := newFixture(t)
 	threeLetters(t, f)
-	if _, err := f.store.Replay(testCtx(t), Filter{Limit: 1}, ReplayOptions{}); !errors.Is(err, ErrEmptyFilter) {
+	if _, err := f.store.Replay(testkit.Context(t, 30*time.Second), Filter{Limit: 1}, ReplayOptions{}); !errors.Is(err, ErrEmptyFilter) {
 		t.Errorf("err = %v, want ErrEmptyFilter", err)
 	}
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(testkit.Context(t, 30*time.Second))
 	res, err := f.store.Replay(ctx, Filter{All: true}, ReplayOptions{Rate: 5, Progress: func(done, _ int) {
 		if done == 1 {
 			cancel()
@@ -261,7 +262,7 @@ func (f *fixture) enqueueRaw(t *testing.T, job *herald.Job, msgID string) jetstr
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.js.PublishMsg(testCtx(t), &nats.Msg{Subject: herald.JobSubject(job.Channel), Data: data,
+	if _, err := f.js.PublishMsg(testkit.Context(t, 30*time.Second), &nats.Msg{Subject: herald.JobSubject(job.Channel), Data: data,
 		Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func (f *fixture) enqueueRaw(t *testing.T, job *herald.Job, msgID string) jetstr
 // A letter deleted elsewhere while a replay runs is not republished.
 func TestReplaySkipsLettersGoneMeanwhile(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	threeLetters(t, f)
 	res, err := f.store.Replay(ctx, Filter{All: true}, ReplayOptions{Progress: func(done, _ int) {
 		if done == 1 {

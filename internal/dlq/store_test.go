@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/internal/testkit"
 	"github.com/heraldrelay/herald/publisher"
 )
 
@@ -31,7 +32,7 @@ func threeLetters(t *testing.T, f *fixture) (mid time.Time) {
 
 func TestListFilters(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	mid := threeLetters(t, f)
 
 	tests := []struct {
@@ -81,7 +82,7 @@ func TestListFilters(t *testing.T) {
 
 func TestListBadFilterAndNoStream(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	for _, bad := range []Filter{{Channel: "slack"}, {Limit: -1}, {IDs: []string{"no spaces"}}, {IDs: []string{"seq:0"}}} {
 		if _, err := f.store.List(ctx, bad); !errors.Is(err, ErrInvalidFilter) {
 			t.Errorf("List(%+v) err = %v, want ErrInvalidFilter", bad, err)
@@ -101,7 +102,7 @@ func TestListBadFilterAndNoStream(t *testing.T) {
 // Many letters come back in order, across several fetch batches.
 func TestListManyLetters(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	const n = 2*fetchBatch + 17
 	job := f.job(t, herald.ChannelDiscord, "")
 	for i := range n {
@@ -129,7 +130,7 @@ func TestListManyLetters(t *testing.T) {
 
 func TestGet(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	threeLetters(t, f)
 
 	l, err := f.store.Get(ctx, "b")
@@ -160,7 +161,7 @@ func TestGet(t *testing.T) {
 
 func TestPurge(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	threeLetters(t, f)
 
 	if _, err := f.store.Purge(ctx, Filter{}); !errors.Is(err, ErrEmptyFilter) {
@@ -188,7 +189,7 @@ func TestPurge(t *testing.T) {
 
 func TestLetterJSONHidesCredentials(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	dj := f.job(t, herald.ChannelDiscord, "d1")
 	tj := f.job(t, herald.ChannelTelegram, "t1")
 	f.kill(t, dj, consumer.DeadLetterInfo{})

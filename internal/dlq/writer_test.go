@@ -15,11 +15,12 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 func TestEnsureStream(t *testing.T) {
 	f := newFixture(t) // created the stream once with defaults
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	st, err := EnsureStream(ctx, f.js, StreamConfig{MaxAge: 48 * time.Hour, MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatalf("second EnsureStream: %v", err)
@@ -47,7 +48,7 @@ func TestEnsureStream(t *testing.T) {
 
 func TestWriterHeadersAndBodyUnchanged(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	job := f.job(t, herald.ChannelDiscord, "job-1")
 	if _, err := f.pub.Publish(ctx, job); err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestWriterHeadersAndBodyUnchanged(t *testing.T) {
 
 func TestWriterDuplicateStoredOnce(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	job := f.job(t, herald.ChannelTelegram, "dup-1")
 	m := f.enqueue(t, job)
 	meta, _ := m.Metadata()
@@ -127,7 +128,7 @@ func TestWriterDuplicateStoredOnce(t *testing.T) {
 
 func TestWriterChannelAndDefaults(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	// A body that is not a job, as the consumer hands over an undecodable
 	// message: no job id, no channel; sequence and subject come from msg.
 	if _, err := f.js.PublishMsg(ctx, &nats.Msg{Subject: "herald.jobs.discord", Data: []byte("not json"),
@@ -164,7 +165,7 @@ func TestWriterChannelAndDefaults(t *testing.T) {
 
 func TestWriterNotStored(t *testing.T) {
 	f := newFixture(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	m := f.enqueue(t, f.job(t, herald.ChannelDiscord, "lost-1"))
 	if err := f.js.DeleteStream(ctx, herald.DeadLetterStream); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,9 +42,9 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 	start := time.Now()
 	cluster := testkit.NewCluster(t, 3)
 	urls := cluster.URLs()
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	log := newLogger(t)
-	keys := newKeys(t)
+	keys := testkit.Keyring(t)
 	fd, discord := newDiscord(t)
 	webhook := fd.WebhookURL(webhookID, webhookToken)
 
@@ -67,7 +68,7 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 	// The stream and bucket need the three peers: retry while the cluster
 	// settles.
 	var kv jetstream.KeyValue
-	waitFor(t, 30*time.Second, "the R3 jobs stream and status bucket", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the R3 jobs stream and status bucket", func() bool {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if _, err := queue.EnsureJobsStream(sctx, consJS, queue.StreamConfig{Replicas: 3}); err != nil {
@@ -78,7 +79,7 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 		return err == nil
 	})
 
-	startPool(t, consumer.Config{
+	relay.StartPool(t, consJS, consumer.Config{
 		Workers:       workers,
 		MaxAckPending: maxAckPending,
 		AckWait:       3 * time.Second,
@@ -167,7 +168,7 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 	// Every accepted job is delivered.
 	want := len(accepted)
 	var got map[string]int
-	waitFor(t, 45*time.Second, "every accepted job to be delivered", func() bool {
+	testkit.WaitFor(t, 45*time.Second, "every accepted job to be delivered", func() bool {
 		got = deliveries(fd, webhookID)
 		for m := range accepted {
 			if got[m] == 0 {
@@ -188,10 +189,10 @@ func TestClusterNodeKilledWhileJobsFlow(t *testing.T) {
 			t.Errorf("%s connection did not reconnect after its server was killed", name)
 		}
 	}
-	waitFor(t, 10*time.Second, "every connection to be up", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "every connection to be up", func() bool {
 		return consNC.IsConnected() && pubNC.IsConnected()
 	})
-	waitFor(t, 30*time.Second, "the restarted node to rejoin JetStream", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the restarted node to rejoin JetStream", func() bool {
 		return victim.NATS().JetStreamIsCurrent()
 	})
 	t.Logf("jobs accepted %d/%d, delivered %d distinct, failover publish retries %d, duplicates %d (bound %d), "+

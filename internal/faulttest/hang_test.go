@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
@@ -27,9 +28,9 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 	)
 	ns := testkit.NewServer(t)
 
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	log := newLogger(t)
-	keys := newKeys(t)
+	keys := testkit.Keyring(t)
 	fd, discord := newDiscord(t)
 	fd.Script(func(r fake.DiscordRequest, _ int) fake.Response {
 		if r.WebhookID == hungID {
@@ -39,7 +40,7 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 	})
 
 	_, js, statuses := connect(t, ctx, ns.URL(), log)
-	startPool(t, consumer.Config{
+	relay.StartPool(t, js, consumer.Config{
 		Workers:      workers,
 		AckWait:      5 * time.Second,
 		SendTimeout:  sendTimeout,
@@ -74,7 +75,7 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 		for i := range healthy {
 			publish(healthyURL, "job "+marker(prefix, i))
 		}
-		waitFor(t, 30*time.Second, "every healthy "+prefix+" job delivered", func() bool {
+		testkit.WaitFor(t, 30*time.Second, "every healthy "+prefix+" job delivered", func() bool {
 			got := deliveries(fd, webhookID)
 			for i := range healthy {
 				if got[key(prefix, i)] == 0 {
@@ -94,12 +95,12 @@ func TestHungDestinationDoesNotStarveOthers(t *testing.T) {
 	for i := range hung {
 		hungIDs = append(hungIDs, publish(hungURL, "job "+marker("h", i)))
 	}
-	waitFor(t, 10*time.Second, "the hung webhook to be called", func() bool { return hungRequests(fd) >= hung })
+	testkit.WaitFor(t, 10*time.Second, "the hung webhook to be called", func() bool { return hungRequests(fd) >= hung })
 	mixed := deliverHealthy("b")
 	hungDuring := hungRequests(fd)
 
 	// The hung sends time out and are retried, over and over.
-	waitFor(t, 15*time.Second, "the hung jobs to time out and be retried twice", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "the hung jobs to time out and be retried twice", func() bool {
 		return hungRequests(fd) >= 3*hung
 	})
 	for _, id := range hungIDs {

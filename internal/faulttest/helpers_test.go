@@ -17,16 +17,15 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
-	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/fake"
 )
 
-// Secrets of the tests; no log line may contain them.
+// Secrets of the tests; no log line may contain them (nor testkit.Secrets,
+// the kit's key and webhook token among them).
 const (
-	testKey      = "0123456789abcdef0123456789abcdef-fault-key"
-	webhookID    = "112233445566778899"
-	webhookToken = "FaultWebhookToken_abc-DEF_123"
+	webhookID    = testkit.WebhookID
+	webhookToken = testkit.WebhookToken
 	hungID       = "998877665544332211"
 	hungToken    = "HungWebhookToken_xyz-UVW_987"
 )
@@ -35,13 +34,8 @@ const (
 // cleanup and printed when the test failed.
 func newLogger(t *testing.T) *slog.Logger {
 	t.Helper()
-	log, _ := testkit.Logger(t, webhookToken, hungToken, testKey[:crypto.KeySize])
+	log, _ := testkit.Logger(t, hungToken)
 	return log
-}
-
-func newKeys(t *testing.T) *crypto.Keyring {
-	t.Helper()
-	return testkit.Keyring(t, testKey)
 }
 
 // newDiscord starts a fake Discord that never rate-limits and the real
@@ -83,24 +77,6 @@ func discordJob(t *testing.T, keys *crypto.Keyring, webhookURL, text string) *he
 	job := testkit.DiscordJob(t, keys, webhookURL, text)
 	job.Source, job.Message.Title = "faulttest", "Fault test"
 	return job
-}
-
-// startPool runs a consumer.Pool until the test ends; the cleanup stops it
-// (before the connections and servers registered earlier are closed).
-func startPool(t *testing.T, cfg consumer.Config, deps consumer.Deps) *consumer.Pool {
-	t.Helper()
-	return relay.StartPool(t, deps.JS, cfg, deps).Pool
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
-}
-
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	t.Helper()
-	return testkit.Context(t, d)
 }
 
 // connect opens Herald's own reconnecting connection to url, as

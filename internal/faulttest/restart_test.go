@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
@@ -37,9 +38,9 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	start := time.Now()
 	ns := testkit.NewServer(t)
 
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	log := newLogger(t)
-	keys := newKeys(t)
+	keys := testkit.Keyring(t)
 	fd, discord := newDiscord(t)
 	telegram, err := channels.NewTelegram(channels.TelegramConfig{APIBase: "http://127.0.0.1:1"}, channels.NewHTTPClient(5*time.Second))
 	if err != nil {
@@ -64,7 +65,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	startPool(t, consumer.Config{
+	relay.StartPool(t, js, consumer.Config{
 		Workers:      8,
 		AckWait:      3 * time.Second,
 		SendTimeout:  time.Second,
@@ -163,7 +164,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 		return len(accepted)
 	}
 
-	waitFor(t, 20*time.Second, "some jobs accepted before the outage", func() bool { return countAccepted() >= 100 })
+	testkit.WaitFor(t, 20*time.Second, "some jobs accepted before the outage", func() bool { return countAccepted() >= 100 })
 	before := countAccepted()
 	mu.Lock()
 	downAt = time.Now()
@@ -175,10 +176,10 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	mu.Lock()
 	upAt = time.Now()
 	mu.Unlock()
-	waitFor(t, 20*time.Second, "the connection to come back", nc.IsConnected)
+	testkit.WaitFor(t, 20*time.Second, "the connection to come back", nc.IsConnected)
 	back := time.Since(down)
 	afterBack := countAccepted()
-	waitFor(t, 20*time.Second, "jobs accepted after the restart", func() bool { return countAccepted() >= afterBack+100 })
+	testkit.WaitFor(t, 20*time.Second, "jobs accepted after the restart", func() bool { return countAccepted() >= afterBack+100 })
 	close(stop)
 	clientsWG.Wait()
 
@@ -192,7 +193,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 	}
 	var got map[string]int
 	missing := 0
-	waitFor(t, 30*time.Second, "every 202'd job to be delivered", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "every 202'd job to be delivered", func() bool {
 		got = deliveries(fd, webhookID)
 		missing = 0
 		for _, m := range accepted {

@@ -2,14 +2,16 @@ package pacing
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/heraldrelay/herald/internal/testkit"
-
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/channels"
+	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/metrics"
+	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -56,9 +58,9 @@ type testPacer struct {
 
 func newTestPacer(t *testing.T, cfg Config) *testPacer {
 	t.Helper()
-	logs := &testkit.LogBuffer{}
+	log, logs := testkit.Logger(t)
 	m := metrics.New(prometheus.NewRegistry())
-	p, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), m)
+	p, err := New(cfg, log, m)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -74,15 +76,34 @@ func (tp *testPacer) waits(channel, scope string) float64 {
 	return testutil.ToFloat64(tp.m.PacingWaits.WithLabelValues(channel, scope))
 }
 
-// assertNoSecrets fails the test if text contains the kit's or any of
-// secrets.
-func assertNoSecrets(t *testing.T, where, text string, secrets ...string) {
-	t.Helper()
-	testkit.AssertNoSecrets(t, where, text, secrets...)
+// runPool starts a Pool on e with the given senders and middlewares until
+// the test ends.
+func runPool(e *relay.Env, senders map[herald.Channel]consumer.Sender, mws ...consumer.Middleware) {
+	e.T.Helper()
+	deps := e.Deps(senders)
+	deps.Middlewares = mws
+	e.StartPool(consumer.Config{
+		Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: 5 * time.Second,
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	}, deps)
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, timeout, what, cond)
+// runPaced runs a pool on e whose Discord sends go through a Pacer with cfg
+// (and the real channel, which the Pacer observes) until the test ends.
+func runPaced(e *relay.Env, cfg Config, pool consumer.Config) *Pacer {
+	e.T.Helper()
+	p, err := New(cfg, e.Log, e.Metrics)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	dc, err := channels.NewDiscord(channels.DiscordConfig{
+		AllowedHosts: []string{"127.0.0.1"}, AllowHTTP: true, Observe: p.ObserveDiscord,
+	}, channels.NewHTTPClient(30*time.Second))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	deps := e.Deps(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: dc})
+	deps.Middlewares = []consumer.Middleware{p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) })}
+	e.StartPool(pool, deps)
+	return p
 }

@@ -24,45 +24,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-const testKey = testkit.Key
-
-// poolEnv is the test kit's relay: an embedded JetStream server with the
-// jobs stream and status bucket, and what a consumer.Pool needs around it.
-type poolEnv struct{ *relay.Env }
-
-func newPoolEnv(t *testing.T) *poolEnv {
-	t.Helper()
-	return &poolEnv{relay.New(t)}
-}
-
-// publish seals creds into a job for channel ch and stores it.
-func (e *poolEnv) publish(ch herald.Channel, text string, creds herald.Credentials) {
-	e.T.Helper()
-	seal := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		return testkit.Seal(e.T, e.Keys, s)
-	}
-	e.Publish(&herald.Job{
-		Channel: ch, Source: "test",
-		Credentials: herald.Credentials{Webhook: seal(creds.Webhook), BotToken: seal(creds.BotToken), ChatID: seal(creds.ChatID)},
-		Message:     herald.Message{Title: "Pacing", Text: text},
-	})
-}
-
-// run starts a Pool with the given senders and middlewares until the test
-// ends.
-func (e *poolEnv) run(senders map[herald.Channel]consumer.Sender, mws ...consumer.Middleware) {
-	e.T.Helper()
-	deps := e.Deps(senders)
-	deps.Middlewares = mws
-	e.StartPool(consumer.Config{
-		Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: 5 * time.Second,
-		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-	}, deps)
-}
-
 // countingSender records which jobs a Sender delivered, and when.
 type countingSender struct {
 	consumer.Sender
@@ -113,8 +74,8 @@ func TestDiscordPacingPool(t *testing.T) {
 		window     = 2 * time.Second
 		jobs       = webhooks * perWebhook
 	)
-	e := newPoolEnv(t)
-	f := fake.NewDiscord(t)
+	e := relay.New(t)
+	f := e.Discord()
 	f.Limit(limit, window, 50)
 
 	p, err := New(Config{}, e.Log, e.Metrics)
@@ -149,14 +110,13 @@ func TestDiscordPacingPool(t *testing.T) {
 	}
 	for i := range jobs {
 		w := i % webhooks
-		e.publish(herald.ChannelDiscord, fmt.Sprintf("job %d", i),
-			herald.Credentials{Webhook: f.WebhookURL(fmt.Sprintf("1122334455667788%02d", w), tokens[w])})
+		e.Publish(e.DiscordJob(fmt.Sprintf("1122334455667788%02d", w), tokens[w], fmt.Sprintf("job %d", i)))
 	}
 	handedBack := countHandBacks()
-	e.run(map[herald.Channel]consumer.Sender{herald.ChannelDiscord: send},
+	runPool(e, map[herald.Channel]consumer.Sender{herald.ChannelDiscord: send},
 		handedBack.middleware, p.Middleware(func(n herald.Notification) string { return dc.Destination(n.Target) }))
 
-	waitFor(t, 40*time.Second, "every job delivered", func() bool {
+	testkit.WaitFor(t, 40*time.Second, "every job delivered", func() bool {
 		n, _, _, _ := send.stats()
 		return n == jobs
 	})
@@ -194,9 +154,9 @@ func TestDiscordPacingPool(t *testing.T) {
 	if dups != 0 {
 		t.Errorf("%d duplicate deliveries", dups)
 	}
-	secrets := append([]string{testKey[:crypto.KeySize]}, tokens...)
-	assertNoSecrets(t, "log", e.Logs.String(), secrets...)
-	assertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
+	secrets := append([]string{testkit.Key[:crypto.KeySize]}, tokens...)
+	testkit.AssertNoSecrets(t, "log", e.Logs.String(), secrets...)
+	testkit.AssertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
 }
 
 // handBacks counts the sends the Pacer handed back to JetStream.
@@ -249,8 +209,8 @@ func TestTelegramPacingPool(t *testing.T) {
 		{"734529818", 12, perChat},
 		{"-1009876543210", 8, perGroup},
 	}
-	e := newPoolEnv(t)
-	f := fake.NewTelegram(t)
+	e := relay.New(t)
+	f := e.Telegram()
 	var (
 		mu       sync.Mutex
 		limiters = map[string]*rate.Limiter{}
@@ -288,25 +248,22 @@ func TestTelegramPacingPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg, err := channels.NewTelegram(channels.TelegramConfig{APIBase: f.URL()}, channels.NewHTTPClient(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg := relay.TelegramChannel(t, f, nil)
 	send := newCountingSender(tg)
 	total := 0
 	for i := range 12 {
 		for _, c := range chats {
 			if i < c.jobs {
-				e.publish(herald.ChannelTelegram, fmt.Sprintf("job %d", total), herald.Credentials{BotToken: botToken, ChatID: c.id})
+				e.Publish(e.TelegramJob(botToken, c.id, fmt.Sprintf("job %d", total)))
 				total++
 			}
 		}
 	}
 	handedBack := countHandBacks()
-	e.run(map[herald.Channel]consumer.Sender{herald.ChannelTelegram: send},
+	runPool(e, map[herald.Channel]consumer.Sender{herald.ChannelTelegram: send},
 		handedBack.middleware, p.Middleware(func(n herald.Notification) string { return tg.Destination(n.Target) }))
 
-	waitFor(t, 40*time.Second, "every job delivered", func() bool {
+	testkit.WaitFor(t, 40*time.Second, "every job delivered", func() bool {
 		n, _, _, _ := send.stats()
 		return n == total
 	})
@@ -333,10 +290,10 @@ func TestTelegramPacingPool(t *testing.T) {
 	if dups != 0 {
 		t.Errorf("%d duplicate deliveries", dups)
 	}
-	secrets := []string{testKey[:crypto.KeySize], botToken, "BotSecretToken"}
+	secrets := []string{testkit.Key[:crypto.KeySize], botToken, "BotSecretToken"}
 	for _, c := range chats {
 		secrets = append(secrets, c.id)
 	}
-	assertNoSecrets(t, "log", e.Logs.String(), secrets...)
-	assertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
+	testkit.AssertNoSecrets(t, "log", e.Logs.String(), secrets...)
+	testkit.AssertNoSecrets(t, "metrics", gatherText(t, e.Registry), secrets...)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
 	"github.com/heraldrelay/herald/internal/fake"
-	"github.com/heraldrelay/herald/internal/testkit"
+	"github.com/heraldrelay/herald/internal/testkit/relay"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -28,26 +28,25 @@ func TestRegistrationsCannotSpendTheTenantsBudget(t *testing.T) {
 		registrations = 3 * budget
 		tenantID      = "424242424242424242"
 	)
-	e := newPoolEnv(t)
-	f := fake.NewDiscord(t)
-	f.Limit(1_000_000, time.Second, 0)
+	e := relay.New(t)
+	f := e.Discord()
 	f.Script(func(r fake.DiscordRequest, _ int) fake.Response {
 		if r.WebhookID == tenantID {
 			return fake.Response{}
 		}
 		return fake.RespondDiscordError(http.StatusUnauthorized, 50027, "Invalid Webhook Token")
 	})
-	p := e.runPaced(t, Config{Discord: DiscordConfig{InvalidBudget: budget, InvalidWindow: time.Minute}},
+	p := runPaced(e, Config{Discord: DiscordConfig{InvalidBudget: budget, InvalidWindow: time.Minute}},
 		consumer.Config{Workers: 32, AckWait: 10 * time.Second, SendTimeout: 5 * time.Second, DrainTimeout: time.Second})
 
 	for i := range registrations {
-		job := testkit.DiscordJob(t, e.Keys, f.WebhookURL(fmt.Sprint(1000+i), "StrangerToken"), "Herald verification code: 123456")
+		job := e.DiscordJob(fmt.Sprint(1000+i), "StrangerToken", "Herald verification code: 123456")
 		job.Source = herald.SourceVerification
 		e.Publish(job)
 	}
 	e.WaitFor("the registrations' share to be spent", func() bool { return p.UnverifiedWait() > 0 })
 	start := time.Now()
-	id := e.Publish(testkit.DiscordJob(t, e.Keys, f.WebhookURL(tenantID, "TenantToken"), "a verified tenant's alert"))
+	id := e.Publish(e.DiscordJob(tenantID, "TenantToken", "a verified tenant's alert"))
 	e.WaitFor("the tenant's job delivered", func() bool {
 		st, err := e.Status.Get(t.Context(), id)
 		return err == nil && st.State == herald.StateDelivered

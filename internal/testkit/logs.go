@@ -45,6 +45,9 @@ func Logger(t testing.TB, secrets ...string) (*slog.Logger, *LogBuffer) {
 		out := b.String()
 		AssertNoSecrets(t, "log", out, secrets...)
 		if t.Failed() {
+			// Masked: a test that failed for a leaked secret must not print
+			// it into the CI output.
+			out = Mask(out, secrets...)
 			const max = 20000
 			if len(out) > max {
 				out = "…" + out[len(out)-max:]
@@ -65,3 +68,15 @@ func AssertNoSecrets(t testing.TB, what, text string, extra ...string) {
 		}
 	}
 }
+
+// Mask replaces every occurrence of Secrets and of extra in text with
+// "[secret]".
+func Mask(text string, extra ...string) string {
+	for _, s := range append(append([]string(nil), Secrets...), extra...) {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "[secret]")
+		}
+	}
+	return text
+}
+

@@ -84,3 +84,11 @@ func TestClocks(t *testing.T) {
 		t.Fatalf("shifted clock is %s ahead, want about 1h", d)
 	}
 }
+
+func TestMaskHidesSecrets(t *testing.T) {
+	got := testkit.Mask("a "+testkit.WebhookToken+" b extra-secret c", "extra-secret")
+	if got != "a [secret] b [secret] c" {
+		t.Fatalf("Mask = %q", got)
+	}
+}
+
