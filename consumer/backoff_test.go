@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -17,6 +18,7 @@ func TestBackoffDelay(t *testing.T) {
 		{"zero attempt counts as first", 0, time.Second},
 		{"second doubles", 2, 2 * time.Second},
 		{"fifth", 5, 16 * time.Second},
+		{"last below the cap", 9, 256 * time.Second},
 		{"capped", 10, hi},
 		{"capped stays capped", 1_000_000, hi},
 	}
@@ -79,5 +81,19 @@ func TestBackoffDelayBounds(t *testing.T) {
 	}
 	if d := newBackoff(0, hi, jitterFactor)(3); d != 0 {
 		t.Errorf("zero min: %s, want 0", d)
+	}
+}
+
+// BenchmarkBackoff measures one delay: each call builds a backoff and
+// advances it to the attempt, which stops costing more once the cap is hit.
+func BenchmarkBackoff(b *testing.B) {
+	p := newBackoff(DefaultMinBackoff, DefaultMaxBackoff, jitterFactor)
+	for _, attempt := range []int{1, 5, 100} {
+		b.Run(fmt.Sprint("attempt-", attempt), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p(attempt)
+			}
+		})
 	}
 }

@@ -21,8 +21,12 @@ type busier interface{ busy() bool }
 
 // cache is a bounded map of per-destination state, sharded, with least
 // recently used eviction per shard (hashicorp/golang-lru's simplelru, which
-// the shard's lock guards). Callers lock a shard, get or add the entry, use
-// it and unlock: an entry is only touched under its shard's lock.
+// the shard's lock guards: the lock covers the entry too, so the library's
+// locked Cache would only add a second lock). Callers lock a shard, get or
+// add the entry, use it and unlock: an entry is only touched under its
+// shard's lock. A busy entry is never evicted (see add), and no entry
+// expires by age: what it holds (blocks, windows, rates) is checked against
+// the clock when used, so an old entry is merely idle.
 type cache[V any, P interface {
 	*V
 	busier

@@ -2,6 +2,8 @@ package pacing
 
 import (
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -91,5 +93,43 @@ func TestPacerStateBounded(t *testing.T) {
 		if n > max {
 			t.Errorf("%s: %d entries, more than %d", name, n, max)
 		}
+	}
+}
+
+// BenchmarkCache measures the cache alone, as a send uses it (lock the
+// shard, get or add): destinations seen before, and new ones that evict,
+// serially and from many goroutines.
+func BenchmarkCache(b *testing.B) {
+	keys := make([]string, 1<<16)
+	for i := range keys {
+		keys[i] = "discord:" + strconv.Itoa(i)
+	}
+	for _, bc := range []struct {
+		name      string
+		size, set int // cache bound, keys cycled through
+	}{
+		{"hit", DefaultMaxDestinations, 1000},
+		{"miss-evict", 4096, len(keys)},
+	} {
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			c := newCache[testEntry](bc.size)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				getOrAdd(c, keys[i%bc.set])
+				i++
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			c := newCache[testEntry](bc.size)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					getOrAdd(c, keys[next.Add(1)%int64(bc.set)])
+				}
+			})
+		})
 	}
 }

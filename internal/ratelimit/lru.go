@@ -5,8 +5,13 @@ import (
 )
 
 // lru is a bounded map from key to *V with least recently used eviction
-// (hashicorp/golang-lru). It only guards the map: values carry their own
-// locks. A value stays valid for whoever holds it after it is evicted.
+// (hashicorp/golang-lru's Cache, one lock for the map). Its methods are safe
+// for concurrent use; it only guards the map: values carry their own locks.
+// Eviction never waits for a value's holders, and a value stays valid for
+// whoever holds it after it is evicted; a get after the eviction returns a
+// new zero value, so two values of one key may briefly be in use (the store's
+// compare-and-swap keeps the Limiter correct then). Entries never expire:
+// whatever they cache is checked against the time or the store when used.
 type lru[V any] struct {
 	c *golru.Cache[string, *V]
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -55,5 +56,40 @@ func TestLRUConcurrentGetsShareOneValue(t *testing.T) {
 		if v != got[0] {
 			t.Fatalf("get %d returned another value than get 0 for the same key", i)
 		}
+	}
+}
+
+// BenchmarkLRU measures the client cache alone, as Take uses it: clients
+// seen before, and new ones that evict, serially and from many goroutines.
+// (BenchmarkTake's figures are the store's round trips.)
+func BenchmarkLRU(b *testing.B) {
+	keys := clientKeys(1 << 16)
+	for _, bc := range []struct {
+		name      string
+		size, set int // cache bound, keys cycled through
+	}{
+		{"hit", DefaultCacheSize, 1000},
+		{"miss-evict", 4096, len(keys)},
+	} {
+		b.Run(bc.name+"/serial", func(b *testing.B) {
+			c := newLRU[entry](bc.size)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				c.get(keys[i%bc.set])
+				i++
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			c := newLRU[entry](bc.size)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c.get(keys[next.Add(1)%int64(bc.set)])
+				}
+			})
+		})
 	}
 }

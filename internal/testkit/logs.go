@@ -79,4 +79,3 @@ func Mask(text string, extra ...string) string {
 	}
 	return text
 }
-

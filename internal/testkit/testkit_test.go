@@ -91,4 +91,3 @@ func TestMaskHidesSecrets(t *testing.T) {
 		t.Fatalf("Mask = %q", got)
 	}
 }
-
