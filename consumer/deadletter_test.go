@@ -199,7 +199,7 @@ func TestDeadLetterBudgetExhausted(t *testing.T) {
 	if got := testutil.ToFloat64(x.metrics.Retries.WithLabelValues("discord", "transient")); got != 2 {
 		t.Errorf("transient retries = %v, want 2", got)
 	}
-	assertLogged(t, x.logs.String(), id, "dead", "ERROR")
+	assertLogged(t, logsWith(t, x.logs, id, "dead"), id, "dead", "ERROR")
 }
 
 func TestWaitsDoNotSpendBudget(t *testing.T) {
@@ -393,7 +393,7 @@ func TestDeadLetterUnknownWebhook(t *testing.T) {
 	if strings.Contains(info.Reason, x.fake.URL()) {
 		t.Errorf("reason leaks the webhook: %q", info.Reason)
 	}
-	assertLogged(t, x.logs.String(), id, "dead", "ERROR")
+	assertLogged(t, logsWith(t, x.logs, id, "dead"), id, "dead", "ERROR")
 }
 
 func TestDeadLetterPublishFailureKeepsJob(t *testing.T) {
@@ -650,7 +650,7 @@ func TestDeadLetterNilKeepsTermAndFailed(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.Deliveries.WithLabelValues("discord", "failed")); got != 1 {
 		t.Errorf("failed deliveries = %v, want 1", got)
 	}
-	assertLogged(t, e.logs.String(), id, "failed", "ERROR")
+	assertLogged(t, logsWith(t, e.logs, id, "failed"), id, "failed", "ERROR")
 }
 
 // TestDeadLetterInvalidDestination: a webhook URL Herald refuses (here a

@@ -55,7 +55,7 @@ func TestPoolDelivered(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.InFlight); got != 0 {
 		t.Errorf("in flight = %v, want 0", got)
 	}
-	assertLogged(t, e.logs.String(), id, "delivered", "INFO")
+	assertLogged(t, logsWith(t, e.logs, id, "delivered"), id, "delivered", "INFO")
 }
 
 func TestPoolTransientThenDelivered(t *testing.T) {
@@ -93,7 +93,7 @@ func TestPoolTransientThenDelivered(t *testing.T) {
 		t.Errorf("transient retries = %v, want 2", got)
 	}
 	e.waitFor("stream empty", func() bool { return e.streamMsgs() == 0 })
-	logs := e.logs.String()
+	logs := logsWith(t, e.logs, id, "delivered")
 	assertLogged(t, logs, id, "retry", "WARN")
 	if !strings.Contains(logs, "500 Internal Server Error") {
 		t.Errorf("retry log lacks the error text:\n%s", logs)
@@ -161,7 +161,7 @@ func TestPoolPermanent(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.Deliveries.WithLabelValues("discord", "failed")); got != 1 {
 		t.Errorf("failed deliveries = %v, want 1", got)
 	}
-	assertLogged(t, e.logs.String(), id, "failed", "ERROR")
+	assertLogged(t, logsWith(t, e.logs, id, "failed"), id, "failed", "ERROR")
 }
 
 func TestPoolWrongKeyFailsWithoutSend(t *testing.T) {
@@ -225,7 +225,7 @@ func TestPoolMalformedJobThenGoodJob(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.Deliveries.WithLabelValues("unknown", "failed")); got != 1 {
 		t.Errorf("failed unknown deliveries = %v, want 1", got)
 	}
-	logs := e.logs.String()
+	logs := logsWith(t, e.logs, "bad-json-1", "failed")
 	assertLogged(t, logs, "bad-json-1", "failed", "ERROR")
 	if strings.Contains(logs, "oops") || strings.Contains(logs, sealed) {
 		t.Errorf("log contains the message body:\n%s", logs)
@@ -613,6 +613,18 @@ func TestPoolRunStopsWhenConsumerDeleted(t *testing.T) {
 
 // assertLogged checks that logs hold a "delivery" line for job with outcome at
 // level, carrying the documented attributes.
+// logsWith waits until b holds the outcome line of job (written after the
+// status record and the metrics, so a test that saw those may be early) and
+// returns b's content.
+func logsWith(t *testing.T, b *testkit.LogBuffer, job, outcome string) string {
+	t.Helper()
+	testkit.WaitFor(t, 5*time.Second, outcome+" line of "+job, func() bool {
+		s := b.String()
+		return strings.Contains(s, `"job_id":"`+job+`"`) && strings.Contains(s, `"outcome":"`+outcome+`"`)
+	})
+	return b.String()
+}
+
 func assertLogged(t *testing.T, logs, job, outcome, level string) {
 	t.Helper()
 	for _, line := range strings.Split(logs, "\n") {
