@@ -30,6 +30,12 @@ type StatusWriter interface {
 	Put(ctx context.Context, rec herald.Status) error
 }
 
+// Settler is handed jobs' final records; *status.Outcomes implements it.
+// Settle must not block, and may be handed the same outcome twice.
+type Settler interface {
+	Settle(rec herald.Status)
+}
+
 // StatusStore records and reads job status; status.Store satisfies it. It
 // must be safe for concurrent use.
 //

@@ -170,6 +170,10 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		// There are 2*Workers settlers; when all are busy the worker waits,
 		// so a slow status store slows delivery down instead of piling up
 		// work. Run waits for them.
+		// Whoever waits for the outcome in this process learns it now.
+		if p.outcomes != nil {
+			p.outcomes.Settle(p.statusRecord(d, dec.state, dec.failures, ""))
+		}
 		p.delivered <- settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive}
 		return
 	}
@@ -382,10 +386,26 @@ func (p *Pool) logOutcomeAt(level slog.Level, d *Delivery, outcome string, failu
 // putStatus records the job's state after an attempt, with its failed
 // attempts so far (the count a redelivery reads back, see Pool.failures) and
 // lastErr. A failure is logged and counted and changes nothing else.
+// A final record is handed to Deps.Outcomes first.
 func (p *Pool) putStatus(d *Delivery, state herald.State, failures int, lastErr string) {
+	if p.outcomes != nil && state.Final() {
+		p.outcomes.Settle(p.statusRecord(d, state, failures, lastErr))
+	}
 	if p.status == nil {
 		return
 	}
+	rec := p.statusRecord(d, state, failures, lastErr)
+	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
+	defer cancel()
+	if err := p.status.Put(ctx, rec); err != nil {
+		p.metrics.StatusWriteFails.Inc()
+		p.log.LogAttrs(ctx, slog.LevelWarn, "status write",
+			slog.String("job_id", d.Job.ID), slog.String("state", string(state)), slog.String("error", err.Error()))
+	}
+}
+
+// statusRecord is the job's record after an attempt.
+func (p *Pool) statusRecord(d *Delivery, state herald.State, failures int, lastErr string) herald.Status {
 	rec := herald.Status{
 		ID:        d.Job.ID,
 		State:     state,
@@ -397,11 +417,5 @@ func (p *Pool) putStatus(d *Delivery, state herald.State, failures int, lastErr 
 	if d.Job.Channel.Valid() {
 		rec.Channel = d.Job.Channel
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
-	defer cancel()
-	if err := p.status.Put(ctx, rec); err != nil {
-		p.metrics.StatusWriteFails.Inc()
-		p.log.LogAttrs(ctx, slog.LevelWarn, "status write",
-			slog.String("job_id", d.Job.ID), slog.String("state", string(state)), slog.String("error", err.Error()))
-	}
+	return rec
 }

@@ -85,6 +85,11 @@ type Deps struct {
 	// StatusStore); nil records none, and then every redelivery of a job
 	// counts as a failed attempt.
 	Status StatusStore
+	// Outcomes, when set, is handed every final record (delivered, failed,
+	// dead) as soon as the outcome is known, before the record is written:
+	// the ingest of the same process answers the requests waiting for it at
+	// once (status.Outcomes implements it).
+	Outcomes Settler
 	// DeadLetters stores the jobs that will never be delivered (permanent
 	// errors, undecodable jobs, credentials that do not open, spent retry
 	// budgets) before they are terminated; their status record says dead.
@@ -104,11 +109,12 @@ type Deps struct {
 // Pool delivers jobs from the jobs stream. Create it with New and call Run
 // once. Its methods are safe for concurrent use.
 type Pool struct {
-	cfg     Config
-	js      jetstream.JetStream
-	keys    *crypto.Keyring
-	senders map[herald.Channel]Sender
-	status  StatusStore
+	cfg      Config
+	js       jetstream.JetStream
+	keys     *crypto.Keyring
+	senders  map[herald.Channel]Sender
+	status   StatusStore
+	outcomes Settler
 	// deadLetters is nil when jobs are dropped instead (see Deps).
 	deadLetters DeadLetterer
 	credentials CredentialResolver // nil: no vault (see Deps)
@@ -160,6 +166,7 @@ func New(cfg Config, deps Deps) (*Pool, error) {
 		credentials: deps.Credentials,
 		senders:     maps.Clone(deps.Senders),
 		status:      deps.Status,
+		outcomes:    deps.Outcomes,
 		deadLetters: deps.DeadLetters,
 		log:         deps.Logger,
 		metrics:     deps.Metrics,

@@ -187,3 +187,75 @@ func TestSettleKeepsJobInProgress(t *testing.T) {
 		t.Errorf("redelivered %d", info.NumRedelivered)
 	}
 }
+
+// settledAt records what Deps.Outcomes is handed, with the job's records
+// written by then.
+type settledAt struct {
+	status *recordingStatus
+	mu     sync.Mutex
+	got    map[string][]herald.Status // handed over, by job id
+	before map[string][]herald.Status // the records written before each
+}
+
+func (s *settledAt) Settle(rec herald.Status) {
+	written := s.status.all(rec.ID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got[rec.ID] = append(s.got[rec.ID], rec)
+	s.before[rec.ID] = append(s.before[rec.ID], written...)
+}
+
+func (s *settledAt) of(id string) (got, before []herald.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]herald.Status(nil), s.got[id]...), append([]herald.Status(nil), s.before[id]...)
+}
+
+// Final outcomes reach Deps.Outcomes (the ingest of the same process) before
+// their record is written, so a waiting request needs no round trip through
+// NATS; retries never reach it.
+func TestSettleHandsFinalOutcomesOver(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	sender := newRecorder(func(n int, job string) error {
+		switch {
+		case job == "perm":
+			return errUnknownWebhook
+		case job == "flaky" && n == 1:
+			return errTransient
+		}
+		return nil
+	})
+	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: sender})
+	settled := &settledAt{status: e.status, got: map[string][]herald.Status{}, before: map[string][]herald.Status{}}
+	deps.Outcomes = settled
+	cfg := testConfig()
+	e.startPool(cfg, deps) // no dead letters: permanent failures are terminated
+
+	for _, id := range []string{"ok", "perm", "flaky"} {
+		job := discordJob(t, e.keys, id)
+		job.ID = id
+		e.publish(job)
+	}
+	want := map[string]herald.State{"ok": herald.StateDelivered, "perm": herald.StateFailed, "flaky": herald.StateDelivered}
+	for id, state := range want {
+		e.waitFinal(id)
+		got, before := settled.of(id)
+		if len(got) == 0 {
+			t.Fatalf("%s: nothing handed over", id)
+		}
+		for _, rec := range got {
+			if rec.State != state || rec.ID != id || rec.Channel != herald.ChannelDiscord {
+				t.Errorf("%s: handed over %+v, want state %s", id, rec, state)
+			}
+		}
+		if id == "perm" && (got[0].LastError == "" || got[0].Attempts != 1) {
+			t.Errorf("perm: handed over %+v, want the error and one attempt", got[0])
+		}
+		for _, rec := range before {
+			if rec.State.Final() {
+				t.Errorf("%s: the final record was written before it was handed over", id)
+			}
+		}
+	}
+}

@@ -137,6 +137,14 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	// WithJobs: a job still in the stream reads "queued" without a record.
 	statuses := status.New(kv, a.nc, status.WithJobs(jobs))
+	// One listener for the outcomes every waiting Streaky request waits
+	// for; the workers of a serve process hand theirs over directly.
+	var outcomes *status.Outcomes
+	if a.role.ingest && a.cfg.Ingest.Streaky.Wait > 0 {
+		if outcomes, err = statuses.Outcomes(); err != nil {
+			return fmt.Errorf("status bucket: %w", err)
+		}
+	}
 	if _, err := dlq.EnsureStream(connectCtx, a.js, dlq.StreamConfig{
 		MaxAge:   a.cfg.DLQ.MaxAge,
 		Replicas: a.cfg.NATS.Stream.Replicas,
@@ -227,6 +235,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		}, ingest.Deps{
 			Publisher: publisher.New(a.js),
 			Status:    statuses,
+			Outcomes:  ingestOutcomes(outcomes),
 			Keys:      a.keys,
 			Checkers: map[herald.Channel]ingest.TargetChecker{
 				herald.ChannelDiscord:  discord,
@@ -293,6 +302,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 				herald.ChannelTelegram: telegram,
 			},
 			Status:      statuses,
+			Outcomes:    settler(outcomes),
 			DeadLetters: dlq.NewWriter(a.js),
 			Credentials: vlt,
 			Logger:      a.logger,
@@ -446,4 +456,19 @@ func (a *App) Close() {
 			a.ns.WaitForShutdown()
 		}
 	})
+}
+
+// ingestOutcomes and settler keep a nil *status.Outcomes a nil interface.
+func ingestOutcomes(o *status.Outcomes) ingest.Outcomes {
+	if o == nil {
+		return nil
+	}
+	return o
+}
+
+func settler(o *status.Outcomes) consumer.Settler {
+	if o == nil {
+		return nil
+	}
+	return o
 }

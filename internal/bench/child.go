@@ -94,6 +94,8 @@ func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*
 		// them on with --env HERALD_RATELIMIT_ENABLED=true (and large
 		// buckets) to measure their cost.
 		"HERALD_RATELIMIT_ENABLED=false",
+		// The harness is one client with --concurrency connections.
+		"HERALD_HTTP_MAX_CONNECTIONS_PER_CLIENT=0",
 		"ENCRYPTION_KEY="+key,
 		"VPS_SECRET="+secret,
 	)

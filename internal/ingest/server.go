@@ -54,7 +54,12 @@ type Publisher interface {
 // status.WithJobs), and status.ErrNotFound for an unknown job.
 type StatusStore interface {
 	Lookup(ctx context.Context, id string) (herald.Status, error)
-	Watch(id string) (*status.Watch, error)
+}
+
+// Outcomes lets a request wait for its job's final record; *status.Outcomes
+// implements it. One serves the whole process (see status.Outcomes).
+type Outcomes interface {
+	Wait(id string) (*status.Wait, error)
 }
 
 // TargetChecker says whether Herald may send to a destination, without
@@ -68,6 +73,7 @@ type TargetChecker interface {
 var (
 	_ Publisher   = (*publisher.Publisher)(nil)
 	_ StatusStore = (*status.Store)(nil)
+	_ Outcomes    = (*status.Outcomes)(nil)
 )
 
 // Deps are the collaborators of a Server. Publisher, Status, Keys and a
@@ -75,6 +81,9 @@ var (
 type Deps struct {
 	Publisher Publisher
 	Status    StatusStore
+	// Outcomes is what waiting Streaky requests wait on; required when
+	// Config.StreakyWait is not 0.
+	Outcomes Outcomes
 	// Keys opens credentials to check them; it must hold the Worker's
 	// ENCRYPTION_KEY (the same keyring the consumers open with).
 	Keys     *crypto.Keyring
@@ -102,6 +111,7 @@ type Server struct {
 	cfg      Config
 	pub      Publisher
 	status   StatusStore
+	outcomes Outcomes
 	keys     *crypto.Keyring
 	checkers map[herald.Channel]TargetChecker
 	ready    func(ctx context.Context) error
@@ -152,6 +162,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("ingest: a status store is required")
 	case deps.Keys == nil:
 		return nil, errors.New("ingest: a keyring is required")
+	case deps.Outcomes == nil && cfg.StreakyWait > 0:
+		return nil, errors.New("ingest: outcomes are required to wait for delivery results (streaky wait)")
 	}
 	for _, c := range herald.Channels {
 		if deps.Checkers[c] == nil {
@@ -162,6 +174,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:      cfg.withDefaults(),
 		pub:      deps.Publisher,
 		status:   deps.Status,
+		outcomes: deps.Outcomes,
 		keys:     deps.Keys,
 		checkers: make(map[herald.Channel]TargetChecker, len(deps.Checkers)),
 		ready:    deps.Ready,

@@ -82,17 +82,17 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Subscribe before publishing, so a fast worker's result is not missed.
-	var watch *status.Watch
+	// Wait before publishing, so a fast worker's result is not missed.
+	var watch *status.Wait
 	if s.cfg.StreakyWait > 0 && s.waiting.Add(1) > int64(s.cfg.MaxWaiting) {
 		// Enough requests wait already: answer as a wait that timed out.
 		s.waiting.Add(-1)
 		s.log.DebugContext(ctx, "too many requests waiting for their result; answering without waiting", "id", job.ID)
 	} else if s.cfg.StreakyWait > 0 {
 		defer s.waiting.Add(-1)
-		wt, err := s.status.Watch(job.ID)
+		wt, err := s.outcomes.Wait(job.ID)
 		if err != nil {
-			s.log.WarnContext(ctx, "cannot watch job status; answering without waiting", "id", job.ID, "err", err.Error())
+			s.log.WarnContext(ctx, "cannot wait for the job's result; answering without waiting", "id", job.ID, "err", err.Error())
 		} else {
 			defer wt.Stop()
 			watch = wt
@@ -127,7 +127,7 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, queued)
 	default:
 		if !errors.Is(err, context.DeadlineExceeded) {
-			s.log.WarnContext(ctx, "watching job status failed", "id", job.ID, "err", err.Error())
+			s.log.WarnContext(ctx, "waiting for the job's result failed", "id", job.ID, "err", err.Error())
 		}
 		writeJSON(w, http.StatusOK, queued)
 	}

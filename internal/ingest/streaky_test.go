@@ -436,24 +436,33 @@ func TestStreakyWait(t *testing.T) {
 		{"failed without text", herald.Status{State: herald.StateFailed}, `{"success":false,"error":"Delivery failed"}`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// A generous wait: the worker answers long before it, and the
-			// test never depends on how long.
-			e := newTestEnv(t, withWait(MaxStreakyWait))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ids, errs, done := e.worker(ctx, tt.result)
-			defer func() { cancel(); <-done }()
-			rec := e.streaky(e.discordBody())
-			if rec.Code != 200 || rec.Body.String() != tt.want {
-				t.Fatalf("reply %d %s, want %s", rec.Code, rec.Body, tt.want)
+		for _, local := range []bool{false, true} {
+			name := tt.name + "/worker elsewhere"
+			if local {
+				name = tt.name + "/worker in this process"
 			}
-			select {
-			case <-ids:
-			case err := <-errs:
-				t.Fatal(err)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				// A generous wait: the worker answers long before it, and
+				// the test never depends on how long.
+				e := newTestEnv(t, withWait(MaxStreakyWait))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				ids, errs, done := e.playWorker(ctx, tt.result, local)
+				defer func() { cancel(); <-done }()
+				rec := e.streaky(e.discordBody())
+				if rec.Code != 200 || rec.Body.String() != tt.want {
+					t.Fatalf("reply %d %s, want %s", rec.Code, rec.Body, tt.want)
+				}
+				select {
+				case <-ids:
+				case err := <-errs:
+					t.Fatal(err)
+				}
+				if n := e.waits.Waiting(); n != 0 {
+					t.Errorf("%d jobs still waited for after the reply", n)
+				}
+			})
+		}
 	}
 	t.Run("nobody", func(t *testing.T) {
 		e := newTestEnv(t, withWait(300*time.Millisecond))
