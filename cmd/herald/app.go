@@ -114,7 +114,12 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	a.nc, err = queue.Connect(connectCtx, url, a.cfg.NATS.Name, a.logger)
+	var inProcess []nats.Option
+	if a.ns != nil {
+		// The embedded server is reached in process, without a socket.
+		inProcess = append(inProcess, nats.InProcessServer(a.ns))
+	}
+	a.nc, err = queue.Connect(connectCtx, url, a.cfg.NATS.Name, a.logger, inProcess...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS (nats.url): %w", err)
 	}

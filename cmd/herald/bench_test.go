@@ -58,6 +58,39 @@ func BenchmarkServeEndToEnd(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/job")
 }
 
+// BenchmarkServeStreakyWait is BenchmarkServeEndToEnd through the path
+// Streaky's Worker takes by default: POST /send-notification, answered once
+// the job is delivered (ingest.streaky.wait). Each request waits for its own
+// delivery, so delivered/s is also answered/s.
+//
+//	go test ./cmd/herald -run '^$' -bench ServeStreakyWait -benchtime 10000x
+func BenchmarkServeStreakyWait(b *testing.B) {
+	discord := unlimitedDiscord(b)
+	app := newBenchApp(b, map[string]string{"HERALD_INGEST_STREAKY_WAIT": "10s"})
+	hook := benchWebhooks(b, app, discord)
+	bodies := make([]string, len(hook))
+	for i, sealed := range hook {
+		bodies[i] = fmt.Sprintf(`{"type":"discord","encrypted_webhook":%q,"message":{"username":"octocat","message":"bench","current_streak":%d}}`, sealed, i)
+	}
+	b.ResetTimer()
+	cpuStart := cpuTime()
+	start := time.Now()
+	failed := hammer(b.N, app.URL+"/send-notification", http.StatusOK, func(i int) (string, string) {
+		return bodies[i%len(bodies)], testSecret
+	})
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpuStart
+	b.StopTimer()
+	if failed > 0 {
+		b.Fatalf("%d requests failed", failed)
+	}
+	if got := discord.Count(); got != b.N {
+		b.Fatalf("delivered %d of %d", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "delivered/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/job")
+}
+
 // benchWebhooks is 100 webhooks of discord, sealed with the app's keys.
 func benchWebhooks(b *testing.B, app *testApp, discord *fake.Discord) []string {
 	b.Helper()

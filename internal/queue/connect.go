@@ -31,7 +31,10 @@ const (
 // to logger (nil means slog.Default()) with redacted server URLs; no error
 // Connect returns contains URL credentials. The caller closes (or drains) the
 // connection.
-func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+//
+// opts are applied after Connect's own (for example nats.InProcessServer to
+// reach an embedded server without a socket).
+func Connect(ctx context.Context, url, name string, logger *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -54,7 +57,7 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 		return lastServer.Load().(string)
 	}
 
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(reconnectWait),
@@ -92,7 +95,7 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 			}
 			log.Error("NATS async error", attrs...)
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("queue: connect: %w", redactErr(err, url))
 	}
