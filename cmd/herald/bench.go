@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/bench"
 )
 
@@ -40,10 +42,18 @@ func newBenchCmd(configPath *string, getenv func(string) string) *cobra.Command 
 		Short: "Measure throughput, latency, memory and CPU against a fake Discord",
 		Long: `Run a load test of Herald on this machine and report what it sustained.
 
-By default it starts 'herald serve' (this binary) as a child process on free
-loopback ports with a temporary data directory and generated secrets, runs a
-fake Discord in its own process, and sends jobs through Herald's API (--via
-api), the Streaky endpoint (--via streaky) or straight to NATS (--via nats).
+By default it runs a suite of three runs under the same load, each against a
+fresh child process on free loopback ports with a temporary data directory
+and generated secrets, and a fake Discord in its own process: 'herald serve'
+(this binary) through the Streaky endpoint waiting for the outcome
+(ingest.streaky.wait 10s, the production default), the same without the
+wait, and a bare relay that does only what Streaky's Rust proxy does
+(decrypt, POST to Discord, answer). It prints each run, a summary line per
+run and the ratios between them.
+
+With --via (or --streaky-wait) it runs Herald once instead, sending jobs
+through Herald's API (--via api), the Streaky endpoint (--via streaky) or
+straight to NATS (--via nats).
 Every job is accounted for by id: the report gives jobs/s accepted and
 delivered, delivery latency (request sent -> delivered at the fake), HTTP
 latency, 429s received, losses and duplicates, Herald's idle and peak memory
@@ -66,8 +76,9 @@ the configuration, as for 'herald serve'); that Herald must reach the fake at
 It exits non-zero when an accepted job was not delivered within
 --drain-timeout (with --ingest-only: is not in the jobs stream). See
 docs/performance.md.`,
-		Example: `  herald bench                                  # 10,000 jobs as fast as possible
-  herald bench --scenario steady                # 1,000 jobs/s for 20 s
+		Example: `  herald bench                                  # the suite: wait, no wait, bare relay; 10,000 jobs each
+  herald bench --scenario steady                # the suite at 1,000 jobs/s for 20 s
+  herald bench --via api                        # one run through POST /v1/notifications
   herald bench --rate-limit 5/2s --webhooks 4 --jobs 100
   herald bench --via streaky --latency 50ms --json > result.json
   herald bench --ingest-only --jobs 30000       # the ingest alone vs the baseline`,
@@ -77,8 +88,10 @@ docs/performance.md.`,
 				return err
 			}
 			cfg.Via = bench.Via(via)
-			if cfg.IngestOnly && !cmd.Flags().Changed("via") {
-				cfg.Via = "" // the ingest-only default
+			flags := cmd.Flags()
+			suite := !flags.Changed("via") && !flags.Changed("streaky-wait") && !cfg.IngestOnly && cfg.URL == ""
+			if !flags.Changed("via") {
+				cfg.Via = "" // the default of the mode
 			}
 			cfg.NoBaseline = !baseline
 			rl, err := bench.ParseRateLimit(rateLimit)
@@ -110,6 +123,9 @@ docs/performance.md.`,
 				cfg.Output.HeraldLog = f
 			}
 
+			if suite {
+				return runSuite(cmd, cfg, outFile, jsonOut)
+			}
 			report, runErr := bench.Run(cmd.Context(), cfg)
 			if report == nil {
 				return runErr
@@ -133,7 +149,7 @@ docs/performance.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s)")
-	f.StringVar(&via, "via", string(bench.DefaultVia), "how jobs go in: api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); with --ingest-only the default is "+string(bench.DefaultIngestOnlyVia))
+	f.StringVar(&via, "via", string(bench.DefaultVia), "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); with --ingest-only the default is "+string(bench.DefaultIngestOnlyVia)+"; without --via (and --streaky-wait, --url, --ingest-only) the suite runs")
 	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
 	f.IntVar(&cfg.Jobs, "jobs", 0, "jobs to send (default 10,000 unless --duration is set; with --rate and --duration, rate × duration)")
@@ -142,7 +158,7 @@ docs/performance.md.`,
 	f.DurationVar(&cfg.Latency, "latency", 0, "fixed delay before the fake Discord answers")
 	f.StringVar(&rateLimit, "rate-limit", "", "per-webhook limit the fake enforces with 429s, N/window (e.g. 5/2s, Discord's usual)")
 	f.IntVar(&cfg.GlobalLimit, "global-limit", 0, "global requests per second the fake allows over all webhooks (Discord: 50); also the child's channels.discord.global_rate")
-	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "the child's ingest.streaky.wait: how long /send-notification waits for the delivery")
+	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "run Herald once via streaky with this ingest.streaky.wait: how long /send-notification waits for the delivery (the suite's first run waits 10s)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
 	f.BoolVar(&cfg.IngestOnly, "ingest-only", false, "measure the ingest alone: 'herald ingest' against NATS run by the harness, no delivery, rounds of Herald and baseline phases")
 	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "with --ingest-only, rounds the jobs are split into (each a Herald and a baseline phase)")
@@ -157,6 +173,69 @@ docs/performance.md.`,
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON instead of a table")
 	f.StringVar(&outFile, "out", "", "also write the report as JSON to this file")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress display on standard error")
+	cmd.AddCommand(newBenchRelayCmd(getenv))
+	return cmd
+}
+
+// runSuite runs the suite (bench.RunSuite) and prints it.
+func runSuite(cmd *cobra.Command, cfg bench.Config, outFile string, jsonOut bool) error {
+	if cmd.Flags().Changed("via") || cfg.Via == "" {
+		cfg.Via = bench.ViaStreaky
+	}
+	suite, runErr := bench.RunSuite(cmd.Context(), cfg)
+	if suite == nil {
+		return runErr
+	}
+	suite.Version = version
+	var err error
+	if outFile != "" {
+		f, ferr := os.Create(outFile)
+		if ferr == nil {
+			ferr = errors.Join(suite.WriteJSON(f), f.Close())
+		}
+		if ferr != nil {
+			return errors.Join(runErr, ferr)
+		}
+	}
+	if jsonOut {
+		err = suite.WriteJSON(cmd.OutOrStdout())
+	} else {
+		err = suite.WriteTable(cmd.OutOrStdout())
+	}
+	if err := errors.Join(runErr, err); err != nil {
+		return err
+	}
+	return suite.LostError()
+}
+
+// newBenchRelayCmd is `herald bench relay`: the bare relay the suite
+// measures Herald against, served until SIGTERM. It is started by the
+// harness, with ENCRYPTION_KEY and VPS_SECRET in its environment as
+// Streaky's proxy has them.
+func newBenchRelayCmd(getenv func(string) string) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "relay",
+		Short:  "Serve the bare relay the bench suite compares Herald with",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keys, err := crypto.NewKeyring(getenv("ENCRYPTION_KEY"))
+			if err != nil {
+				return fmt.Errorf("ENCRYPTION_KEY: %w", err)
+			}
+			secret := getenv("VPS_SECRET")
+			if secret == "" {
+				return errors.New("VPS_SECRET is required")
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			return bench.NewBareRelay(keys, secret).Serve(cmd.Context(), ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldrelay/herald/internal/bench"
 )
@@ -19,7 +20,7 @@ import (
 func TestBenchCommandAccountsForEveryJob(t *testing.T) {
 	bin := buildHerald(t)
 	out := filepath.Join(t.TempDir(), "report.json")
-	stdout, stderr, err := runBinary(t, bin, "bench", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json", "--out", out)
+	stdout, stderr, err := runBinary(t, bin, "bench", "--via", "api", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json", "--out", out)
 	if err != nil {
 		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
 	}
@@ -51,6 +52,57 @@ func TestBenchCommandAccountsForEveryJob(t *testing.T) {
 	saved, err := os.ReadFile(out)
 	if err != nil || string(saved) != stdout {
 		t.Errorf("--out file differs from the JSON printed (%v)", err)
+	}
+}
+
+// TestBenchCommandSuite runs the default: Herald with the Streaky wait,
+// without it, and the bare relay, each a child of its own, and the ratios.
+func TestBenchCommandSuite(t *testing.T) {
+	bin := buildHerald(t)
+	stdout, stderr, err := runBinary(t, bin, "bench", "--jobs", "300", "--concurrency", "8", "--webhooks", "10", "--json")
+	if err != nil {
+		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
+	}
+	var s bench.Suite
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("stdout is not a JSON suite: %v\n%s", err, stdout)
+	}
+	names := []string{bench.SuiteWait, bench.SuiteNoWait, bench.SuiteBareRelay}
+	if len(s.Runs) != len(names) {
+		t.Fatalf("%d runs, want %d: %s", len(s.Runs), len(names), stdout)
+	}
+	for i, run := range s.Runs {
+		r := run.Report
+		if run.Name != names[i] || r.Run.Via != bench.ViaStreaky {
+			t.Errorf("run %d: %q via %s, want %q via streaky", i, run.Name, r.Run.Via, names[i])
+		}
+		if r.Sent != 300 || r.Accepted != 300 || r.Delivered != 300 || r.Lost != 0 || r.Duplicates != 0 {
+			t.Errorf("%s: jobs not all accounted for: sent %d accepted %d delivered %d lost %d duplicates %d",
+				run.Name, r.Sent, r.Accepted, r.Delivered, r.Lost, r.Duplicates)
+		}
+		if h := r.Herald; h == nil || h.CPUSeconds <= 0 || h.PeakRSS <= 0 {
+			t.Errorf("%s: process figures %+v", run.Name, r.Herald)
+		}
+		if r.Baseline != nil {
+			t.Errorf("%s: the suite's runs have no decode-and-publish baseline", run.Name)
+		}
+	}
+	if w := s.Runs[0].Report.Run.StreakyWait(); w != 10*time.Second {
+		t.Errorf("the first run waits %s, want 10s", w)
+	}
+	if w := s.Runs[1].Report.Run.StreakyWait(); w != 0 {
+		t.Errorf("the second run waits %s, want 0", w)
+	}
+	if target := s.Runs[2].Report.Run.Target; target != "bare relay" {
+		t.Errorf("the third run's target is %q", target)
+	}
+	if len(s.Ratios) != 6 || s.Version != version {
+		t.Errorf("ratios %+v, version %q", s.Ratios, s.Version)
+	}
+	for _, r := range s.Ratios {
+		if r.Value <= 0 {
+			t.Errorf("ratio %s = %v", r.Name, r.Value)
+		}
 	}
 }
 

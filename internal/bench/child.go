@@ -27,9 +27,10 @@ const (
 	idleSettle = time.Second
 )
 
-// child is a `herald serve`, or a `herald ingest`, started by the harness.
+// child is a `herald serve`, a `herald ingest` or a `herald bench relay`,
+// started by the harness.
 type child struct {
-	role    string // "serve" or "ingest"
+	role    string // "serve", "ingest" or "bench relay"
 	cmd     *exec.Cmd
 	dir     string // temporary: config file and data directory
 	url     string // http://127.0.0.1:<port>
@@ -65,6 +66,12 @@ func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*
 		return fail(err)
 	}
 	c.url, c.natsURL = "http://"+httpAddr, natsURL
+	if cfg.BareRelay {
+		c.role = "bench relay"
+		c.cmd = exec.Command(cfg.Executable, "bench", "relay", "--listen", httpAddr)
+		c.cmd.Env = append(parentEnv(os.Environ()), "ENCRYPTION_KEY="+key, "VPS_SECRET="+secret)
+		return c.start(ctx, cfg, fail)
+	}
 	natsEnv := "HERALD_NATS_URL=" + natsURL
 	if natsURL == "" {
 		natsAddr, err := freeAddr()
@@ -104,6 +111,11 @@ func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*
 
 	c.cmd = exec.Command(cfg.Executable, c.role, "--config", configFile)
 	c.cmd.Env = env
+	return c.start(ctx, cfg, fail)
+}
+
+// start starts c.cmd and waits until it answers /readyz.
+func (c *child) start(ctx context.Context, cfg Config, fail func(error) (*child, error)) (*child, error) {
 	var logs io.Writer = c.logs
 	if cfg.Output.HeraldLog != nil {
 		logs = io.MultiWriter(c.logs, cfg.Output.HeraldLog)

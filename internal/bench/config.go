@@ -98,6 +98,10 @@ type Config struct {
 	IngestOnly bool
 	// Rounds is the number of rounds of an IngestOnly run (DefaultRounds).
 	Rounds int
+	// BareRelay starts `herald bench relay` (see BareRelay) as the child
+	// instead of Herald: the proxy's synchronous path, for comparison. It
+	// needs a child (no URL), Via streaky, no IngestOnly and no StreakyWait.
+	BareRelay bool
 
 	// FakeListen is the fake Discord's listen address (DefaultFakeListen).
 	// With URL set it must be reachable by that Herald.
@@ -271,6 +275,17 @@ func (c Config) Validate() error {
 			bad("rounds must be at least 1")
 		} else if c.Jobs < c.Rounds {
 			bad("ingest only needs at least one job per round")
+		}
+	}
+	if c.BareRelay {
+		if c.URL != "" || c.IngestOnly {
+			bad("the bare relay is started by the harness: no url, no ingest only")
+		}
+		if c.Via != "" && c.Via != ViaStreaky {
+			bad("the bare relay serves the Streaky endpoint: via streaky")
+		}
+		if c.StreakyWait != 0 {
+			bad("the bare relay always answers with the outcome: no streaky wait")
 		}
 	}
 	for i, kv := range c.Env {

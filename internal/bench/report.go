@@ -80,7 +80,7 @@ type Report struct {
 
 // RunInfo is the run's configuration, as reported.
 type RunInfo struct {
-	Target        string  `json:"target"` // "child" or the URL driven
+	Target        string  `json:"target"` // "child", "bare relay" or the URL driven
 	IngestOnly    bool    `json:"ingest_only,omitempty"`
 	Rounds        int     `json:"rounds,omitempty"`
 	Via           Via     `json:"via"`
@@ -207,6 +207,9 @@ func (c *IngestOnlyReport) describeRounds() string {
 
 func (i RunInfo) describe() string {
 	parts := []string{"via " + string(i.Via)}
+	if i.Target == "bare relay" {
+		parts = []string{"bare relay (the proxy's synchronous path)"}
+	}
 	if i.IngestOnly {
 		parts = append(parts, fmt.Sprintf("ingest only, %d rounds", i.Rounds))
 	}

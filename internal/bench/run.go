@@ -65,7 +65,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	url, natsURL, pid := cfg.URL, cfg.NATSURL, cfg.PID
 	var ch *child
 	if cfg.URL == "" {
-		notice("starting %s serve", cfg.Executable)
+		role := "serve"
+		if cfg.BareRelay {
+			role = "bench relay"
+		}
+		notice("starting %s %s", cfg.Executable, role)
 		if ch, err = startChild(ctx, cfg, key, secret, ""); err != nil {
 			return nil, err
 		}
@@ -270,8 +274,11 @@ func (r *Report) fill(a accounting, loadStart time.Duration, j jobs) {
 
 func runInfo(cfg Config) RunInfo {
 	target := "child"
-	if cfg.URL != "" {
+	switch {
+	case cfg.URL != "":
 		target = cfg.URL
+	case cfg.BareRelay:
+		target = "bare relay"
 	}
 	rounds := 0
 	if cfg.IngestOnly {
