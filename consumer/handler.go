@@ -31,9 +31,12 @@ type StatusWriter interface {
 }
 
 // Settler is handed jobs' final records; *status.Outcomes implements it.
-// Settle must not block, and may be handed the same outcome twice.
+// Settle must not block, and may be handed the same outcome twice. It
+// reports whether a request waiting for the outcome took it: that request
+// answers with the outcome and never learns the job's id, so a delivered
+// job's record then has no reader and is not written.
 type Settler interface {
-	Settle(rec herald.Status)
+	Settle(rec herald.Status) bool
 }
 
 // StatusStore records and reads job status; status.Store satisfies it. It

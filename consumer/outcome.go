@@ -171,10 +171,8 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		// so a slow status store slows delivery down instead of piling up
 		// work. Run waits for them.
 		// Whoever waits for the outcome in this process learns it now.
-		if p.outcomes != nil {
-			p.outcomes.Settle(p.statusRecord(d, dec.state, dec.failures, ""))
-		}
-		p.delivered <- settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive}
+		taken := p.outcomes != nil && p.outcomes.Settle(p.statusRecord(d, dec.state, dec.failures, ""))
+		p.delivered <- settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive, taken: taken}
 		return
 	}
 	p.record(settlement{m: m, d: d, dec: dec, err: err, elapsed: elapsed, stopKeepAlive: stopKeepAlive})
@@ -189,6 +187,9 @@ type settlement struct {
 	err           error
 	elapsed       time.Duration
 	stopKeepAlive func()
+	// taken says a request waiting in this process took the outcome of this
+	// delivered job (see Settler): its record is not written.
+	taken bool
 }
 
 // record writes the status record of an attempt that is acked or put back
@@ -204,8 +205,11 @@ func (p *Pool) record(s settlement) {
 	// and a status lookup answers "queued" only while the job is in the
 	// stream, so the job must have its record before it leaves. Before a nak:
 	// the redelivery reads its failure count back, and may arrive as soon as
-	// the delay is over.
-	p.putStatus(d, dec.state, dec.failures, lastErr)
+	// the delay is over. A delivered job whose outcome a waiting request
+	// took has no reader for its record: none is written.
+	if !s.taken {
+		p.putStatus(d, dec.state, dec.failures, lastErr)
+	}
 	s.stopKeepAlive()
 	var ackErr error
 	if dec.action == actAck {

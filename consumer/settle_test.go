@@ -192,17 +192,19 @@ func TestSettleKeepsJobInProgress(t *testing.T) {
 // written by then.
 type settledAt struct {
 	status *recordingStatus
+	take   map[string]bool // jobs whose outcome a waiting request takes
 	mu     sync.Mutex
 	got    map[string][]herald.Status // handed over, by job id
 	before map[string][]herald.Status // the records written before each
 }
 
-func (s *settledAt) Settle(rec herald.Status) {
+func (s *settledAt) Settle(rec herald.Status) bool {
 	written := s.status.all(rec.ID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got[rec.ID] = append(s.got[rec.ID], rec)
 	s.before[rec.ID] = append(s.before[rec.ID], written...)
+	return s.take[rec.ID]
 }
 
 func (s *settledAt) of(id string) (got, before []herald.Status) {
@@ -227,19 +229,29 @@ func TestSettleHandsFinalOutcomesOver(t *testing.T) {
 		return nil
 	})
 	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: sender})
-	settled := &settledAt{status: e.status, got: map[string][]herald.Status{}, before: map[string][]herald.Status{}}
+	settled := &settledAt{status: e.status, got: map[string][]herald.Status{}, before: map[string][]herald.Status{},
+		take: map[string]bool{"taken": true, "perm": true}}
 	deps.Outcomes = settled
 	cfg := testConfig()
 	e.startPool(cfg, deps) // no dead letters: permanent failures are terminated
 
-	for _, id := range []string{"ok", "perm", "flaky"} {
+	for _, id := range []string{"ok", "perm", "flaky", "taken"} {
 		job := discordJob(t, e.keys, id)
 		job.ID = id
 		e.publish(job)
 	}
-	want := map[string]herald.State{"ok": herald.StateDelivered, "perm": herald.StateFailed, "flaky": herald.StateDelivered}
+	// A delivered job whose outcome a waiting request took has no record;
+	// every other final outcome is recorded, taken or not.
+	e.waitFor("every send made", func() bool { return sender.count() >= 5 })
+	e.waitFor("stream empty", func() bool { return e.streamMsgs() == 0 })
+	if recs := e.status.all("taken"); len(recs) != 0 {
+		t.Errorf("taken: records %+v written, want none", recs)
+	}
+	want := map[string]herald.State{"ok": herald.StateDelivered, "perm": herald.StateFailed, "flaky": herald.StateDelivered, "taken": herald.StateDelivered}
 	for id, state := range want {
-		e.waitFinal(id)
+		if id != "taken" {
+			e.waitFinal(id)
+		}
 		got, before := settled.of(id)
 		if len(got) == 0 {
 			t.Fatalf("%s: nothing handed over", id)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heraldrelay/herald"
@@ -31,8 +32,10 @@ var ErrClosed = errors.New("status: outcomes closed")
 //
 // A worker in the same process also hands its outcomes straight over with
 // Settle, before it writes the record: the request is answered without the
-// record's round trip through NATS. Workers in other processes are seen
-// through the subscription. Either way the first final record wins.
+// record's round trip through NATS, and a delivered job whose outcome a
+// request took needs no record at all (Settle reports it). Workers in other
+// processes are seen through the subscription. Either way the first final
+// record wins.
 //
 // It is safe for concurrent use.
 type Outcomes struct {
@@ -41,7 +44,7 @@ type Outcomes struct {
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
-	waiting map[string][]chan herald.Status
+	waiting map[string][]*Wait
 	closed  bool
 }
 
@@ -54,7 +57,7 @@ func (s *Store) Outcomes() (*Outcomes, error) {
 	o := &Outcomes{
 		store:   s,
 		prefix:  "$KV." + s.kv.Bucket() + ".",
-		waiting: make(map[string][]chan herald.Status),
+		waiting: make(map[string][]*Wait),
 	}
 	sub, err := s.nc.Subscribe(o.prefix+">", o.onWrite)
 	if err != nil {
@@ -97,18 +100,24 @@ func (o *Outcomes) onWrite(msg *nats.Msg) {
 
 // Settle hands rec to the requests waiting for job rec.ID, if rec's state is
 // final; other records are ignored. Each waiting request gets the first final
-// record handed over for its job. It never blocks.
-func (o *Outcomes) Settle(rec herald.Status) {
+// record handed over for its job. It reports whether a request took it: one
+// that had not given up waiting, and so answers with rec. It never blocks.
+func (o *Outcomes) Settle(rec herald.Status) bool {
 	if !rec.State.Final() {
-		return
+		return false
 	}
 	o.mu.Lock()
-	chans := o.waiting[rec.ID]
+	waits := o.waiting[rec.ID]
 	delete(o.waiting, rec.ID)
 	o.mu.Unlock()
-	for _, ch := range chans {
-		ch <- rec // one slot, one send: removed from the map above
+	taken := false
+	for _, w := range waits {
+		if w.state.CompareAndSwap(waiting, settled) {
+			w.ch <- rec // one slot, one send: removed from the map above
+			taken = true
+		}
 	}
+	return taken
 }
 
 // Waiting returns the number of jobs requests wait for.
@@ -127,14 +136,14 @@ func (o *Outcomes) Wait(id string) (*Wait, error) {
 	if !herald.ValidID(id) {
 		return nil, ErrNotFound
 	}
-	ch := make(chan herald.Status, 1)
+	w := &Wait{o: o, id: id, ch: make(chan herald.Status, 1)}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
 		return nil, ErrClosed
 	}
-	o.waiting[id] = append(o.waiting[id], ch)
-	return &Wait{o: o, id: id, ch: ch}, nil
+	o.waiting[id] = append(o.waiting[id], w)
+	return w, nil
 }
 
 // Close ends the subscription. Requests still waiting see their deadline's
@@ -146,18 +155,28 @@ func (o *Outcomes) Close() {
 	_ = o.sub.Unsubscribe()
 }
 
+// States of a Wait.
+const (
+	waiting   int32 = iota // nothing handed over yet
+	settled                // a record was handed over (to ch)
+	abandoned              // Final gave up: no record will be taken
+)
+
 // Wait is one request's wait for a job's final record; see Outcomes.Wait.
 type Wait struct {
-	o    *Outcomes
-	id   string
-	ch   chan herald.Status
-	once sync.Once
+	o     *Outcomes
+	id    string
+	ch    chan herald.Status
+	state atomic.Int32
+	once  sync.Once
 }
 
 // Final blocks until the job's final record is handed over and returns it.
 // When ctx ends first, Final reads the record once more (a write made while
 // the connection was down is not handed over) and returns it if it is final,
-// else ctx.Err().
+// else ctx.Err(); the wait then takes no record any more (Settle reports
+// false), so that a job whose request was answered without its outcome keeps
+// its record. Final must be called at most once.
 func (w *Wait) Final(ctx context.Context) (herald.Status, error) {
 	select {
 	case rec := <-w.ch:
@@ -168,12 +187,11 @@ func (w *Wait) Final(ctx context.Context) (herald.Status, error) {
 	defer cancel()
 	rec, err := w.o.store.Get(gctx, w.id)
 	if err == nil && rec.State.Final() {
+		w.state.CompareAndSwap(waiting, abandoned)
 		return rec, nil
 	}
-	select {
-	case rec := <-w.ch: // settled meanwhile
-		return rec, nil
-	default:
+	if !w.state.CompareAndSwap(waiting, abandoned) {
+		return <-w.ch, nil // settled meanwhile: the record is in the slot
 	}
 	return herald.Status{}, ctx.Err()
 }
@@ -183,17 +201,17 @@ func (w *Wait) Stop() {
 	w.once.Do(func() {
 		w.o.mu.Lock()
 		defer w.o.mu.Unlock()
-		chans := w.o.waiting[w.id]
-		for i, ch := range chans {
-			if ch == w.ch {
-				chans = append(chans[:i], chans[i+1:]...)
+		waits := w.o.waiting[w.id]
+		for i, other := range waits {
+			if other == w {
+				waits = append(waits[:i], waits[i+1:]...)
 				break
 			}
 		}
-		if len(chans) == 0 {
+		if len(waits) == 0 {
 			delete(w.o.waiting, w.id)
 		} else {
-			w.o.waiting[w.id] = chans
+			w.o.waiting[w.id] = waits
 		}
 	})
 }

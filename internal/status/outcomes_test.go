@@ -111,13 +111,10 @@ func TestOutcomesIgnoreOtherJobsAndNonFinal(t *testing.T) {
 		t.Fatalf("Final = %+v, %v; want DeadlineExceeded while the job is delivering", got, err)
 	}
 
-	// Still usable after a timed-out wait.
-	if err := store.Put(ctx, herald.Status{ID: "mine", State: herald.StateDead, LastError: "gone"}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := w.Final(ctx)
-	if err != nil || got.State != herald.StateDead || got.LastError != "gone" {
-		t.Fatalf("Final = %+v, %v; want dead", got, err)
+	// A wait that gave up takes no record any more: its request answered
+	// without the outcome, so the job must keep its record.
+	if o.Settle(herald.Status{ID: "mine", State: herald.StateDead, LastError: "gone"}) {
+		t.Error("Settle reported a record taken by a wait that gave up")
 	}
 }
 
@@ -126,7 +123,12 @@ func TestOutcomesSettleHandsOverWithoutAWrite(t *testing.T) {
 	ctx := testCtx(t)
 	o := newOutcomes(t, store)
 	a, b := wait(t, o, "local"), wait(t, o, "local") // two requests, one job
-	o.Settle(herald.Status{ID: "local", State: herald.StateFailed, LastError: "Discord API error: 404"})
+	if o.Settle(herald.Status{ID: "local", State: herald.StateDelivering}) {
+		t.Error("Settle reported a record that is not final taken")
+	}
+	if !o.Settle(herald.Status{ID: "local", State: herald.StateFailed, LastError: "Discord API error: 404"}) {
+		t.Error("Settle reported the final record not taken by the waiting requests")
+	}
 	for _, w := range []*status.Wait{a, b} {
 		got, err := w.Final(ctx)
 		if err != nil || got.State != herald.StateFailed || got.LastError != "Discord API error: 404" {
@@ -139,7 +141,9 @@ func TestOutcomesSettleHandsOverWithoutAWrite(t *testing.T) {
 	}
 	// The record written later is not handed over twice (nobody waits), and
 	// a second Settle does not block.
-	o.Settle(herald.Status{ID: "local", State: herald.StateDelivered})
+	if o.Settle(herald.Status{ID: "local", State: herald.StateDelivered}) {
+		t.Error("Settle reported a record taken with nobody waiting")
+	}
 	if n := o.Waiting(); n != 0 {
 		t.Errorf("Waiting = %d, want 0", n)
 	}
@@ -207,5 +211,25 @@ func TestOutcomesStopAndClose(t *testing.T) {
 	noConn := status.New(nil, nil)
 	if _, err := noConn.Outcomes(); err == nil {
 		t.Error("Outcomes without a connection succeeded")
+	}
+}
+
+// A record settled while Final gives up is either returned by Final or
+// reported not taken: never both lost.
+func TestOutcomesSettleRacingTheDeadline(t *testing.T) {
+	_, store, _ := newTestStore(t)
+	o := newOutcomes(t, store)
+	for i := range 200 {
+		id := fmt.Sprintf("race-%d", i)
+		w := wait(t, o, id)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%5)*100*time.Microsecond)
+		taken := make(chan bool, 1)
+		go func() { taken <- o.Settle(herald.Status{ID: id, State: herald.StateDelivered}) }()
+		rec, err := w.Final(ctx)
+		cancel()
+		answered := err == nil && rec.State == herald.StateDelivered
+		if took := <-taken; took != answered {
+			t.Fatalf("%s: Settle reported taken=%v, Final answered %v (%+v, %v)", id, took, answered, rec, err)
+		}
 	}
 }
