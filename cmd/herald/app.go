@@ -141,7 +141,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("status bucket: %w", err)
 	}
 	// WithJobs: a job still in the stream reads "queued" without a record.
-	statuses := status.New(kv, a.nc, status.WithJobs(jobs))
+	statuses := status.New(kv, a.nc, status.WithJobs(jobs), status.WithDeliveredTTL(a.js, a.cfg.NATS.DeliveredStatusTTL))
 	// One listener for the outcomes every waiting Streaky request waits
 	// for; the workers of a serve process hand theirs over directly.
 	var outcomes *status.Outcomes

@@ -115,6 +115,8 @@ type NATSConfig struct {
 	Embedded  EmbeddedConfig `mapstructure:"embedded"`
 	Stream    StreamConfig   `mapstructure:"stream"`
 	StatusTTL time.Duration  `mapstructure:"status_ttl"`
+	// DeliveredStatusTTL is how long a delivered job's record is kept.
+	DeliveredStatusTTL time.Duration `mapstructure:"delivered_status_ttl"`
 }
 
 type EmbeddedConfig struct {
@@ -208,6 +210,7 @@ var defaults = map[string]any{
 	"nats.stream.max_age":            "0s",
 	"nats.stream.max_bytes":          0,
 	"nats.status_ttl":                "24h",
+	"nats.delivered_status_ttl":      "15m",
 	"encryption.keys":                []string{},
 	"ingest.api_secrets":             []string{},
 	"ingest.max_body_bytes":          2 << 20,
@@ -390,6 +393,9 @@ func (c Config) validate() error {
 	}
 	if c.NATS.StatusTTL < time.Second {
 		bad("nats.status_ttl", "must be at least 1s")
+	}
+	if c.NATS.DeliveredStatusTTL < time.Second || c.NATS.DeliveredStatusTTL > c.NATS.StatusTTL {
+		bad("nats.delivered_status_ttl", "must be at least 1s and at most nats.status_ttl")
 	}
 	if c.Ingest.MaxBodyBytes < 1024 {
 		bad("ingest.max_body_bytes", "must be at least 1024")

@@ -124,6 +124,11 @@ func EnsureJobsStream(ctx context.Context, js jetstream.JetStream, cfg StreamCon
 // updates it if it exists: records expire ttl after their last write
 // (DefaultStatusTTL when 0), one revision of history, replicas copies
 // (DefaultReplicas when 0), file storage. It is idempotent.
+//
+// The bucket's stream is written directly rather than through the jetstream
+// key-value helper, to allow per-record TTLs (Nats-TTL, see
+// status.WithDeliveredTTL) without the subject delete markers the helper
+// would add with them: a marker per expired record would double the writes.
 func EnsureStatusBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	if ttl < 0 {
 		return nil, fmt.Errorf("queue: status bucket: ttl %s is negative", ttl)
@@ -134,18 +139,39 @@ func EnsureStatusBucket(ctx context.Context, js jetstream.JetStream, ttl time.Du
 	if ttl == 0 {
 		ttl = DefaultStatusTTL
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      herald.StatusBucket,
-		Description: "Herald job status records",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicasOrDefault(replicas),
-	})
+	if _, err := js.CreateOrUpdateStream(ctx, statusStreamConfig(ttl, replicas)); err != nil {
+		return nil, fmt.Errorf("queue: ensure bucket %s: %w", herald.StatusBucket, err)
+	}
+	kv, err := js.KeyValue(ctx, herald.StatusBucket)
 	if err != nil {
 		return nil, fmt.Errorf("queue: ensure bucket %s: %w", herald.StatusBucket, err)
 	}
 	return kv, nil
+}
+
+// statusStreamConfig is the stream of the status bucket: what the jetstream
+// key-value helper makes of a bucket with one revision and ttl, plus
+// AllowMsgTTL.
+func statusStreamConfig(ttl time.Duration, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              "KV_" + herald.StatusBucket,
+		Description:       "Herald job status records",
+		Subjects:          []string{"$KV." + herald.StatusBucket + ".>"},
+		MaxMsgsPerSubject: 1,
+		MaxBytes:          -1,
+		MaxAge:            ttl,
+		MaxMsgSize:        -1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicasOrDefault(replicas),
+		AllowRollup:       true,
+		DenyDelete:        true,
+		Duplicates:        min(2*time.Minute, ttl),
+		MaxMsgs:           -1,
+		MaxConsumers:      -1,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardNew,
+		AllowMsgTTL:       true,
+	}
 }
 
 // ErrNotConnected is returned by Ready when the connection is down.

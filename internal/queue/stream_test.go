@@ -188,6 +188,48 @@ func TestEnsureStatusBucket(t *testing.T) {
 	}
 }
 
+// A bucket made by the key-value helper (an earlier Herald) is taken over:
+// its records kept, per-record TTLs allowed, and no delete markers added.
+func TestEnsureStatusBucketTakesOverAHelperBucket(t *testing.T) {
+	_, _, js := testkit.JetStream(t)
+	ctx := testCtx(t)
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: herald.StatusBucket, History: 1, TTL: DefaultStatusTTL, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Put(ctx, "kept", []byte(`{"id":"kept"}`)); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := EnsureStatusBucket(ctx, js, 0, 0)
+	if err != nil {
+		t.Fatalf("take over: %v", err)
+	}
+	if _, err := kv.Get(ctx, "kept"); err != nil {
+		t.Errorf("record lost: %v", err)
+	}
+	s, err := js.Stream(ctx, "KV_"+herald.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.AllowMsgTTL || cfg.SubjectDeleteMarkerTTL != 0 || cfg.MaxMsgsPerSubject != 1 || !cfg.AllowDirect || !cfg.AllowRollup {
+		t.Errorf("stream config %+v", cfg)
+	}
+	// A record may carry its own, shorter TTL.
+	if _, err := js.Publish(ctx, "$KV."+herald.StatusBucket+".brief", []byte(`{}`), jetstream.WithMsgTTL(time.Second)); err != nil {
+		t.Fatalf("publish with a TTL: %v", err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the brief record to expire", func() bool {
+		_, err := kv.Get(ctx, "brief")
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	if _, err := kv.Get(ctx, "kept"); err != nil {
+		t.Errorf("the bucket's own TTL record expired with the brief one: %v", err)
+	}
+}
+
 func TestStatusBucketTTLExpires(t *testing.T) {
 	_, _, js := testkit.JetStream(t)
 	ctx := testCtx(t)

@@ -29,6 +29,16 @@ func WithJobs(jobs jobsStream) Option {
 	return func(s *Store) { s.jobs = jobs }
 }
 
+// WithDeliveredTTL makes the records of delivered jobs expire ttl after
+// they are written, instead of with the bucket's TTL: they are most of the
+// records and the least looked at, and each costs the server memory while
+// it lives. js must reach the bucket's stream, which must allow per-message
+// TTLs (queue.EnsureStatusBucket's does); ttl must be at least a second.
+// Zero keeps the bucket's TTL.
+func WithDeliveredTTL(js jetstream.JetStream, ttl time.Duration) Option {
+	return func(s *Store) { s.js, s.deliveredTTL = js, ttl }
+}
+
 // Lookup returns what a client asking about job id should see: its status
 // record when it has one; else, when the Store was built WithJobs and the job
 // waits in the jobs stream on herald.JobIDSubject (as every job Herald's

@@ -25,6 +25,9 @@ type Store struct {
 	nc   *nats.Conn
 	jobs jobsStream // nil: Lookup reads records only
 	now  func() time.Time
+	// js and deliveredTTL: see WithDeliveredTTL.
+	js           jetstream.JetStream
+	deliveredTTL time.Duration
 }
 
 // New returns a Store over kv, the status bucket (see queue.EnsureStatusBucket).
@@ -67,7 +70,13 @@ func (s *Store) Put(ctx context.Context, rec herald.Status) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.kv.Put(ctx, rec.ID, data); err != nil {
+	if rec.State == herald.StateDelivered && s.deliveredTTL > 0 {
+		// What kv.Put does, with the record's own TTL.
+		_, err = s.js.Publish(ctx, "$KV."+s.kv.Bucket()+"."+rec.ID, data, jetstream.WithMsgTTL(s.deliveredTTL))
+	} else {
+		_, err = s.kv.Put(ctx, rec.ID, data)
+	}
+	if err != nil {
 		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
 	}
 	return nil

@@ -117,3 +117,33 @@ func TestInvalidRecordsRefused(t *testing.T) {
 		t.Error("Queued without an id succeeded")
 	}
 }
+
+// With WithDeliveredTTL, a delivered record expires on its own TTL; the
+// records of other states keep the bucket's.
+func TestDeliveredTTL(t *testing.T) {
+	e, _, _ := newTestStore(t)
+	ctx := testCtx(t)
+	nc, js := e.Server.Connect()
+	kv, err := queue.EnsureStatusBucket(ctx, js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := status.New(kv, nc, status.WithDeliveredTTL(js, time.Second))
+	for id, state := range map[string]herald.State{"done": herald.StateDelivered, "dead": herald.StateDead, "retry": herald.StateDelivering} {
+		if err := store.Put(ctx, herald.Status{ID: id, State: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec, err := store.Get(ctx, "done"); err != nil || rec.State != herald.StateDelivered {
+		t.Fatalf("Get(done) = %+v, %v before its TTL", rec, err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the delivered record to expire", func() bool {
+		_, err := store.Get(ctx, "done")
+		return errors.Is(err, status.ErrNotFound)
+	})
+	for _, id := range []string{"dead", "retry"} {
+		if _, err := store.Get(ctx, id); err != nil {
+			t.Errorf("Get(%s) = %v: expired with the delivered record", id, err)
+		}
+	}
+}
