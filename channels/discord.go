@@ -107,11 +107,11 @@ func validHostName(h string) error {
 // Discord delivers notifications to Discord webhooks. It is safe for
 // concurrent use.
 type Discord struct {
-	cfg     DiscordConfig
-	client  *http.Client
-	hosts   map[string]struct{}
-	now     func() time.Time
-	destKey []byte // keys the token's hash in Destination
+	cfg      DiscordConfig
+	client   *http.Client
+	hosts    map[string]struct{}
+	now      func() time.Time
+	destHash *destinationHasher // hashes the token in Destination
 }
 
 // NewDiscord returns a Discord channel. client is used for every call (a copy
@@ -122,7 +122,7 @@ func NewDiscord(cfg DiscordConfig, client *http.Client) (*Discord, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	d := &Discord{cfg: cfg, client: clientOrDefault(client), hosts: make(map[string]struct{}), now: time.Now, destKey: newDestinationKey()}
+	d := &Discord{cfg: cfg, client: clientOrDefault(client), hosts: make(map[string]struct{}), now: time.Now, destHash: newDestinationHasher()}
 	for _, h := range cfg.AllowedHosts {
 		d.hosts[strings.ToLower(h)] = struct{}{}
 	}
@@ -152,7 +152,7 @@ func (d *Discord) Destination(t herald.Target) string {
 }
 
 func (d *Discord) destination(w Webhook) string {
-	return "discord:" + w.host + "/" + w.ID + ":" + keyedHash(d.destKey, w.Token)
+	return "discord:" + w.host + "/" + w.ID + ":" + d.destHash.sum(w.Token)
 }
 
 // Send posts n.Message as one embed to the webhook n.Target.WebhookURL, at its

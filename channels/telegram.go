@@ -78,10 +78,10 @@ func (c TelegramConfig) withDefaults() TelegramConfig {
 // Telegram delivers notifications through the Telegram Bot API's sendMessage.
 // It is safe for concurrent use.
 type Telegram struct {
-	cfg     TelegramConfig
-	client  *http.Client
-	now     func() time.Time
-	destKey []byte // keys the token's and chat's hashes in Destination
+	cfg      TelegramConfig
+	client   *http.Client
+	now      func() time.Time
+	destHash *destinationHasher // hashes the token and chat in Destination
 }
 
 // NewTelegram returns a Telegram channel. client is used for every call (a
@@ -91,7 +91,7 @@ func NewTelegram(cfg TelegramConfig, client *http.Client) (*Telegram, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Telegram{cfg: cfg.withDefaults(), client: clientOrDefault(client), now: time.Now, destKey: newDestinationKey()}, nil
+	return &Telegram{cfg: cfg.withDefaults(), client: clientOrDefault(client), now: time.Now, destHash: newDestinationHasher()}, nil
 }
 
 // CheckTarget validates tg.BotToken (`^\d+:[A-Za-z0-9_-]+$`) and tg.ChatID
@@ -123,13 +123,13 @@ func (t *Telegram) Destination(tg herald.Target) string {
 	bot := "invalid"
 	if telegramToken.MatchString(tg.BotToken) {
 		id, _, _ := strings.Cut(tg.BotToken, ":")
-		bot = id + "." + keyedHash(t.destKey, tg.BotToken)
+		bot = id + "." + t.destHash.sum(tg.BotToken)
 	}
 	chat := tg.ChatID
 	if strings.HasPrefix(chat, "@") {
 		chat = strings.ToLower(chat)
 	}
-	return "telegram:" + bot + ":" + keyedHash(t.destKey, chat)
+	return "telegram:" + bot + ":" + t.destHash.sum(chat)
 }
 
 // telegramRequest is the sendMessage body.

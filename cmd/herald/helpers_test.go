@@ -56,6 +56,12 @@ type testApp struct {
 // when the test ends, and shown when it failed.
 func newTestApp(t testing.TB, env map[string]string) *testApp {
 	t.Helper()
+	return newTestAppAs(t, roleServe, env)
+}
+
+// newTestAppAs is newTestApp in the given role.
+func newTestAppAs(t testing.TB, r role, env map[string]string) *testApp {
+	t.Helper()
 	base := map[string]string{
 		"HERALD_DATA_DIR":                       t.TempDir(),
 		"HERALD_HTTP_ADDR":                      "127.0.0.1:0",
@@ -81,7 +87,7 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 	// they run after the app stopped); the app writes to it through the
 	// logger its config asks for.
 	_, logs := testkit.Logger(t, testSecret, testAdminSecret)
-	app := &App{cfg: cfg, role: roleServe, logger: newLogger(cfg.Log, logs)}
+	app := &App{cfg: cfg, role: r, logger: newLogger(cfg.Log, logs)}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := app.Open(ctx); err != nil {
 		cancel()
