@@ -96,7 +96,15 @@ type Config struct {
 	// a job that only ever waits (429s, pacing, open breakers) is never
 	// dead-lettered for its age.
 	MaxAge time.Duration
+	// AckDelay is how long a delivered job's ack may wait to be sent with
+	// others (see acker); DefaultAckDelay when 0, and a negative value acks
+	// each job at once. At most MaxAckDelay.
+	AckDelay time.Duration
 }
+
+// MaxAckDelay bounds Config.AckDelay: a job delivered but not yet acked is
+// redelivered, as a duplicate, if the process dies meanwhile.
+const MaxAckDelay = time.Second
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -132,6 +140,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = DefaultMaxAge
+	}
+	if c.AckDelay == 0 {
+		c.AckDelay = DefaultAckDelay
 	}
 	return c
 }
@@ -179,6 +190,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		bad("max age %s is negative", c.MaxAge)
+	}
+	if c.AckDelay > MaxAckDelay {
+		bad("ack delay %s is above %s", c.AckDelay, MaxAckDelay)
 	}
 	return errors.Join(errs...)
 }

@@ -212,9 +212,12 @@ func (p *Pool) record(s settlement) {
 	}
 	s.stopKeepAlive()
 	var ackErr error
-	if dec.action == actAck {
+	switch {
+	case dec.action == actAck && p.acks != nil:
+		p.acks.in <- m // in the next burst; the acker logs a failure
+	case dec.action == actAck:
 		ackErr = m.Ack()
-	} else {
+	default:
 		ackErr = m.NakWithDelay(dec.delay)
 	}
 	p.metrics.Deliveries.WithLabelValues(channel, dec.outcome).Inc()

@@ -115,6 +115,7 @@ type Pool struct {
 	senders  map[herald.Channel]Sender
 	status   StatusStore
 	outcomes Settler
+	acks     *acker // acks delivered jobs in bursts; set by Run
 	// deadLetters is nil when jobs are dropped instead (see Deps).
 	deadLetters DeadLetterer
 	credentials CredentialResolver // nil: no vault (see Deps)
@@ -293,6 +294,10 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 
 	// The settlers: long-lived, so their stacks are grown once, not per job.
+	// They hand the acks of delivered jobs to the acker.
+	if p.cfg.AckDelay > 0 {
+		p.acks = newAcker(p.cfg.AckDelay, p.log)
+	}
 	p.delivered = make(chan settlement)
 	var settlers sync.WaitGroup
 	for range settlersPerWorker * p.cfg.Workers {
@@ -353,6 +358,10 @@ func (p *Pool) Run(ctx context.Context) error {
 		// Then the delivered jobs still being recorded and acked.
 		close(p.delivered)
 		settlers.Wait()
+		if p.acks != nil {
+			close(p.acks.in)
+			<-p.acks.done
+		}
 		close(done)
 	}()
 	select {

@@ -299,6 +299,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			DrainTimeout:  a.cfg.Consumer.DrainTimeout,
 			MaxAttempts:   a.cfg.Retry.MaxAttempts,
 			MaxAge:        a.cfg.Retry.MaxAge,
+			AckDelay:      ackDelay(a.cfg.Consumer.AckDelay),
 		}, consumer.Deps{
 			JS:   a.js,
 			Keys: a.keys,
@@ -476,4 +477,13 @@ func settler(o *status.Outcomes) consumer.Settler {
 		return nil
 	}
 	return o
+}
+
+// ackDelay maps consumer.ack_delay to consumer.Config.AckDelay, where 0 means
+// the default and a negative value no delay.
+func ackDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -157,6 +157,7 @@ type ConsumerConfig struct {
 	MaxBackoff    time.Duration `mapstructure:"max_backoff"`
 	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
 	DrainTimeout  time.Duration `mapstructure:"drain_timeout"`
+	AckDelay      time.Duration `mapstructure:"ack_delay"`
 }
 
 type WorkerConfig struct {
@@ -224,6 +225,7 @@ var defaults = map[string]any{
 	"consumer.max_backoff":           "5m",
 	"consumer.max_retry_after":       "1h",
 	"consumer.drain_timeout":         "15s",
+	"consumer.ack_delay":             "5ms",
 	"worker.http_addr":               ":9090",
 	"channels.timeout":               "10s",
 	"channels.discord.allowed_hosts": []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
@@ -411,6 +413,9 @@ func (c Config) validate() error {
 	}
 	if c.Consumer.SendTimeout <= 0 || c.Consumer.SendTimeout >= c.Consumer.AckWait {
 		bad("consumer.send_timeout", "must be above 0 and below consumer.ack_wait (%s)", c.Consumer.AckWait)
+	}
+	if c.Consumer.AckDelay < 0 || c.Consumer.AckDelay > time.Second {
+		bad("consumer.ack_delay", "must be between 0s (ack each job at once) and %s", time.Second)
 	}
 	if c.Consumer.MinBackoff <= 0 || c.Consumer.MaxBackoff < c.Consumer.MinBackoff {
 		bad("consumer.min_backoff", "must be above 0 and at most consumer.max_backoff")

@@ -93,6 +93,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"zero max hold (used to mean 2s silently)", "pacing:\n  max_hold: 0s\n", nil, "pacing.max_hold"},
 		{"zero in flight", "", map[string]string{"HERALD_PACING_MAX_IN_FLIGHT": "0"}, "pacing.max_in_flight"},
 		{"delivered records outliving the others", "nats:\n  status_ttl: 1h\n  delivered_status_ttl: 2h\n", nil, "nats.delivered_status_ttl"},
+		{"ack delay past a second", "consumer:\n  ack_delay: 2s\n", nil, "consumer.ack_delay"},
 		{"delivered records gone at once", "", map[string]string{"HERALD_NATS_DELIVERED_STATUS_TTL": "0s"}, "nats.delivered_status_ttl"},
 	}
 	for _, tt := range tests {

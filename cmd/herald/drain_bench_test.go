@@ -28,10 +28,11 @@ import (
 //
 //   - herald: `herald worker` (the real wiring: open, pacing, breakers,
 //     status records, metrics) with its default workers;
+//
 //   - bare: the least a relay consuming the stream does, pull → open → POST
 //     → ack, with as many workers.
 //
-//	go test ./cmd/herald -run '^$' -bench WorkerDrain -benchtime 20000x -count 3
+//     go test ./cmd/herald -run '^$' -bench WorkerDrain -benchtime 20000x -count 3
 func BenchmarkWorkerDrain(b *testing.B) {
 	b.Run("herald", func(b *testing.B) {
 		srv, discord, _ := preloadedStream(b, b.N)
