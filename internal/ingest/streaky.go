@@ -87,9 +87,14 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.StreakyWait > 0 && s.waiting.Add(1) > int64(s.cfg.MaxWaiting) {
 		// Enough requests wait already: answer as a wait that timed out.
 		s.waiting.Add(-1)
+		s.metrics.StreakyUnwaited.Inc()
 		s.log.DebugContext(ctx, "too many requests waiting for their result; answering without waiting", "id", job.ID)
 	} else if s.cfg.StreakyWait > 0 {
-		defer s.waiting.Add(-1)
+		s.metrics.StreakyWaiting.Inc()
+		defer func() {
+			s.waiting.Add(-1)
+			s.metrics.StreakyWaiting.Dec()
+		}()
 		wt, err := s.outcomes.Wait(job.ID)
 		if err != nil {
 			s.log.WarnContext(ctx, "cannot wait for the job's result; answering without waiting", "id", job.ID, "err", err.Error())

@@ -578,6 +578,13 @@ func TestStreakyWaitersCapped(t *testing.T) {
 	first := make(chan *httptest.ResponseRecorder, 1)
 	go func() { first <- e.streaky(e.discordBody()) }()
 	testkit.WaitFor(t, 5*time.Second, "the first request to wait", func() bool { return e.srv.waiting.Load() == 1 })
+	metricsSay := func(want string) {
+		t.Helper()
+		if body := e.do(request{method: "GET", path: "/metrics"}).Body.String(); !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	metricsSay("herald_streaky_waiting 1")
 	start := time.Now()
 	rec := e.streaky(e.discordBody())
 	if took := time.Since(start); took > 2*time.Second {
@@ -597,4 +604,6 @@ func TestStreakyWaitersCapped(t *testing.T) {
 	if n := e.srv.waiting.Load(); n != 0 {
 		t.Errorf("%d waiters left counted", n)
 	}
+	metricsSay("herald_streaky_waiting 0")
+	metricsSay("herald_streaky_unwaited_total 1")
 }

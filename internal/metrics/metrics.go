@@ -21,6 +21,11 @@ type Metrics struct {
 	JobsAccepted       *prometheus.CounterVec // channel, source
 	JobsRejected       *prometheus.CounterVec // route, reason
 	PublishFails       prometheus.Counter     // publishes that were not acknowledged
+	// StreakyWaiting is the Streaky requests waiting for their outcome;
+	// StreakyUnwaited counts those answered without waiting because
+	// ingest.streaky.max_waiting requests were waiting already.
+	StreakyWaiting  prometheus.Gauge
+	StreakyUnwaited prometheus.Counter
 
 	// Delivery.
 	Deliveries       *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
@@ -98,6 +103,12 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "herald_delivery_latency_seconds", Help: "Time from job accepted to delivered, by channel.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
 		}, []string{"channel"}),
+		StreakyWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_streaky_waiting", Help: "Streaky requests waiting for their delivery outcome.",
+		}),
+		StreakyUnwaited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_streaky_unwaited_total", Help: "Streaky requests answered as soon as stored because ingest.streaky.max_waiting requests were waiting.",
+		}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_jobs_in_flight", Help: "Jobs being handled by this process.",
 		}),
@@ -167,7 +178,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"op", "result"}),
 	}
 	reg.MustRegister(
-		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails,
+		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails, m.StreakyWaiting, m.StreakyUnwaited,
 		m.Deliveries, m.Retries, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
 		m.StatusWriteFails,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
