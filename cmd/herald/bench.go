@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -131,20 +132,7 @@ docs/performance.md.`,
 				return runErr
 			}
 			report.Version = version
-			if outFile != "" {
-				if err := writeReportFile(outFile, report); err != nil {
-					return errors.Join(runErr, err)
-				}
-			}
-			if jsonOut {
-				err = report.WriteJSON(cmd.OutOrStdout())
-			} else {
-				err = report.WriteTable(cmd.OutOrStdout())
-			}
-			if err := errors.Join(runErr, err); err != nil {
-				return err
-			}
-			return report.LostError()
+			return printBench(cmd, report, runErr, outFile, jsonOut)
 		},
 	}
 	f := cmd.Flags()
@@ -187,25 +175,34 @@ func runSuite(cmd *cobra.Command, cfg bench.Config, outFile string, jsonOut bool
 		return runErr
 	}
 	suite.Version = version
-	var err error
+	return printBench(cmd, suite, runErr, outFile, jsonOut)
+}
+
+// benchResult is a bench.Report or a bench.Suite.
+type benchResult interface {
+	WriteJSON(io.Writer) error
+	WriteTable(io.Writer) error
+	LostError() error
+}
+
+// printBench writes r to outFile (JSON) when set and prints it, as JSON or a
+// table; it returns runErr, a write error, or r's lost jobs as an error.
+func printBench(cmd *cobra.Command, r benchResult, runErr error, outFile string, jsonOut bool) error {
 	if outFile != "" {
-		f, ferr := os.Create(outFile)
-		if ferr == nil {
-			ferr = errors.Join(suite.WriteJSON(f), f.Close())
-		}
-		if ferr != nil {
-			return errors.Join(runErr, ferr)
+		if err := writeReportFile(outFile, r); err != nil {
+			return errors.Join(runErr, err)
 		}
 	}
+	var err error
 	if jsonOut {
-		err = suite.WriteJSON(cmd.OutOrStdout())
+		err = r.WriteJSON(cmd.OutOrStdout())
 	} else {
-		err = suite.WriteTable(cmd.OutOrStdout())
+		err = r.WriteTable(cmd.OutOrStdout())
 	}
 	if err := errors.Join(runErr, err); err != nil {
 		return err
 	}
-	return suite.LostError()
+	return r.LostError()
 }
 
 // newBenchRelayCmd is `herald bench relay`: the bare relay the suite
@@ -296,7 +293,7 @@ func runningSecrets(configPath string, getenv func(string) string) (key, secret 
 	return key, strings.TrimSpace(string(b)), nil
 }
 
-func writeReportFile(path string, r *bench.Report) error {
+func writeReportFile(path string, r benchResult) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
