@@ -22,7 +22,7 @@ const ChromiumPath = "/usr/bin/chromium"
 // failure instead of a skip: CI (.ci/run) sets it, so that the browser
 // tests run there for certain, while `go test ./...` on a fresh machine
 // passes without a browser.
-const RequireEnv = "HERALD_TEST_REQUIRE_BROWSER"
+const RequireEnv = "REQUIRE_BROWSER_TESTS"
 
 // notFound is the message of a skipped (or, with RequireEnv, failed) test.
 const notFound = "chromium not found, so this browser test cannot run: install it with `apt-get update && apt-get install -y chromium` (.ci/run does, and sets " + RequireEnv + "=1 so that it never skips)"
