@@ -34,7 +34,8 @@ const (
 	// its budget start.
 	CauseMaxAge = "max_age"
 	// CauseUndecodable: the message is not a valid job (malformed JSON, an
-	// unknown version or channel, a missing field).
+	// unknown version or channel, a missing field, a channel other than its
+	// subject's).
 	CauseUndecodable = "undecodable"
 	// CauseCredentials: the job's credentials do not open with this
 	// keyring (wrong key, corrupted).

@@ -459,8 +459,16 @@ func TestDeadLetterUndecodableAndCredentials(t *testing.T) {
 	e.publishRaw(herald.JobSubject(herald.ChannelDiscord), garbage, "bad-json-2")
 	e.publishRaw(herald.JobSubjectPrefix+"pigeon", []byte(`{}`), "")
 	wrongKey := e.publish(discordJob(t, other, "sealed with another key"))
+	// A Discord job published on Telegram's subject: delivered nowhere.
+	astray := discordJob(t, e.keys, "on the wrong subject")
+	astray.ID, astray.Version = herald.NewID(), herald.JobVersion
+	data, err := herald.EncodeJob(astray)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publishRaw(herald.JobSubject(herald.ChannelTelegram), data, astray.ID)
 
-	infos := e.waitDead(dlq, 3)
+	infos := e.waitDead(dlq, 4)
 	want := []struct {
 		id, cause string
 		channel   herald.Channel
@@ -468,6 +476,7 @@ func TestDeadLetterUndecodableAndCredentials(t *testing.T) {
 		{"bad-json-2", CauseUndecodable, herald.ChannelDiscord},
 		{"seq-2", CauseUndecodable, "unknown"},
 		{wrongKey, CauseCredentials, herald.ChannelDiscord},
+		{astray.ID, CauseUndecodable, herald.ChannelDiscord},
 	}
 	for i, w := range want {
 		if got := infos[i]; got.JobID != w.id || got.Cause != w.cause || got.Channel != w.channel || got.Attempts != 1 {
@@ -477,12 +486,15 @@ func TestDeadLetterUndecodableAndCredentials(t *testing.T) {
 			t.Errorf("status of %s = %+v, want dead", w.id, st)
 		}
 	}
-	if !strings.Contains(infos[0].Reason, "malformed JSON") || !strings.Contains(infos[2].Reason, "wrong key") {
+	if !strings.HasPrefix(infos[0].Reason, "invalid job: malformed JSON") || !strings.Contains(infos[2].Reason, "wrong key") {
 		t.Errorf("reasons = %q, %q", infos[0].Reason, infos[2].Reason)
 	}
+	if r := infos[3].Reason; r != "invalid job: channel discord published on herald.jobs.telegram, a subject of channel telegram" {
+		t.Errorf("reason for the job on the wrong subject = %q", r)
+	}
 	dead := e.deadLetters()
-	if len(dead) != 3 {
-		t.Fatalf("dead letters = %d, want 3", len(dead))
+	if len(dead) != 4 {
+		t.Fatalf("dead letters = %d, want 4", len(dead))
 	}
 	// Copied as-is, to the channel's dead-letter subject.
 	if !bytes.Equal(dead[0].Data, garbage) || dead[0].Subject != herald.DeadLetterSubject(herald.ChannelDiscord) {
@@ -495,7 +507,7 @@ func TestDeadLetterUndecodableAndCredentials(t *testing.T) {
 	if n := rec.count(); n != 0 {
 		t.Errorf("sends = %d, want 0", n)
 	}
-	for cause, want := range map[string]float64{CauseUndecodable: 1, CauseCredentials: 1} {
+	for cause, want := range map[string]float64{CauseUndecodable: 2, CauseCredentials: 1} {
 		if got := testutil.ToFloat64(e.metrics.DeadLettered.WithLabelValues("discord", cause)); got != want {
 			t.Errorf("discord %s dead letters = %v, want %v", cause, got, want)
 		}

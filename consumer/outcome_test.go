@@ -49,7 +49,7 @@ func TestDecide(t *testing.T) {
 		{"permanent", errUnknownWebhook, 0, 0, dead(CausePermanent, 1, errUnknownWebhook.Error())},
 		{"permanent, wrapped", fmt.Errorf("discord: post: %w", errUnknownWebhook), 2, 0,
 			dead(CausePermanent, 3, "discord: post: "+errUnknownWebhook.Error())},
-		{"undecodable", withCause(CauseUndecodable, errors.New("consumer: decode job: bad")), 0, 0, dead(CauseUndecodable, 1, "consumer: decode job: bad")},
+		{"undecodable", withCause(CauseUndecodable, errors.New("invalid job: bad")), 0, 0, dead(CauseUndecodable, 1, "invalid job: bad")},
 		{"credentials", fmt.Errorf("x: %w", withCause(CauseCredentials, errors.New("wrong key"))), 0, 0, dead(CauseCredentials, 1, "x: wrong key")},
 		{"transient, first", errTransient, 0, 0, delivering(reasonTransient, 100*time.Millisecond, 1)},
 		{"transient, fourth", errTransient, 3, 0, delivering(reasonTransient, 800*time.Millisecond, 4)},

@@ -46,10 +46,17 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	budget, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
 	d.BudgetStart = budget.UTC()
 	d.Failures = p.failures(d, fromHeader)
-	if decodeErr != nil {
-		// It can never succeed. The error names the field, never the body.
-		err = withCause(CauseUndecodable, fmt.Errorf("consumer: decode job: %w", decodeErr))
-	} else {
+	switch subjectChannel := herald.SubjectChannel(d.Subject); {
+	case decodeErr != nil:
+		// It can never succeed. The error ("invalid job: field …") names
+		// the field, never the body.
+		err = withCause(CauseUndecodable, decodeErr)
+	case subjectChannel.Valid() && subjectChannel != job.Channel:
+		// The subject is where operators, permissions and pacing expect a
+		// channel's jobs: a job must not ride on another channel's.
+		err = withCause(CauseUndecodable, fmt.Errorf("%w: channel %s published on %s, a subject of channel %s",
+			herald.ErrInvalidJob, job.Channel, d.Subject, subjectChannel))
+	default:
 		err = p.handler(ctx, d)
 	}
 	// Plaintext credentials live no longer than the attempt.
