@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/dlq"
@@ -468,15 +469,12 @@ func (p *progressBar) finish() {
 	}
 }
 
-// isTerminal reports whether v is a character device (an interactive
-// terminal), without golang.org/x/term.
+// isTerminal reports whether v is an interactive terminal. A character
+// device is not enough: /dev/null is one, and a purge must not read its
+// empty answer as a person's.
 func isTerminal(v any) bool {
 	f, ok := v.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func writeIndentedJSON(w io.Writer, v any) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -391,4 +392,20 @@ func TestDLQHelp(t *testing.T) {
 		}
 	}
 	var _ *cobra.Command = newDLQCmd(new(string), envMap(nil))
+}
+
+// /dev/null is a character device, not a terminal: `herald dlq purge --all
+// </dev/null` must not read its empty answer as a person's.
+func TestIsTerminalRefusesDevNull(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("isTerminal(/dev/null) = true")
+	}
+	if isTerminal(strings.NewReader("y\n")) {
+		t.Error("isTerminal(a reader) = true")
+	}
 }
