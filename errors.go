@@ -77,13 +77,18 @@ type DestinationError struct {
 	Description string
 }
 
+// Error reads as Streaky's proxy wrote its errors, "Discord API error: 404
+// Not Found - Unknown Webhook (code 10015)", so that what users of the
+// Streaky Worker match on keeps matching: the channel's name capitalized,
+// the status, then " - " and the description, Herald's addition of the
+// destination's own code last.
 func (e *DestinationError) Error() string {
-	s := fmt.Sprintf("%s API error: %d %s", e.Channel, e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Code != 0 && e.Code != e.StatusCode {
-		s += fmt.Sprintf(" (code %d)", e.Code)
-	}
+	s := fmt.Sprintf("%s API error: %d %s", e.Channel.Title(), e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Description != "" {
 		s += " - " + e.Description
+	}
+	if e.Code != 0 && e.Code != e.StatusCode {
+		s += fmt.Sprintf(" (code %d)", e.Code)
 	}
 	return s
 }

@@ -28,6 +28,18 @@ var Channels = []Channel{ChannelDiscord, ChannelTelegram}
 // Valid reports whether c is a known channel.
 func (c Channel) Valid() bool { return c == ChannelDiscord || c == ChannelTelegram }
 
+// Title is the channel's name as a service's: "Discord", "Telegram"; an
+// unknown channel's name unchanged.
+func (c Channel) Title() string {
+	switch c {
+	case ChannelDiscord:
+		return "Discord"
+	case ChannelTelegram:
+		return "Telegram"
+	}
+	return string(c)
+}
+
 // Job is the only type carried on the JetStream wire (JSON, subject
 // JobSubject(Channel) or JobIDSubject(Channel, ID)). Its credentials stay
 // sealed (see package crypto) from the moment the job is built until a

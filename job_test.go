@@ -88,7 +88,7 @@ func TestIDs(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	de := &herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: 404, Code: 10015, Description: "Unknown Webhook"}
-	if got := de.Error(); got != "discord API error: 404 Not Found (code 10015) - Unknown Webhook" {
+	if got := de.Error(); got != "Discord API error: 404 Not Found - Unknown Webhook (code 10015)" {
 		t.Errorf("Error() = %q", got)
 	}
 	perm := fmt.Errorf("send: %w", herald.Permanent(de))

@@ -43,7 +43,7 @@ func ExampleDiscord_Send() {
 	// Output:
 	// <nil> v10
 	// true 1.5s
-	// true discord API error: 404 Not Found (code 10015) - Unknown Webhook
+	// true Discord API error: 404 Not Found - Unknown Webhook (code 10015)
 }
 
 func ExampleDiscord_ParseWebhook() {

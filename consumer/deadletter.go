@@ -58,7 +58,7 @@ type DeadLetterInfo struct {
 	Channel herald.Channel
 	// Reason is a human-readable one-line text (no secrets, no newlines, at
 	// most 1,000 bytes), e.g. "retry budget spent after 10 attempts:
-	// discord API error: 500 Internal Server Error".
+	// Discord API error: 500 Internal Server Error".
 	Reason string
 	// Cause is one of the Cause* labels.
 	Cause string

@@ -66,7 +66,7 @@ func TestSettleRecordsBeforeTheJobLeaves(t *testing.T) {
 		case job == "perm":
 			return herald.Permanent(errors.New("webhook deleted"))
 		case job == "flaky" && n == 1:
-			return errors.New("discord API error: 500")
+			return errors.New("Discord API error: 500")
 		}
 		return nil
 	})

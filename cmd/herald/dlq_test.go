@@ -142,8 +142,8 @@ func (e *dlqEnv) noSecrets(t *testing.T, r dlqRun, args []string) {
 
 func TestDLQListTableAndJSON(t *testing.T) {
 	e := newDLQEnv(t)
-	e.kill(t, herald.ChannelDiscord, "d1", "discord API error: 404 Not Found (code 10015) - Unknown Webhook "+strings.Repeat("x", 100), 404)
-	e.kill(t, herald.ChannelTelegram, "t1", "telegram API error: 403 Forbidden - bot was blocked by the user", 403)
+	e.kill(t, herald.ChannelDiscord, "d1", "Discord API error: 404 Not Found - Unknown Webhook (code 10015) "+strings.Repeat("x", 100), 404)
+	e.kill(t, herald.ChannelTelegram, "t1", "Telegram API error: 403 Forbidden - bot was blocked by the user", 403)
 	e.kill(t, herald.ChannelDiscord, "d2", "retry budget spent", 0)
 
 	r := e.run(t, "dlq", "list")
@@ -162,7 +162,7 @@ func TestDLQListTableAndJSON(t *testing.T) {
 	if f := strings.Fields(lines[1]); f[0] != "1" || f[1] != "d1" || f[2] != "discord" || f[3] != "permanent" || f[4] != "404" || f[5] != "1" {
 		t.Errorf("row 1 = %q", lines[1])
 	}
-	if !strings.Contains(lines[1], "404 Not Found (code 10015)") || strings.Contains(lines[1], strings.Repeat("x", 60)) || !strings.Contains(lines[1], "…") {
+	if !strings.Contains(lines[1], "404 Not Found - Unknown Webhook") || strings.Contains(lines[1], strings.Repeat("x", 60)) || !strings.Contains(lines[1], "…") {
 		t.Errorf("reason not shown truncated: %q", lines[1])
 	}
 	if f := strings.Fields(lines[3]); f[4] != "-" {
@@ -212,7 +212,7 @@ func TestDLQListTableAndJSON(t *testing.T) {
 
 func TestDLQShow(t *testing.T) {
 	e := newDLQEnv(t)
-	e.kill(t, herald.ChannelDiscord, "d1", "discord API error: 404 Not Found (code 10015) - Unknown Webhook", 404)
+	e.kill(t, herald.ChannelDiscord, "d1", "Discord API error: 404 Not Found - Unknown Webhook (code 10015)", 404)
 	e.kill(t, herald.ChannelTelegram, "t1", "blocked", 403)
 
 	r := e.run(t, "dlq", "show", "d1")

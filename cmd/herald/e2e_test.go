@@ -170,8 +170,9 @@ func TestServePermanentFailureReportsReasonWithoutSecrets(t *testing.T) {
 		t.Fatalf("reply %d %v, want success:false", code, reply)
 	}
 	msg, _ := reply["error"].(string)
-	if !strings.Contains(msg, "404") || !strings.Contains(msg, "Unknown Webhook") {
-		t.Errorf("error %q does not say what happened", msg)
+	// Streaky's proxy's shape, which users of the Worker match on.
+	if !strings.HasPrefix(msg, "Discord API error: 404 Not Found - ") || !strings.Contains(msg, "Unknown Webhook") {
+		t.Errorf("error %q does not say what happened in the proxy's shape", msg)
 	}
 	if discord.Count() != 1 {
 		t.Errorf("fake saw %d requests, want exactly 1", discord.Count())

@@ -253,9 +253,9 @@ func TestRoutingErrors(t *testing.T) {
 
 func TestListAndShow(t *testing.T) {
 	e := newEnv(t)
-	e.kill(t, herald.ChannelDiscord, "d1", "discord API error: 404 Not Found (code 10015) - Unknown Webhook")
-	e.kill(t, herald.ChannelTelegram, "t1", "telegram API error: 403 Forbidden - bot was blocked by the user")
-	e.kill(t, herald.ChannelDiscord, "d2", "discord API error: 401 Unauthorized")
+	e.kill(t, herald.ChannelDiscord, "d1", "Discord API error: 404 Not Found - Unknown Webhook (code 10015)")
+	e.kill(t, herald.ChannelTelegram, "t1", "Telegram API error: 403 Forbidden - bot was blocked by the user")
+	e.kill(t, herald.ChannelDiscord, "d2", "Discord API error: 401 Unauthorized")
 
 	r := e.do(t, "GET", "/admin/dlq", "", nil)
 	if r.code != 200 || r.json["count"] != float64(3) || r.json["truncated"] != false || r.json["limit"] != float64(DefaultListLimit) {

@@ -134,7 +134,7 @@ func (f *fixture) killMsg(t *testing.T, m jetstream.Msg, job *herald.Job, info c
 		info.Cause = consumer.CausePermanent
 	}
 	if info.Reason == "" {
-		info.Reason = "discord API error: 404 Not Found (code 10015) - Unknown Webhook"
+		info.Reason = "Discord API error: 404 Not Found - Unknown Webhook (code 10015)"
 	}
 	if info.Attempts == 0 {
 		info.Attempts = 1

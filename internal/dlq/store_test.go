@@ -22,7 +22,7 @@ func threeLetters(t *testing.T, f *fixture) (mid time.Time) {
 	t.Helper()
 	f.kill(t, f.job(t, herald.ChannelDiscord, "a"), consumer.DeadLetterInfo{StatusCode: 404})
 	f.kill(t, f.job(t, herald.ChannelTelegram, "b"), consumer.DeadLetterInfo{Cause: consumer.CauseBudgetExhausted,
-		Reason: "retry budget spent after 10 attempts: telegram API error: 500 Internal Server Error", StatusCode: 500, Attempts: 10})
+		Reason: "retry budget spent after 10 attempts: Telegram API error: 500 Internal Server Error", StatusCode: 500, Attempts: 10})
 	time.Sleep(50 * time.Millisecond)
 	mid = time.Now()
 	time.Sleep(50 * time.Millisecond)

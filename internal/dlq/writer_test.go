@@ -59,7 +59,7 @@ func TestWriterHeadersAndBodyUnchanged(t *testing.T) {
 
 	first := time.Date(2026, 3, 1, 10, 0, 0, 123456789, time.UTC)
 	last := first.Add(90 * time.Minute)
-	long := "discord API error: 500\r\nInternal Server Error " + strings.Repeat("é", 800)
+	long := "Discord API error: 500\r\nInternal Server Error " + strings.Repeat("é", 800)
 	info := consumer.DeadLetterInfo{
 		JobID: "job-1", Channel: herald.ChannelDiscord, Reason: long, Cause: consumer.CauseBudgetExhausted,
 		StatusCode: 500, Attempts: 10, FirstAttempt: first, LastAttempt: last,
@@ -102,7 +102,7 @@ func TestWriterHeadersAndBodyUnchanged(t *testing.T) {
 	if len(reason) > MaxReasonBytes || !utf8.ValidString(reason) || strings.ContainsAny(reason, "\r\n") {
 		t.Errorf("reason not one valid line of at most 1 KiB (%d bytes): %q", len(reason), reason)
 	}
-	if !strings.HasPrefix(reason, "discord API error: 500 Internal Server Error éé") || !strings.HasSuffix(reason, "…") {
+	if !strings.HasPrefix(reason, "Discord API error: 500 Internal Server Error éé") || !strings.HasSuffix(reason, "…") {
 		t.Errorf("reason = %q", reason)
 	}
 	noSecrets(t, "dead letter", string(raw.Data))

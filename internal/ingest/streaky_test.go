@@ -429,8 +429,8 @@ func TestStreakyWait(t *testing.T) {
 		want   string
 	}{
 		{"delivered", herald.Status{State: herald.StateDelivered, Attempts: 1}, `{"success":true,"error":null}`},
-		{"failed", herald.Status{State: herald.StateFailed, Attempts: 1, LastError: "discord API error: 404 Not Found (code 10015) - Unknown Webhook"},
-			`{"success":false,"error":"discord API error: 404 Not Found (code 10015) - Unknown Webhook"}`},
+		{"failed", herald.Status{State: herald.StateFailed, Attempts: 1, LastError: "Discord API error: 404 Not Found - Unknown Webhook (code 10015)"},
+			`{"success":false,"error":"Discord API error: 404 Not Found - Unknown Webhook (code 10015)"}`},
 		{"dead", herald.Status{State: herald.StateDead, Attempts: 5, LastError: "gave up after 5 attempts"},
 			`{"success":false,"error":"gave up after 5 attempts"}`},
 		{"failed without text", herald.Status{State: herald.StateFailed}, `{"success":false,"error":"Delivery failed"}`},

@@ -63,14 +63,14 @@ func TestQueuedPutGet(t *testing.T) {
 	}
 
 	at := time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)
-	if err := store.Put(ctx, herald.Status{ID: "job-1", State: herald.StateDelivering, Attempts: 1, LastError: "discord API error: 500", UpdatedAt: at}); err != nil {
+	if err := store.Put(ctx, herald.Status{ID: "job-1", State: herald.StateDelivering, Attempts: 1, LastError: "Discord API error: 500", UpdatedAt: at}); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 	got, err = store.Get(ctx, "job-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.State != herald.StateDelivering || got.Attempts != 1 || got.LastError != "discord API error: 500" || !got.UpdatedAt.Equal(at) {
+	if got.State != herald.StateDelivering || got.Attempts != 1 || got.LastError != "Discord API error: 500" || !got.UpdatedAt.Equal(at) {
 		t.Errorf("record after Put = %+v", got)
 	}
 }
