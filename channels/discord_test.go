@@ -42,6 +42,10 @@ func TestParseWebhook(t *testing.T) {
 		{name: "versioned v10", d: prod, raw: "https://discord.com/api/v10/webhooks/6/" + tok, wantID: "6"},
 		{name: "versioned v6", d: prod, raw: "https://discord.com/api/v6/webhooks/7/" + tok, wantID: "7"},
 		{name: "thread_id kept", d: prod, raw: "https://discord.com/api/webhooks/8/" + tok + "?thread_id=99", wantID: "8", wantThread: "99"},
+		{name: "trailing slash", d: prod, raw: "https://discord.com/api/webhooks/11/" + tok + "/", wantID: "11"},
+		{name: "trailing slash and thread", d: prod, raw: "https://discord.com/api/webhooks/12/" + tok + "/?thread_id=7", wantID: "12", wantThread: "7"},
+		{name: "wait=true normalised away", d: prod, raw: "https://discord.com/api/webhooks/13/" + tok + "?wait=true", wantID: "13"},
+		{name: "wait and thread", d: prod, raw: "https://discord.com/api/webhooks/14/" + tok + "?wait=TRUE&thread_id=5", wantID: "14", wantThread: "5"},
 		{name: "loopback allowed by config", d: local, raw: "http://127.0.0.1:8080/api/webhooks/9/" + tok, wantID: "9"},
 		{name: "https on loopback", d: local, raw: "https://127.0.0.1/api/webhooks/10/" + tok, wantID: "10"},
 
@@ -64,8 +68,10 @@ func TestParseWebhook(t *testing.T) {
 		{name: "loopback not allowed in prod", d: prod, raw: "https://127.0.0.1/api/webhooks/1/" + tok, wantErr: "not an allowed Discord host"},
 		{name: "localhost not in list", d: local, raw: "http://localhost:8080/api/webhooks/1/" + tok, wantErr: "not an allowed Discord host"},
 		{name: "missing token", d: prod, raw: "https://discord.com/api/webhooks/1", wantErr: "not a Discord webhook URL"},
-		{name: "extra segment", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "/slack", wantErr: "not a Discord webhook URL"},
-		{name: "trailing slash", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "/", wantErr: "not a Discord webhook URL"},
+		{name: "slack form", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "/slack", wantErr: "ending in /slack take that service's message format"},
+		{name: "github form", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "/github/", wantErr: "ending in /github take that service's message format"},
+		{name: "extra segment", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "/messages", wantErr: "not a Discord webhook URL"},
+		{name: "two trailing slashes", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "//", wantErr: "not a Discord webhook URL"},
 		{name: "no /api", d: prod, raw: "https://discord.com/webhooks/1/" + tok, wantErr: "not a Discord webhook URL"},
 		{name: "other endpoint", d: prod, raw: "https://discord.com/api/channels/1/messages", wantErr: "not a Discord webhook URL"},
 		{name: "dot segments", d: prod, raw: "https://discord.com/api/webhooks/../channels/1/" + tok, wantErr: "not a Discord webhook URL"},
@@ -73,9 +79,11 @@ func TestParseWebhook(t *testing.T) {
 		{name: "id too long", d: prod, raw: "https://discord.com/api/webhooks/123456789012345678901/" + tok, wantErr: "not a Discord webhook URL"},
 		{name: "token bad char", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "!x", wantErr: "not a Discord webhook URL"},
 		{name: "encoded slash", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "%2Fx", wantErr: "not a Discord webhook URL"},
-		{name: "other query", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?wait=true", wantErr: "thread_id"},
+		{name: "other query", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?username=x", wantErr: "thread_id and wait"},
+		{name: "wait not a boolean", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?wait=sometimes", wantErr: "wait parameter must be true or false"},
+		{name: "two waits", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?wait=true&wait=false", wantErr: "repeats its wait parameter"},
 		{name: "non-numeric thread", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?thread_id=x", wantErr: "thread_id must be"},
-		{name: "two threads", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?thread_id=1&thread_id=2", wantErr: "thread_id must be"},
+		{name: "two threads", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "?thread_id=1&thread_id=2", wantErr: "repeats its thread_id parameter"},
 		{name: "fragment", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + "#frag", wantErr: "fragment"},
 		{name: "too long", d: prod, raw: "https://discord.com/api/webhooks/1/" + tok + strings.Repeat("a", 3000), wantErr: "too long"},
 	}
@@ -122,14 +130,15 @@ func TestWebhookEndpoint(t *testing.T) {
 		base + "/webhooks/1/tok",
 		base + "/v6/webhooks/1/tok",
 		base + "/v10/webhooks/1/tok?thread_id=42",
+		base + "/webhooks/1/tok/?wait=true&thread_id=43", // as pasted from Discord's UI
 	} {
 		if err := d.Send(context.Background(), discordNotification(raw, herald.Message{Text: "hi"})); err != nil {
 			t.Fatalf("Send(%s): %v", raw, err)
 		}
 	}
 	reqs := f.Requests()
-	if len(reqs) != 3 {
-		t.Fatalf("fake got %d requests, want 3", len(reqs))
+	if len(reqs) != 4 {
+		t.Fatalf("fake got %d requests, want 4", len(reqs))
 	}
 	for i, r := range reqs {
 		// Always the versioned URL, whose 429 retry_after is in seconds.
@@ -145,6 +154,10 @@ func TestWebhookEndpoint(t *testing.T) {
 	}
 	if reqs[2].ThreadID != "42" || reqs[0].ThreadID != "" {
 		t.Errorf("thread_id: got %q and %q", reqs[0].ThreadID, reqs[2].ThreadID)
+	}
+	// The trailing slash and wait are normalised away; thread_id is kept.
+	if r := reqs[3]; r.Path != "/api/v10/webhooks/1/tok" || r.ThreadID != "43" || r.Query.Has("wait") {
+		t.Errorf("pasted form sent to %s?%s", r.Path, r.Query.Encode())
 	}
 }
 

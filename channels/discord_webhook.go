@@ -100,8 +100,11 @@ func (w Webhook) endpoint() string {
 // and returns its parts. raw must be https (http only with AllowHTTP), on an
 // allowed host (exact, case-insensitive match of the host name) without a
 // port (443 is dropped; any port only with AllowHTTP, for fakes), without user info or fragment, with the path
-// /api/webhooks/{id}/{token} or /api/v{N}/webhooks/{id}/{token}, a numeric id,
-// a token of [A-Za-z0-9_-], and no query other than a numeric thread_id.
+// /api/webhooks/{id}/{token} or /api/v{N}/webhooks/{id}/{token} (a trailing
+// slash allowed), a numeric id, a token of [A-Za-z0-9_-], and no query other
+// than a numeric thread_id (kept) and wait=true|false (dropped: Herald needs
+// no message back). The /slack and /github forms, which take other
+// services' payloads, are refused saying so.
 //
 // Errors wrap ErrInvalidTarget and herald.ErrPermanent, say what is wrong, and
 // never include raw.
@@ -149,7 +152,16 @@ func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
 	if u.RawPath != "" {
 		return Webhook{}, invalidTarget("not a Discord webhook URL")
 	}
-	id, token, ok := matchWebhookPath(u.Path)
+	// A trailing slash is how many people paste the URL; Discord takes it.
+	path := strings.TrimSuffix(u.Path, "/")
+	for _, suffix := range []string{"/slack", "/github"} {
+		if base, ok := strings.CutSuffix(path, suffix); ok {
+			if _, _, ok := matchWebhookPath(base); ok {
+				return Webhook{}, invalidTarget(fmt.Sprintf("webhook URLs ending in %s take that service's message format, not Herald's: use the URL without %s", suffix, suffix))
+			}
+		}
+	}
+	id, token, ok := matchWebhookPath(path)
 	if !ok {
 		return Webhook{}, invalidTarget("not a Discord webhook URL: the path must be /api/webhooks/{numeric id}/{token}")
 	}
@@ -160,16 +172,35 @@ func (d *Discord) ParseWebhook(raw string) (Webhook, error) {
 			return Webhook{}, invalidTarget("webhook URL has a malformed query")
 		}
 		for k, vs := range q {
-			if k != "thread_id" {
-				return Webhook{}, invalidTarget("webhook URL may carry no query parameter other than thread_id")
+			switch {
+			case len(vs) != 1:
+				return Webhook{}, invalidTarget("webhook URL repeats its " + queryName(k) + " parameter")
+			case k == "thread_id":
+				if !isDigits(vs[0], 20) {
+					return Webhook{}, invalidTarget("webhook thread_id must be one numeric id")
+				}
+				w.threadID = vs[0]
+			case k == "wait":
+				// Discord then answers 200 with the message instead of 204;
+				// Herald has no use for it, so the endpoint drops it.
+				if v := strings.ToLower(vs[0]); v != "true" && v != "false" {
+					return Webhook{}, invalidTarget("webhook wait parameter must be true or false")
+				}
+			default:
+				return Webhook{}, invalidTarget("webhook URL may carry no query parameter other than thread_id and wait")
 			}
-			if len(vs) != 1 || !isDigits(vs[0], 20) {
-				return Webhook{}, invalidTarget("webhook thread_id must be one numeric id")
-			}
-			w.threadID = vs[0]
 		}
 	}
 	return w, nil
+}
+
+// queryName is a query parameter's name for an error text: a known one, or
+// "query" (a name could be anything the sender typed).
+func queryName(k string) string {
+	if k == "thread_id" || k == "wait" {
+		return k
+	}
+	return "query"
 }
 
 func (d *Discord) allowedHost(host string) bool {

@@ -229,3 +229,31 @@ func TestVersionAndEncryptCommands(t *testing.T) {
 		t.Fatalf("encrypt from stdin = %q", got)
 	}
 }
+
+// The webhook URL forms Streaky's own UI accepts are accepted the same way:
+// a trailing slash, thread_id (kept: forum channels need it) and wait=true
+// (normalised away); the /slack and /github forms, which take other
+// services' payloads, are refused saying so.
+func TestServeStreakyWebhookURLForms(t *testing.T) {
+	discord := fake.NewDiscord(t)
+	app := newTestApp(t, nil)
+	base := discord.WebhookURL("123456789012345678", "forms-token")
+	code, reply := postStreakyDiscord(t, app, base+"/?thread_id=99&wait=true")
+	if code != 200 || reply["success"] != true {
+		t.Fatalf("pasted form: %d %v, want delivered", code, reply)
+	}
+	if reqs := discord.Requests(); len(reqs) != 1 || reqs[0].ThreadID != "99" || reqs[0].Query.Has("wait") {
+		t.Fatalf("the fake got %+v, want one request into thread 99 without wait", reqs)
+	}
+	for _, suffix := range []string{"/slack", "/github"} {
+		code, reply := postStreakyDiscord(t, app, base+suffix)
+		msg, _ := reply["error"].(string)
+		if code != 200 || reply["success"] != false || !strings.Contains(msg, "ending in "+suffix) {
+			t.Errorf("%s form: %d %v, want refused saying why", suffix, code, reply)
+		}
+		testkit.AssertNoSecrets(t, "reply", msg, "forms-token")
+	}
+	if n := discord.Count(); n != 1 {
+		t.Errorf("the fake got %d requests, want 1", n)
+	}
+}
