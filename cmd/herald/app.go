@@ -112,17 +112,23 @@ func (a *App) Open(ctx context.Context) (err error) {
 		url = "nats://" + a.cfg.NATS.Embedded.Listen
 	}
 
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	var inProcess []nats.Option
 	if a.ns != nil {
 		// The embedded server is reached in process, without a socket.
 		inProcess = append(inProcess, nats.InProcessServer(a.ns))
 	}
-	a.nc, err = queue.Connect(connectCtx, url, a.cfg.NATS.Name, a.logger, inProcess...)
+	dialCtx, cancelDial := context.WithTimeout(ctx, a.cfg.NATS.ConnectTimeout)
+	a.nc, err = queue.Connect(dialCtx, url, a.cfg.NATS.Name, a.logger, inProcess...)
+	cancelDial()
 	if err != nil {
-		return fmt.Errorf("connect to NATS (nats.url): %w", err)
+		setting := "nats.url"
+		if a.cfg.NATS.URL == "" {
+			setting = "nats.embedded.listen: where a herald serve on this host listens; or set nats.url"
+		}
+		return fmt.Errorf("no NATS server answered at %s within %s (nats.connect_timeout); check %s", redactURLs(url), a.cfg.NATS.ConnectTimeout, setting)
 	}
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	a.js, err = jetstream.New(a.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)

@@ -115,6 +115,8 @@ type NATSConfig struct {
 	Embedded  EmbeddedConfig `mapstructure:"embedded"`
 	Stream    StreamConfig   `mapstructure:"stream"`
 	StatusTTL time.Duration  `mapstructure:"status_ttl"`
+	// ConnectTimeout bounds the first connection to NATS at start-up.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// DeliveredStatusTTL is how long a delivered job's record is kept.
 	DeliveredStatusTTL time.Duration `mapstructure:"delivered_status_ttl"`
 }
@@ -203,6 +205,7 @@ var defaults = map[string]any{
 
 	"nats.url":                       "",
 	"nats.name":                      "herald",
+	"nats.connect_timeout":           "5s",
 	"nats.embedded.listen":           "127.0.0.1:4222",
 	"nats.embedded.sync_interval":    "0s",
 	"nats.embedded.sync_always":      false,
@@ -392,6 +395,9 @@ func (c Config) validate() error {
 	}
 	if c.NATS.Stream.DuplicateWindow < 0 {
 		bad("nats.stream.duplicate_window", "must not be negative")
+	}
+	if c.NATS.ConnectTimeout < 100*time.Millisecond || c.NATS.ConnectTimeout > 10*time.Minute {
+		bad("nats.connect_timeout", "must be between 100ms and 10m")
 	}
 	if c.NATS.StatusTTL < time.Second {
 		bad("nats.status_ttl", "must be at least 1s")

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
+)
+
+// With no NATS to reach, a worker or an ingest gives up after
+// nats.connect_timeout, naming the address it tried (without credentials)
+// and the settings to check.
+func TestStartWithoutNATSNamesTheAddress(t *testing.T) {
+	addr := testkit.Addr(testkit.FreePort(t))
+	tests := []struct {
+		name string
+		r    role
+		env  map[string]string
+		want []string
+	}{
+		{"worker, nats.url", roleWorker, map[string]string{"HERALD_NATS_URL": "nats://ops:hunter2-pw@" + addr},
+			[]string{"nats://xxxxx@" + addr, "within 1s", "nats.connect_timeout", "check nats.url"}},
+		{"ingest, embedded listen", roleIngest, map[string]string{"HERALD_NATS_EMBEDDED_LISTEN": addr},
+			[]string{"nats://" + addr, "nats.connect_timeout", "nats.embedded.listen"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"HERALD_DATA_DIR": t.TempDir(), "HERALD_NATS_CONNECT_TIMEOUT": "1s",
+				"HERALD_HTTP_ADDR": "127.0.0.1:0", "ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			cfg, err := loadConfig(writeFile(t, "c.yaml", "{}"), envMap(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			logger, _ := testkit.Logger(t, "hunter2-pw")
+			app := &App{cfg: cfg, role: tt.r, logger: logger}
+			start := time.Now()
+			err = app.Open(context.Background())
+			took := time.Since(start)
+			app.Close()
+			if err == nil {
+				t.Fatal("Open succeeded without NATS")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			testkit.AssertNoSecrets(t, "error", err.Error(), "hunter2-pw")
+			if took > 10*time.Second {
+				t.Errorf("gave up after %s, want about nats.connect_timeout (1s)", took)
+			}
+		})
+	}
+}
