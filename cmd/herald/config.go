@@ -297,8 +297,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	// HERALD_<SECTION>_<KEY> overrides the file. The variables are read through
 	// getenv rather than viper.AutomaticEnv so tests stay hermetic.
 	for k := range defaults {
-		name := "HERALD_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
-		if val := getenv(name); val != "" {
+		if val := getenv(envName(k)); val != "" {
 			v.Set(k, val)
 		}
 	}
@@ -317,6 +316,9 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
+		if unknown := unknownFileKeys(v.AllKeys()); len(unknown) > 0 {
+			return Config{}, fmt.Errorf("config: unknown key %s in %s", strings.Join(unknown, ", "), path)
+		}
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 

@@ -82,7 +82,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		wantKey    string
 	}{
 		{"zero workers", "consumer:\n  workers: 0\n", nil, "consumer.workers"},
-		{"unknown key", "consumer:\n  wrokers: 3\n", nil, "wrokers"},
+		{"unknown key", "consumer:\n  wrokers: 3\n", nil, "unknown key consumer.wrokers (did you mean consumer.workers?)"},
+		{"unknown section", "consumr:\n  workers: 3\n", nil, "unknown key consumr.workers (did you mean consumer.workers?)"},
 		{"bad duration", "ingest:\n  streaky:\n    wait: soon\n", nil, "wait"},
 		{"wait too long", "", map[string]string{"HERALD_INGEST_STREAKY_WAIT": "20s"}, "ingest.streaky.wait"},
 		{"bad addr", "", map[string]string{"HERALD_HTTP_ADDR": "8000"}, "http.addr"},
@@ -154,5 +155,36 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	own := Config{DataDir: t.TempDir(), Encryption: EncryptionConfig{Keys: []string{"k"}}, Ingest: IngestConfig{APISecrets: []string{"s"}}}
 	if err := ensureSecrets(&own, logger); err != nil || own.Encryption.Keys[0] != "k" || own.Ingest.APISecrets[0] != "s" {
 		t.Fatal("configured secrets were replaced")
+	}
+}
+
+// A misspelt HERALD_ variable stops start-up, named with the closest known
+// one, instead of leaving its setting silently at the default; its value is
+// never shown.
+func TestCheckEnvironment(t *testing.T) {
+	ok := []string{"PATH=/bin", "HERALD_NATS_URL=nats://n1:4222", "HERALD_CONSUMER_WORKERS=8", "ENCRYPTION_KEY=k", "HERALDRY=x", "REQUIRE_BROWSER_TESTS=1"}
+	if err := checkEnvironment(ok); err != nil {
+		t.Errorf("known variables refused: %v", err)
+	}
+	err := checkEnvironment(append(ok, "HERALD_CONSUMER_WROKERS=64", "HERALD_NATS_UR=nats://user:s3cret@n1"))
+	if err == nil {
+		t.Fatal("misspelt variables accepted")
+	}
+	for _, want := range []string{"HERALD_CONSUMER_WROKERS (did you mean HERALD_CONSUMER_WORKERS?)", "HERALD_NATS_UR (did you mean HERALD_NATS_URL?)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	testkit.AssertNoSecrets(t, "error", err.Error(), "s3cret", "64")
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"abc", "", 3}, {"workers", "wrokers", 2}, {"url", "ur", 1}, {"kitten", "sitting", 3}} {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
 	}
 }

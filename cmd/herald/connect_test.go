@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -55,5 +58,20 @@ func TestStartWithoutNATSNamesTheAddress(t *testing.T) {
 				t.Errorf("gave up after %s, want about nats.connect_timeout (1s)", took)
 			}
 		})
+	}
+}
+
+// The binary checks its environment before anything else.
+func TestBinaryRefusesUnknownVariable(t *testing.T) {
+	bin := buildHerald(t)
+	cmd := exec.Command(bin, "version")
+	cmd.Env = append(os.Environ(), "HERALD_CONSUMER_WROKERS=64")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "unknown environment variable HERALD_CONSUMER_WROKERS (did you mean HERALD_CONSUMER_WORKERS?)") {
+		t.Errorf("output: %s", out)
 	}
 }

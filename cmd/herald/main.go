@@ -20,6 +20,12 @@ import (
 var version = "dev"
 
 func main() {
+	// A misspelt HERALD_ variable would otherwise leave its setting at the
+	// default without a word.
+	if err := checkEnvironment(os.Environ()); err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Getenv, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
