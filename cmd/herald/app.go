@@ -72,6 +72,8 @@ type App struct {
 	protect *protection // nil when ratelimit.enabled is false or no ingest
 
 	closeOnce sync.Once
+	// unlockDataDir releases data_dir, taken for the embedded server.
+	unlockDataDir func()
 }
 
 // Open starts everything the role needs except the long-running loops: the
@@ -97,6 +99,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	url := a.cfg.NATS.URL
 	if url == "" && a.role.embedded {
+		if a.unlockDataDir, err = lockDataDir(a.cfg.DataDir); err != nil {
+			return err
+		}
 		a.ns, err = queue.StartEmbedded(queue.EmbeddedConfig{
 			Listen:       a.cfg.NATS.Embedded.Listen,
 			StoreDir:     filepath.Join(a.cfg.DataDir, "jetstream"),
@@ -466,6 +471,9 @@ func (a *App) Close() {
 		if a.ns != nil {
 			a.ns.Shutdown()
 			a.ns.WaitForShutdown()
+		}
+		if a.unlockDataDir != nil {
+			a.unlockDataDir()
 		}
 	})
 }
