@@ -18,6 +18,12 @@ import (
 // job's earlier life and does not count toward Config.MaxAttempts.
 const BudgetStartHeader = "Herald-Budget-Start"
 
+// ReplaysHeader counts how often a job was replayed from the dead letters. A
+// Pool counts the first delivery of a job carrying it in
+// herald_replayed_total: the workers' processes are where metrics are
+// scraped, whatever ran the replay (the CLI, the admin API).
+const ReplaysHeader = "Herald-Replays"
+
 // statusReadTimeout bounds the read of a redelivered job's status record.
 const statusReadTimeout = 5 * time.Second
 

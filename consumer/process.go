@@ -46,6 +46,9 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	budget, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
 	d.BudgetStart = budget.UTC()
 	d.Failures = p.failures(d, fromHeader)
+	if d.Attempt == 1 && headers.Get(ReplaysHeader) != "" {
+		p.metrics.Replayed.WithLabelValues(channelLabel(d)).Inc()
+	}
 	switch subjectChannel := herald.SubjectChannel(d.Subject); {
 	case decodeErr != nil:
 		// It can never succeed. The error ("invalid job: field …") names

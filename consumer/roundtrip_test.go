@@ -79,6 +79,11 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	if st.Attempts != 0 || st.LastError != "" {
 		t.Errorf("delivered status = %+v", st)
 	}
+	// Counted by the worker that took it, where metrics are scraped: the
+	// replay itself may have run in a CLI.
+	if v := testutil.ToFloat64(m.Replayed.WithLabelValues("discord")); v != 1 {
+		t.Errorf("herald_replayed_total = %v, want 1", v)
+	}
 	if n := f.Count(); n != 2 {
 		t.Errorf("requests = %d, want 2 (the 404, then the delivery)", n)
 	}

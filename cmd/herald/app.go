@@ -167,7 +167,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("dead-letter stream: %w", err)
 	}
-	a.letters = dlq.NewStore(a.js, dlq.WithStatus(statuses), dlq.WithMetrics(a.metrics))
+	a.letters = dlq.NewStore(a.js, dlq.WithStatus(statuses))
 
 	pacer, err := pacing.New(pacing.Config{
 		Discord: pacing.DiscordConfig{

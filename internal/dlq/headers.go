@@ -2,6 +2,8 @@ package dlq
 
 import (
 	"strings"
+
+	"github.com/heraldrelay/herald/consumer"
 	"unicode/utf8"
 )
 
@@ -36,10 +38,10 @@ const (
 
 	// HeaderBudgetStart is set on a replayed job: the consumer counts the
 	// job's attempts and age from this time instead of Job.CreatedAt.
-	HeaderBudgetStart = "Herald-Budget-Start"
+	HeaderBudgetStart = consumer.BudgetStartHeader
 	// HeaderReplays counts how often a job was replayed from the dead
 	// letters; a dead letter keeps the count of the job it holds.
-	HeaderReplays = "Herald-Replays"
+	HeaderReplays = consumer.ReplaysHeader
 )
 
 // MaxReasonBytes bounds HeaderReason.

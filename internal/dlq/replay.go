@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/heraldrelay/herald"
@@ -79,10 +80,13 @@ type Problem struct {
 // tried again, then deletes them. It refuses a filter with no condition
 // unless f.All (ErrEmptyFilter).
 //
-// Each letter's body (Raw) goes unchanged to herald.JobSubject of its job's
-// channel (a job without an id of its own gets its letter's job id, the only
-// change ever made), with a fresh Nats-Msg-Id "<job id>-replay-<unix nanos>"
-// (the old one may still be inside the jobs stream's duplicate window),
+// Each letter is first claimed in ClaimsBucket, so that of replays running
+// at once (two operators, the CLI and the admin API) exactly one sends it;
+// the others count it Gone. Its body (Raw) goes unchanged to
+// herald.JobSubject of its job's channel (a job without an id of its own gets
+// its letter's job id, the only change ever made), with the Nats-Msg-Id
+// "<job id>-replay-<letter seq>", one per letter (the job's old one may still
+// be inside the jobs stream's duplicate window),
 // HeaderBudgetStart = now so the consumer's attempt and age budget restart,
 // and HeaderReplays one more than the letter's. With WithStatus the job's
 // status record is set to queued first (and back to dead if the republish
@@ -112,6 +116,12 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 	var letters []Letter
 	if err := s.scan(ctx, st, f, func(l Letter) { letters = append(letters, l) }); err != nil {
 		return res, err
+	}
+	var claims jetstream.KeyValue
+	if !opts.DryRun && len(letters) > 0 {
+		if claims, err = s.claims(ctx, st); err != nil {
+			return res, err
+		}
 	}
 
 	var limiter *rate.Limiter
@@ -148,7 +158,7 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("dlq: replay: %w", err)
 		}
-		warnings, err := s.replayOne(ctx, st, l)
+		warnings, err := s.replayOne(ctx, st, claims, l)
 		if errors.Is(err, errGone) {
 			res.Gone++
 			progress()
@@ -173,9 +183,6 @@ func (s *Store) Replay(ctx context.Context, f Filter, opts ReplayOptions) (Repla
 		for _, w := range warnings {
 			res.Problems = append(res.Problems, Problem{Seq: l.Seq, JobID: l.JobID, Error: "replayed, but " + w})
 		}
-		if s.metrics != nil {
-			s.metrics.Replayed.WithLabelValues(string(l.Job.Channel)).Inc()
-		}
 		progress()
 	}
 	return res, nil
@@ -188,7 +195,23 @@ var errGone = errors.New("dead letter gone meanwhile")
 // not republished (the letter is kept), errGone when the letter no longer
 // exists; warnings say what went wrong after it was republished (the letter
 // or the status record could not be updated).
-func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (warnings []string, err error) {
+func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, claims jetstream.KeyValue, l Letter) (warnings []string, err error) {
+	// Claim the letter first: two replays (two operators, the CLI and the
+	// admin API, two processes) may have listed it, and only one may send
+	// it. The claim expires, so a replay that died holding it does not keep
+	// the letter from ever being replayed.
+	claim := strconv.FormatUint(l.Seq, 10)
+	if _, err := claims.Create(ctx, claim, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, errGone
+		}
+		return nil, fmt.Errorf("claim the dead letter: %w", err)
+	}
+	release := func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
+		defer cancel()
+		_ = claims.Delete(dctx, claim)
+	}
 	// A long, paced replay works from a list made at its start: a letter
 	// another operator replayed or purged since must not be sent again.
 	if _, err := st.GetMsg(ctx, l.Seq); errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -212,7 +235,10 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (w
 	msg := &nats.Msg{
 		Subject: herald.JobSubject(l.Job.Channel),
 		Header: nats.Header{
-			jetstream.MsgIDHeader: []string{id + "-replay-" + strconv.FormatInt(now.UnixNano(), 10)},
+			// One id per letter: should a claim lapse while its replay
+			// still runs, the stream's duplicate window still stores the
+			// job once.
+			jetstream.MsgIDHeader: []string{replayMsgID(id, l.Seq)},
 			HeaderBudgetStart:     []string{now.Format(time.RFC3339Nano)},
 			HeaderReplays:         []string{strconv.Itoa(l.Replays + 1)},
 		},
@@ -231,19 +257,41 @@ func (s *Store) replayOne(ctx context.Context, st jetstream.Stream, l Letter) (w
 	if err != nil {
 		_ = s.putStatus(ctx, herald.Status{ID: l.JobID, Channel: l.Job.Channel, State: herald.StateDead,
 			Attempts: l.Attempts, LastError: l.Reason, CreatedAt: l.Job.CreatedAt})
+		release() // the letter stays: let the next replay have it at once
 		return nil, fmt.Errorf("republish to %s: %w", msg.Subject, err)
+	}
+	if ack.Duplicate {
+		// Another replay, whose claim lapsed, stored it already: the job is
+		// queued once, and this replay did not do it.
+		warnings, err = nil, errGone
 	}
 	// Acknowledged: the job is queued again, so the letter may go. A delete
 	// cut short by ctx would leave it for a second replay; let it finish.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replayPublishTimeout)
 	defer cancel()
-	if err := st.DeleteMsg(dctx, l.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := st.DeleteMsg(dctx, l.Seq); err != nil && !deletedAlready(err) {
 		warnings = append(warnings, "the dead letter could not be deleted (purge it, or it may be replayed twice): "+err.Error())
 	}
-	if statusErr != nil {
+	if statusErr != nil && err == nil {
 		warnings = append(warnings, "its status record could not be reset: "+statusErr.Error())
 	}
-	return warnings, nil
+	return warnings, err
+}
+
+// replayMsgID is the Nats-Msg-Id of the job replayed from letter seq.
+func replayMsgID(jobID string, seq uint64) string {
+	return jobID + "-replay-" + strconv.FormatUint(seq, 10)
+}
+
+// deletedAlready reports whether a DeleteMsg error says the message was
+// gone already: not found, or the server's "no message found" (10057).
+func deletedAlready(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	msg := err.Error()
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) &&
+		(strings.Contains(msg, "err_code=10057") || strings.Contains(msg, "no message found"))
 }
 
 // putStatus writes rec when a StatusWriter is configured. It is best effort:
@@ -255,4 +303,38 @@ func (s *Store) putStatus(ctx context.Context, rec herald.Status) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusTimeout)
 	defer cancel()
 	return s.status.Put(ctx, rec)
+}
+
+// ClaimsBucket is the key-value bucket where a replay claims each dead letter
+// (key: its sequence) before it republishes it. Claims expire after
+// ClaimTTL.
+const ClaimsBucket = "herald_dlq_claims"
+
+// ClaimTTL is how long a claim keeps other replays off a letter: far longer
+// than one republish takes, short enough that a letter whose replay died is
+// replayable again soon.
+const ClaimTTL = 10 * time.Minute
+
+// claims returns the claims bucket, creating it (with the dead-letter
+// stream's replicas) if needed.
+func (s *Store) claims(ctx context.Context, st jetstream.Stream) (jetstream.KeyValue, error) {
+	kv, err := s.js.KeyValue(ctx, ClaimsBucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("dlq: claims bucket: %w", err)
+	}
+	kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ClaimsBucket,
+		Description: "Herald dead-letter replay claims",
+		History:     1,
+		TTL:         ClaimTTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    st.CachedInfo().Config.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dlq: claims bucket: %w", err)
+	}
+	return kv, nil
 }

@@ -15,17 +15,12 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/consumer"
-	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/testkit"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestReplay(t *testing.T) {
 	f := newFixture(t)
 	ctx := testkit.Context(t, 30*time.Second)
-	m := metrics.New(prometheus.NewRegistry())
-	f.store = NewStore(f.js, WithStatus(f.status), WithMetrics(m))
 	job := f.job(t, herald.ChannelDiscord, "replay-1")
 	f.kill(t, job, consumer.DeadLetterInfo{})
 	letter, err := f.store.Get(ctx, "replay-1")
@@ -56,8 +51,8 @@ func TestReplay(t *testing.T) {
 		t.Errorf("replayed body differs:\n got %s\nwant %s", got.Data(), letter.Raw)
 	}
 	h := got.Headers()
-	if id := h.Get(jetstream.MsgIDHeader); !strings.HasPrefix(id, "replay-1-replay-") || id == "replay-1" {
-		t.Errorf("Nats-Msg-Id = %q, want a fresh replay-1-replay-<nanos>", id)
+	if id, want := h.Get(jetstream.MsgIDHeader), "replay-1-replay-"+strconv.FormatUint(letter.Seq, 10); id != want {
+		t.Errorf("Nats-Msg-Id = %q, want %q: one id per letter", id, want)
 	}
 	start, err := time.Parse(time.RFC3339Nano, h.Get(HeaderBudgetStart))
 	if err != nil || start.Before(before.Add(-time.Second)) || start.After(time.Now().Add(time.Second)) {
@@ -72,9 +67,6 @@ func TestReplay(t *testing.T) {
 	if recs := f.status.all(); len(recs) != 1 || recs[0].ID != "replay-1" || recs[0].State != herald.StateQueued ||
 		recs[0].Attempts != 0 || recs[0].Channel != herald.ChannelDiscord {
 		t.Errorf("status writes %+v, want one queued record", recs)
-	}
-	if v := testutil.ToFloat64(m.Replayed.WithLabelValues("discord")); v != 1 {
-		t.Errorf("replayed metric = %v", v)
 	}
 
 	// It dies again: the letter keeps the replay count, and the next replay
@@ -293,4 +285,96 @@ func TestReplaySkipsLettersGoneMeanwhile(t *testing.T) {
 		}
 	}
 	f.noJob(t)
+}
+
+// Replays running at once, on connections of their own as in two
+// processes, send each dead letter exactly once between them: the others
+// count it gone, none counts it failed.
+func TestConcurrentReplaysSendEachLetterOnce(t *testing.T) {
+	f := newFixture(t)
+	const letters, replays = 40, 3
+	for i := range letters {
+		f.kill(t, f.job(t, herald.ChannelDiscord, "twice-"+strconv.Itoa(i)), consumer.DeadLetterInfo{})
+	}
+	results := make(chan ReplayResult, replays)
+	errs := make(chan error, replays)
+	for range replays {
+		nc, js := testkit.Connect(t, f.nc.ConnectedUrl())
+		_ = nc
+		store := NewStore(js, WithStatus(f.status))
+		go func() {
+			res, err := store.Replay(testkit.Context(t, 30*time.Second), Filter{All: true}, ReplayOptions{})
+			results <- res
+			errs <- err
+		}()
+	}
+	replayed, gone := 0, 0
+	for range replays {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		res := <-results
+		if res.Failed != 0 || res.Skipped != 0 {
+			t.Errorf("result %+v, want nothing failed or skipped", res)
+		}
+		replayed += res.Replayed
+		gone += res.Gone
+	}
+	// A replay that listed after another had sent some letters never saw
+	// them: gone is at most the other replays' share.
+	if replayed != letters || gone > (replays-1)*letters {
+		t.Errorf("replayed %d and gone %d over %d replays, want %d and at most %d", replayed, gone, replays, letters, (replays-1)*letters)
+	}
+	// Each job once in the jobs stream, and no letter left.
+	seen := map[string]int{}
+	for range letters {
+		m := f.next(t)
+		job, err := herald.DecodeJob(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[job.ID]++
+		_ = m.Ack()
+	}
+	f.noJob(t)
+	if len(seen) != letters {
+		t.Errorf("%d distinct jobs replayed, want %d", len(seen), letters)
+	}
+	if n := f.letters(t); n != 0 {
+		t.Errorf("%d dead letters left", n)
+	}
+}
+
+// A claim held by a replay that died keeps others off the letter until it
+// expires; a failed republish releases it at once.
+func TestReplayClaimHeldElsewhere(t *testing.T) {
+	f := newFixture(t)
+	ctx := testkit.Context(t, 30*time.Second)
+	f.kill(t, f.job(t, herald.ChannelDiscord, "claimed"), consumer.DeadLetterInfo{})
+	letter, err := f.store.Get(ctx, "claimed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.store.stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := f.store.claims(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := claims.Create(ctx, strconv.FormatUint(letter.Seq, 10), []byte("elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.store.Replay(ctx, Filter{All: true}, ReplayOptions{})
+	if err != nil || res.Replayed != 0 || res.Gone != 1 {
+		t.Fatalf("replay of a claimed letter: %+v, %v; want it counted gone", res, err)
+	}
+	if n := f.letters(t); n != 1 {
+		t.Fatalf("%d letters, want the claimed one kept", n)
+	}
+	f.noJob(t)
+	if e, err := claims.Get(ctx, strconv.FormatUint(letter.Seq, 10)); err != nil || string(e.Value()) != "elsewhere" {
+		t.Errorf("the other replay's claim was touched: %v", err)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,10 +29,9 @@ type StatusWriter interface {
 // sequence), which is fine for tens of thousands of letters; Filter.Limit
 // pages. It never opens a credential. It is safe for concurrent use.
 type Store struct {
-	js      jetstream.JetStream
-	status  StatusWriter
-	metrics *metrics.Metrics
-	now     func() time.Time
+	js     jetstream.JetStream
+	status StatusWriter
+	now    func() time.Time
 	// maxFailuresInRow is maxConsecutiveFailures; tests lower it.
 	maxFailuresInRow int
 }
@@ -45,9 +43,6 @@ type Option func(*Store)
 // with no attempts (and back to dead if the republish fails). Without it,
 // status records are left alone.
 func WithStatus(w StatusWriter) Option { return func(s *Store) { s.status = w } }
-
-// WithMetrics makes Replay count replayed letters in m.Replayed.
-func WithMetrics(m *metrics.Metrics) Option { return func(s *Store) { s.metrics = m } }
 
 // NewStore returns a Store over js, whose connection the caller owns.
 func NewStore(js jetstream.JetStream, opts ...Option) *Store {

@@ -122,7 +122,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "herald_dead_letter_publish_failures_total", Help: "Dead-letter publishes that failed; the job stays queued.",
 		}),
 		Replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_replayed_total", Help: "Dead letters replayed into the jobs stream, by channel.",
+			Name: "herald_replayed_total", Help: "Jobs replayed from the dead letters, counted by the worker that took each first, by channel.",
 		}, []string{"channel"}),
 		PacingWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_pacing_waits_total", Help: "Sends held back by pacing, by channel and limit scope.",
