@@ -115,6 +115,7 @@ JetStream consumer, so jobs are spread across them. worker.http_addr serves
 		newDLQCmd(&configPath, getenv),
 		newVaultCmd(&configPath, getenv),
 		newBenchCmd(&configPath, getenv),
+		newFakeDiscordCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print Herald's version",
