@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -86,8 +87,8 @@ func (a *App) Open(ctx context.Context) (err error) {
 		}
 	}()
 	if a.role.ingest || a.role.worker {
-		if err := ensureSecrets(&a.cfg, a.logger); err != nil {
-			return err
+		if err := ensureSecrets(&a.cfg, a.role, a.generatesSecrets(), a.logger); err != nil {
+			return fmt.Errorf("config: %w", err)
 		}
 	}
 	a.keys, err = crypto.NewKeyring(a.cfg.Encryption.Keys...)
@@ -96,6 +97,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	a.reg = prometheus.NewRegistry()
 	a.metrics = metrics.New(a.reg)
+	a.metrics.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
 	url := a.cfg.NATS.URL
 	if url == "" && a.role.embedded {
@@ -501,3 +503,8 @@ func ackDelay(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// generatesSecrets reports whether this process may generate the keys its
+// configuration lacks: only a herald serve on its own embedded NATS, which no
+// other Herald process shares keys with.
+func (a *App) generatesSecrets() bool { return a.cfg.NATS.URL == "" && a.role.embedded }

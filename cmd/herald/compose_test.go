@@ -62,9 +62,35 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 		if svc.Environment["HERALD_NATS_URL"] == "" || svc.Environment["HERALD_NATS_STREAM_REPLICAS"] != "3" {
 			t.Errorf("%s: not pointed at the cluster with 3 replicas", name)
 		}
+		// Processes sharing NATS generate no keys: each must be given the
+		// same ones, required (${VAR:?...}) so none starts without.
+		for _, k := range []string{"ENCRYPTION_KEY", "VPS_SECRET", "HERALD_VAULT_KEYS", "HERALD_CHALLENGE_KEYS"} {
+			if v := svc.Environment[k]; !strings.HasPrefix(v, "${"+k+":?") {
+				t.Errorf("%s: %s is %q, want the shared, required ${%s:?...}", name, k, v, k)
+			}
+		}
 	}
 	if nats != 3 || heralds != 3 || workers != 2 {
 		t.Errorf("want 3 NATS nodes, 1 ingest and 2 workers; got %d NATS, %d herald, %d workers", nats, heralds, workers)
+	}
+}
+
+// The build context leaves out the repository's history and any local data
+// directory with its generated secrets.
+func TestDockerIgnore(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	for _, want := range []string{".git", "data/", "**/data/"} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.TrimSpace(l) == want
+		}
+		if !found {
+			t.Errorf(".dockerignore does not exclude %s", want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,8 @@ func TestStartWithoutNATSNamesTheAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{"HERALD_DATA_DIR": t.TempDir(), "HERALD_NATS_CONNECT_TIMEOUT": "1s",
-				"HERALD_HTTP_ADDR": "127.0.0.1:0", "ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret}
+				"HERALD_HTTP_ADDR": "127.0.0.1:0", "ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret,
+				"HERALD_VAULT_KEYS": testVaultKey, "HERALD_CHALLENGE_KEYS": testVaultKey}
 			for k, v := range tt.env {
 				env[k] = v
 			}
@@ -73,5 +75,18 @@ func TestBinaryRefusesUnknownVariable(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "unknown environment variable HERALD_CONSUMER_WROKERS (did you mean HERALD_CONSUMER_WORKERS?)") {
 		t.Errorf("output: %s", out)
+	}
+}
+
+// /metrics says which Herald runs.
+func TestBuildInfoMetric(t *testing.T) {
+	app := newTestApp(t, nil)
+	_, _, body := call(t, "GET", app.URL+"/metrics", "", "", "")
+	want := `herald_build_info{go_version="` + runtime.Version() + `",version="` + version + `"} 1`
+	if !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+	if stampedVersion("v1.2.3") != "v1.2.3" || !strings.HasPrefix(stampedVersion("dev"), "dev") {
+		t.Error("stampedVersion does not keep a version given at build time")
 	}
 }

@@ -36,10 +36,10 @@ import (
 func BenchmarkWorkerDrain(b *testing.B) {
 	b.Run("herald", func(b *testing.B) {
 		srv, discord, _ := preloadedStream(b, b.N)
-		newTestAppAs(b, roleWorker, map[string]string{
-			"HERALD_NATS_URL": srv.URL(), "HERALD_LOG_LEVEL": "warn", "HERALD_LOG_FORMAT": "text",
-			"HERALD_CHANNELS_DISCORD_GLOBAL_RATE": "1000000",
-		})
+		env := sharedNATSEnv(srv.URL())
+		env["HERALD_LOG_LEVEL"], env["HERALD_LOG_FORMAT"] = "warn", "text"
+		env["HERALD_CHANNELS_DISCORD_GLOBAL_RATE"] = "1000000"
+		newTestAppAs(b, roleWorker, env)
 		measureDrain(b, discord)
 	})
 	b.Run("bare", func(b *testing.B) {

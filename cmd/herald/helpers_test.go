@@ -27,7 +27,17 @@ import (
 const (
 	testSecret      = "streaky-vps-secret-for-tests"
 	testAdminSecret = "admin-secret-for-tests-0123"
+	// testVaultKey is the vault key (and, in the same form, the challenge
+	// signing key) of processes that join a shared NATS, where Herald
+	// generates none.
+	testVaultKey = "ktest001:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 )
+
+// sharedNATSEnv is the environment of a process joining the NATS at url
+// with others: the URL and the keys they must all share.
+func sharedNATSEnv(url string) map[string]string {
+	return map[string]string{"HERALD_NATS_URL": url, "HERALD_VAULT_KEYS": testVaultKey, "HERALD_CHALLENGE_KEYS": testVaultKey}
+}
 
 func envMap(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }

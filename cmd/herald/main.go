@@ -11,13 +11,50 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..." (the
+// Dockerfile's VERSION argument); init falls back to what the Go toolchain
+// stamped into the binary (the module version, or the commit it was built
+// from).
 var version = "dev"
+
+func init() { version = stampedVersion(version) }
+
+// stampedVersion returns v unless it is "dev", else the module version the
+// binary was built at, else its VCS revision (12 characters, "-dirty" for
+// uncommitted changes), else v.
+func stampedVersion(v string) string {
+	if v != "dev" {
+		return v
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+		return mv
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	return "dev-" + rev[:min(12, len(rev))] + dirty
+}
 
 func main() {
 	// A misspelt HERALD_ variable would otherwise leave its setting at the

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -103,7 +105,15 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 
 	keys := a.cfg.Challenge.Keys
 	if len(keys) == 0 {
-		k, err := loadOrCreateSecret(filepath.Join(a.cfg.DataDir, challengeKeyFile), "challenge signing key", a.logger)
+		path := filepath.Join(a.cfg.DataDir, challengeKeyFile)
+		var k string
+		if a.generatesSecrets() {
+			k, err = loadOrCreateSecret(path, "challenge signing key", a.logger)
+		} else if k, err = loadSecretFile(path, "challenge signing key"); errors.Is(err, fs.ErrNotExist) {
+			// Every ingest must sign and check clearances with the same
+			// keys, or a clearance from one is refused by the next.
+			err = errors.New("config: challenge.keys (HERALD_CHALLENGE_KEYS) is required: this process joins NATS with other Herald processes, which must all sign clearances with the same keys (Herald generates one into data_dir only for a single herald serve on its embedded NATS): `herald vault key` prints one in the right form, kid:secret")
+		}
 		if err != nil {
 			return nil, err
 		}

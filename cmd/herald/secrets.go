@@ -21,32 +21,66 @@ const (
 	vaultKeyFile      = "vault.key"
 )
 
-// ensureSecrets fills in an encryption key, an API secret and a vault key
-// that the configuration left out: generated once into the data directory
-// (mode 0600) and reused on later starts. It logs the file, never the value.
-func ensureSecrets(cfg *Config, logger *slog.Logger) error {
-	if len(cfg.Encryption.Keys) == 0 {
-		k, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, encryptionKeyFile), "encryption key", logger)
-		if err != nil {
-			return err
+// ensureSecrets fills in an encryption key, an API secret (ingest only) and
+// a vault key that the configuration left out, from the data directory.
+// With generate (a single `herald serve` on its embedded NATS) a missing one
+// is generated there once (mode 0600) and reused on later starts. Without it
+// the process shares NATS with other Herald processes, which must all hold
+// the same keys: one it cannot find is an error naming the setting, never a
+// key of its own that would make the others' jobs undeliverable. It logs the
+// file, never the value.
+func ensureSecrets(cfg *Config, r role, generate bool, logger *slog.Logger) error {
+	fill := func(have []string, file, what, setting, hint string, make func() (string, error)) ([]string, error) {
+		if len(have) > 0 {
+			return have, nil
 		}
-		cfg.Encryption.Keys = []string{k}
+		path := filepath.Join(cfg.DataDir, file)
+		if !generate {
+			s, err := loadSecretFile(path, what)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s is required: this process joins NATS with other Herald processes, which must all use the same %s; a key of its own would leave theirs unreadable (Herald generates one into data_dir only for a single herald serve on its embedded NATS)%s", setting, what, hint)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return []string{s}, nil
+		}
+		s, err := loadOrCreateFile(path, what, make, logger)
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
 	}
-	if len(cfg.Ingest.APISecrets) == 0 {
-		s, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, apiSecretFile), "API secret", logger)
-		if err != nil {
-			return err
-		}
-		cfg.Ingest.APISecrets = []string{s}
+	var err error
+	if cfg.Encryption.Keys, err = fill(cfg.Encryption.Keys, encryptionKeyFile, "encryption key", "encryption.keys (or ENCRYPTION_KEY)", "", randomSecret); err != nil {
+		return err
 	}
-	if len(cfg.Vault.Keys) == 0 {
-		k, err := loadOrCreateFile(filepath.Join(cfg.DataDir, vaultKeyFile), "vault key", vault.GenerateKey, logger)
-		if err != nil {
+	if r.ingest {
+		if cfg.Ingest.APISecrets, err = fill(cfg.Ingest.APISecrets, apiSecretFile, "API secret", "ingest.api_secrets (or VPS_SECRET)", "", randomSecret); err != nil {
 			return err
 		}
-		cfg.Vault.Keys = []string{k}
+	}
+	if cfg.Vault.Keys, err = fill(cfg.Vault.Keys, vaultKeyFile, "vault key", "vault.keys (HERALD_VAULT_KEYS)", ": `herald vault key` prints one", vault.GenerateKey); err != nil {
+		return err
 	}
 	return nil
+}
+
+// loadSecretFile reads the secret in path; an error wrapping fs.ErrNotExist
+// when there is none.
+func loadSecretFile(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("read %s: %w", what, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s file %s is empty: delete it to generate a new one", what, path)
+	}
+	return s, nil
 }
 
 // loadOrCreateSecret reads path, or writes 32 random bytes there as unpadded

@@ -25,7 +25,8 @@ func TestStreakyWaitAcrossProcesses(t *testing.T) {
 		}
 		return fake.Response{}
 	})
-	env := map[string]string{"HERALD_NATS_URL": srv.URL(), "HERALD_INGEST_STREAKY_WAIT": "10s"}
+	env := sharedNATSEnv(srv.URL())
+	env["HERALD_INGEST_STREAKY_WAIT"] = "10s"
 	ingest := newTestAppAs(t, roleIngest, env)
 	newTestAppAs(t, roleWorker, env)
 

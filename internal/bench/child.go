@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/vault"
 )
 
 // Child process timings.
@@ -106,6 +108,19 @@ func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*
 		"ENCRYPTION_KEY="+key,
 		"VPS_SECRET="+secret,
 	)
+	if c.role == "ingest" {
+		// It joins the harness's NATS, where Herald generates no keys of
+		// its own: give it the keys a deployment would share.
+		vaultKey, err := vault.GenerateKey()
+		if err != nil {
+			return fail(err)
+		}
+		challengeKey, err := vault.GenerateKey() // the same kid:secret form
+		if err != nil {
+			return fail(err)
+		}
+		env = append(env, "HERALD_VAULT_KEYS="+vaultKey, "HERALD_CHALLENGE_KEYS="+challengeKey)
+	}
 	// Later entries win: os/exec keeps the last value of a repeated name.
 	env = append(env, cfg.Env...)
 

@@ -49,6 +49,9 @@ type Metrics struct {
 	BreakerState     *prometheus.GaugeVec     // channel, state (closed, half_open, open): breakers in each state
 	BreakerChanges   *prometheus.CounterVec   // channel, to
 
+	// BuildInfo is 1, labelled with the running version and Go version.
+	BuildInfo *prometheus.GaugeVec
+
 	// Queue depth, sampled.
 	QueueDepth *prometheus.GaugeVec // stream (jobs, dead_letters)
 
@@ -143,6 +146,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		BreakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_breaker_transitions_total", Help: "Circuit breaker state changes, by channel and new state.",
 		}, []string{"channel", "to"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_build_info", Help: "Always 1; the labels say which Herald runs.",
+		}, []string{"version", "go_version"}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, dead_letters).",
 		}, []string{"stream"}),
@@ -183,7 +189,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.StatusWriteFails,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
-		m.QueueDepth,
+		m.QueueDepth, m.BuildInfo,
 		m.Limited, m.LimiterFallbacks, m.StoreErrors,
 		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
 		m.VaultOps, m.ConnectionsRefused,
