@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,7 +41,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	if replicas == 0 {
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := queue.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         Bucket,
 		Description:    "Herald proof-of-work challenges and used-challenge markers",
 		History:        1,

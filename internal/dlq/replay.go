@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
@@ -325,7 +326,7 @@ func (s *Store) claims(ctx context.Context, st jetstream.Stream) (jetstream.KeyV
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, fmt.Errorf("dlq: claims bucket: %w", err)
 	}
-	kv, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err = queue.EnsureKeyValue(ctx, s.js, jetstream.KeyValueConfig{
 		Bucket:      ClaimsBucket,
 		Description: "Herald dead-letter replay claims",
 		History:     1,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -89,7 +90,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, streamConfig(cfg))
+	s, err := queue.Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, streamConfig(cfg))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("dlq: ensure stream %s: %w", herald.DeadLetterStream, err)
 	}

@@ -113,7 +113,9 @@ func EnsureJobsStream(ctx context.Context, js jetstream.JetStream, cfg StreamCon
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jobsStreamConfig(cfg))
+	s, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, jobsStreamConfig(cfg))
+	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: ensure stream %s: %w", herald.JobsStream, err)
 	}
@@ -139,7 +141,9 @@ func EnsureStatusBucket(ctx context.Context, js jetstream.JetStream, ttl time.Du
 	if ttl == 0 {
 		ttl = DefaultStatusTTL
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, statusStreamConfig(ttl, replicas)); err != nil {
+	if _, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, statusStreamConfig(ttl, replicas))
+	}); err != nil {
 		return nil, fmt.Errorf("queue: ensure bucket %s: %w", herald.StatusBucket, err)
 	}
 	kv, err := js.KeyValue(ctx, herald.StatusBucket)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,7 +27,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg Config, repli
 	if replicas < 0 || replicas > 5 {
 		return nil, fmt.Errorf("ratelimit: bucket: replicas %d out of range 0..5", replicas)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := queue.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      BucketName,
 		Description: "Herald rate-limit counters (token buckets per client and route group)",
 		History:     1,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,7 +51,7 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, cfg BucketConfig
 	if cfg.SecretMaxTTL == 0 {
 		cfg.SecretMaxTTL = DefaultSecretMaxTTL
 	}
-	credentials, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	credentials, err = queue.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:         CredentialsBucket,
 		Description:    "Herald credential vault (sealed destinations)",
 		History:        1,
@@ -61,7 +62,7 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, cfg BucketConfig
 	if err != nil {
 		return nil, nil, fmt.Errorf("vault: ensure bucket %s: %w", CredentialsBucket, err)
 	}
-	secrets, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	secrets, err = queue.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      SecretsBucket,
 		Description: "Herald read-once secrets (sealed)",
 		History:     1,
