@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // composeEnv is what an operator sets before `docker compose up`.
@@ -18,16 +19,24 @@ var composeEnv = []string{
 	"VERSION=v9.9.9",
 }
 
-// loadCompose loads docker-compose.yml with the Compose specification's own
-// loader, as `docker compose` does: interpolation, merge keys, validation.
-func loadCompose(t *testing.T, env []string) error {
+// composeProject loads docker-compose.yml with the Compose specification's
+// own loader, as `docker compose` does (interpolation, merge keys,
+// validation), in the environment env.
+func composeProject(t *testing.T, env []string) (*types.Project, error) {
 	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join("..", "..", "docker-compose.yml")},
 		cli.WithName("herald"), cli.WithEnv(env), cli.WithWorkingDirectory(filepath.Join("..", "..")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := opts.LoadProject(context.Background())
+	return opts.LoadProject(context.Background())
+}
+
+// loadCompose loads docker-compose.yml in env and checks what every Herald
+// service gets from it.
+func loadCompose(t *testing.T, env []string) error {
+	t.Helper()
+	p, err := composeProject(t, env)
 	if err != nil {
 		return err
 	}

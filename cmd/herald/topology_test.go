@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/compose-spec/compose-go/v2/cli"
 
 	"github.com/heraldrelay/herald/internal/testkit"
 )
@@ -26,12 +22,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 	cluster := testkit.NewCluster(t, 3)
 	discord := unlimitedDiscord(t)
 
-	opts, err := cli.NewProjectOptions([]string{filepath.Join("..", "..", "docker-compose.yml")},
-		cli.WithName("herald"), cli.WithEnv(composeEnv), cli.WithWorkingDirectory(filepath.Join("..", "..")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	project, err := opts.LoadProject(context.Background())
+	project, err := composeProject(t, composeEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
