@@ -31,7 +31,7 @@ type StatusWriter interface {
 }
 
 // Settler is handed jobs' final records; *status.Outcomes implements it.
-// Settle must not block, and may be handed the same outcome twice. It
+// Settle must not block. Each final outcome is handed over once. It
 // reports whether a request waiting for the outcome took it: that request
 // answers with the outcome and never learns the job's id, so a delivered
 // job's record then has no reader and is not written.

@@ -393,15 +393,20 @@ func (p *Pool) logOutcomeAt(level slog.Level, d *Delivery, outcome string, failu
 // putStatus records the job's state after an attempt, with its failed
 // attempts so far (the count a redelivery reads back, see Pool.failures) and
 // lastErr. A failure is logged and counted and changes nothing else.
-// A final record is handed to Deps.Outcomes first.
+// A final record is handed to Deps.Outcomes first, unless it is a delivered
+// one: settle hands those over as soon as the send returns, before the
+// settler that writes them.
 func (p *Pool) putStatus(d *Delivery, state herald.State, failures int, lastErr string) {
-	if p.outcomes != nil && state.Final() {
-		p.outcomes.Settle(p.statusRecord(d, state, failures, lastErr))
+	if p.outcomes == nil && p.status == nil {
+		return
+	}
+	rec := p.statusRecord(d, state, failures, lastErr)
+	if p.outcomes != nil && state.Final() && state != herald.StateDelivered {
+		p.outcomes.Settle(rec)
 	}
 	if p.status == nil {
 		return
 	}
-	rec := p.statusRecord(d, state, failures, lastErr)
 	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
 	defer cancel()
 	if err := p.status.Put(ctx, rec); err != nil {

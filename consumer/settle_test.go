@@ -253,8 +253,8 @@ func TestSettleHandsFinalOutcomesOver(t *testing.T) {
 			e.waitFinal(id)
 		}
 		got, before := settled.of(id)
-		if len(got) == 0 {
-			t.Fatalf("%s: nothing handed over", id)
+		if len(got) != 1 {
+			t.Fatalf("%s: handed over %d times, want once", id, len(got))
 		}
 		for _, rec := range got {
 			if rec.State != state || rec.ID != id || rec.Channel != herald.ChannelDiscord {

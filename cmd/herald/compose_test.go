@@ -29,7 +29,7 @@ func TestDockerComposeIsConsistent(t *testing.T) {
 	}
 	envKeys := map[string]bool{}
 	for k := range defaults {
-		envKeys["HERALD_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+		envKeys[envName(k)] = true
 	}
 	subcommands := map[string]bool{}
 	for _, c := range newRootCmd(envMap(nil), nil, nil).Commands() {

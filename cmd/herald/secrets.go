@@ -101,16 +101,8 @@ func randomSecret() (string, error) {
 // loadOrCreateFile reads the secret in path, or writes one made by generate
 // there (mode 0600) when the file does not exist.
 func loadOrCreateFile(path, what string, generate func() (string, error), logger *slog.Logger) (string, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		s := strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("%s file %s is empty: delete it to generate a new one", what, path)
-		}
-		return s, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("read %s: %w", what, err)
+	if s, err := loadSecretFile(path, what); !errors.Is(err, fs.ErrNotExist) {
+		return s, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("create data directory: %w", err)

@@ -8,11 +8,13 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/ingest"
 )
 
 // DefaultSuiteWait is the Streaky wait of the suite's first run: Herald's
 // default ingest.streaky.wait, the path Streaky's Worker takes.
-const DefaultSuiteWait = 10 * time.Second
+const DefaultSuiteWait = ingest.DefaultStreakyWait
 
 // The suite's runs, in the order they run.
 const (
