@@ -28,4 +28,9 @@ type Status struct {
 	LastError string    `json:"last_error,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// NextAttemptAt is when a job that waits (State delivering, parked by a
+	// worker for a retry_after, pacing, an open breaker or a backoff) is
+	// tried again; zero when it is not waiting. The workers also use it to
+	// tell the one live copy of a parked job from a stale one.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 }

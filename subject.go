@@ -27,7 +27,35 @@ const (
 
 	// WorkersConsumer is the durable pull consumer shared by every worker.
 	WorkersConsumer = "herald-workers"
+
+	// ParkedStream is the stream (work-queue retention, message schedules)
+	// where jobs wait that a worker held back: for a destination's
+	// retry_after, Herald's pacing, an open breaker, a backoff. A held-back
+	// job is stored there as a message schedule on its ParkedHoldSubject;
+	// when its time comes the server publishes it on ParkedDueSubject of its
+	// channel, where the workers take it again. Waiting there holds nothing
+	// of the jobs stream's consumer.
+	ParkedStream = "HERALD_PARKED"
+	// ParkedSubjectPrefix prefixes every subject of ParkedStream.
+	ParkedSubjectPrefix = "herald.parked."
+	// ParkedSubjects is the wildcard ParkedStream listens on.
+	ParkedSubjects = ParkedSubjectPrefix + ">"
+	// ParkedDueSubjects is the wildcard of the parked jobs whose time has come.
+	ParkedDueSubjects = ParkedSubjectPrefix + "due.>"
+	// ParkedHoldSubjects is the wildcard of the parked jobs still waiting.
+	ParkedHoldSubjects = ParkedSubjectPrefix + "hold.>"
 )
+
+// ParkedHoldSubject returns the subject job id of channel c waits on while
+// parked: herald.parked.hold.<channel>.<id>. One schedule per subject: a job
+// parked again replaces its earlier schedule. id must be a valid job id.
+func ParkedHoldSubject(c Channel, id string) string {
+	return ParkedSubjectPrefix + "hold." + string(c) + "." + id
+}
+
+// ParkedDueSubject returns the subject parked jobs of channel c come back on
+// when their time has come: herald.parked.due.<channel>.
+func ParkedDueSubject(c Channel) string { return ParkedSubjectPrefix + "due." + string(c) }
 
 // JobSubject returns the subject jobs for channel c may be published on:
 // herald.jobs.<channel>.

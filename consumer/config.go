@@ -92,14 +92,23 @@ type Config struct {
 	// transiently more than MaxAge after its budget start (the
 	// Herald-Budget-Start header a replay sets, else Job.CreatedAt, else the
 	// time it was stored) is dead-lettered instead of retried;
-	// DefaultMaxAge when 0. It is checked only after a transient failure, so
-	// a job that only ever waits (429s, pacing, open breakers) is never
-	// dead-lettered for its age.
+	// DefaultMaxAge when 0. A job asked to wait (a 429's retry_after,
+	// pacing, an open breaker) past its MaxAge is dead-lettered at once
+	// (CauseWaitBeyondMaxAge) rather than kept waiting only to give up.
 	MaxAge time.Duration
 	// AckDelay is how long a delivered job's ack may wait to be sent with
 	// others (see acker); DefaultAckDelay when 0, and a negative value acks
 	// each job at once. At most MaxAckDelay.
 	AckDelay time.Duration
+	// MaxParkedPerDestination caps the jobs of one destination this process
+	// keeps parked (see park.go); a job that must wait past it is
+	// dead-lettered with CauseParkLimit. DefaultMaxParkedPerDestination
+	// when 0.
+	MaxParkedPerDestination int
+	// MaxParked caps the jobs this process keeps parked, all destinations
+	// together; past it a job that must wait is dead-lettered with
+	// CauseParkLimit. DefaultMaxParked when 0.
+	MaxParked int
 }
 
 // MaxAckDelay bounds Config.AckDelay: a job delivered but not yet acked is
@@ -143,6 +152,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AckDelay == 0 {
 		c.AckDelay = DefaultAckDelay
+	}
+	if c.MaxParkedPerDestination == 0 {
+		c.MaxParkedPerDestination = DefaultMaxParkedPerDestination
+	}
+	if c.MaxParked == 0 {
+		c.MaxParked = DefaultMaxParked
 	}
 	return c
 }
@@ -190,6 +205,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		bad("max age %s is negative", c.MaxAge)
+	}
+	if c.MaxParkedPerDestination < 1 {
+		bad("max parked per destination %d must be at least 1", c.MaxParkedPerDestination)
+	}
+	if c.MaxParked < c.MaxParkedPerDestination {
+		bad("max parked %d is less than max parked per destination %d", c.MaxParked, c.MaxParkedPerDestination)
 	}
 	if c.AckDelay > MaxAckDelay {
 		bad("ack delay %s is above %s", c.AckDelay, MaxAckDelay)

@@ -44,6 +44,14 @@ const (
 	// (herald.ErrInvalidTarget: not an allowed Discord webhook URL, a port
 	// other than Discord's, a malformed bot token or chat id).
 	CauseInvalid = "invalid"
+	// CauseWaitBeyondMaxAge: the job was asked to wait (a retry_after,
+	// pacing, an open breaker) longer than what was left of its
+	// Config.MaxAge: it could never be tried again in time.
+	CauseWaitBeyondMaxAge = "wait_beyond_max_age"
+	// CauseParkLimit: the job had to wait, but its destination already had
+	// Config.MaxParkedPerDestination jobs waiting in this process (or the
+	// process Config.MaxParked).
+	CauseParkLimit = "park_limit"
 )
 
 // DeadLetterInfo describes why a job is dead-lettered. None of its fields

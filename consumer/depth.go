@@ -20,12 +20,14 @@ const depthTimeout = 5 * time.Second
 // Queue depth stream labels.
 const (
 	depthJobs        = "jobs"
+	depthParked      = "parked"
 	depthDeadLetters = "dead_letters"
 )
 
 // SampleDepth sets m.QueueDepth{stream="jobs"} to the number of messages in
-// herald.JobsStream (waiting or in flight) and {stream="dead_letters"} to the
-// number in herald.DeadLetterStream, at once and then every every
+// herald.JobsStream (waiting or in flight), {stream="parked"} and m.Parked to
+// the number in herald.ParkedStream (held back until their next attempt),
+// and {stream="dead_letters"} to the number in herald.DeadLetterStream, at once and then every every
 // (DefaultDepthInterval when every <= 0), until ctx ends; it blocks, so run it
 // in its own goroutine. A stream that does not exist counts 0; a lookup that
 // fails otherwise leaves the gauge at its last value. Several processes may
@@ -38,6 +40,9 @@ func SampleDepth(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics
 	defer t.Stop()
 	for {
 		sampleStream(ctx, js, m, herald.JobsStream, depthJobs)
+		if n, ok := sampleStream(ctx, js, m, herald.ParkedStream, depthParked); ok {
+			m.Parked.Set(n)
+		}
 		sampleStream(ctx, js, m, herald.DeadLetterStream, depthDeadLetters)
 		select {
 		case <-ctx.Done():
@@ -48,15 +53,19 @@ func SampleDepth(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics
 }
 
 // sampleStream sets the QueueDepth gauge labelled label to the message count
-// of stream.
-func sampleStream(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, stream, label string) {
+// of stream, and returns it; ok is false when the lookup failed.
+func sampleStream(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, stream, label string) (n float64, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, depthTimeout)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		m.QueueDepth.WithLabelValues(label).Set(0)
+		n, ok = 0, true
 	case err == nil:
-		m.QueueDepth.WithLabelValues(label).Set(float64(s.CachedInfo().State.Msgs))
+		n, ok = float64(s.CachedInfo().State.Msgs), true
+	default:
+		return 0, false
 	}
+	m.QueueDepth.WithLabelValues(label).Set(n)
+	return n, true
 }

@@ -80,15 +80,28 @@ type Delivery struct {
 	// present and valid, else Job.CreatedAt, else the time the message was
 	// stored in the jobs stream.
 	BudgetStart time.Time
-	// Sequence is the message's sequence number in the jobs stream.
+	// Sequence is the message's sequence number in its stream (the jobs
+	// stream, or herald.ParkedStream for a parked copy).
 	Sequence uint64
-	// Subject is the subject the job was published on.
+	// Subject is the subject the job was published on (for a parked copy,
+	// the one its original was published on).
 	Subject string
+	// Parked says this is a parked copy of the job: it waited in
+	// herald.ParkedStream for its next attempt.
+	Parked bool
 	// Notification is the job with its credentials opened. It is set by the
 	// Pool's open step, which runs before any Deps.Middlewares, and it is
 	// cleared once the attempt ends: plaintext credentials live only for the
 	// duration of one attempt.
 	Notification herald.Notification
+
+	// dest is the job's destination key (Deps.Destination), taken before
+	// the credentials are cleared when the Pool may need it: to count the
+	// job's parks.
+	dest string
+	// parkAt is the token (and time) the job is to be parked for; zero when
+	// it is not parked.
+	parkAt time.Time
 }
 
 // Handler handles one delivery attempt. Its error is the attempt's outcome,

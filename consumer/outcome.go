@@ -19,6 +19,7 @@ const (
 	outcomeRetry     = "retry"
 	outcomeFailed    = "failed" // terminated without a dead letter (no Deps.DeadLetters)
 	outcomeDead      = "dead"   // stored in the dead letters, then terminated
+	outcomeStale     = "stale"  // a copy of a job another copy took or settled: dropped
 )
 
 // Retry reasons, as the Retries metric's reason label.
@@ -82,7 +83,9 @@ type decision struct {
 //   - *herald.RetryAfterError: redeliver after exactly After, capped at
 //     MaxRetryAfter (after backoff when it gives no delay), without using an
 //     attempt; reason paced or breaker_open when Err is herald.ErrPaced or
-//     herald.ErrCircuitOpen (Herald's own waits), else retry_after.
+//     herald.ErrCircuitOpen (Herald's own waits), else retry_after. A wait
+//     that would end past MaxAge dead-letters the job at once
+//     (wait_beyond_max_age).
 //   - herald.ErrPermanent: dead-letter, cause from the error (permanent,
 //     undecodable, credentials).
 //   - anything else is a failed attempt: dead-letter when it is the
@@ -97,6 +100,13 @@ func decide(err error, failures int, age time.Duration, cfg Config, backoff back
 		delay := min(ra.After, cfg.MaxRetryAfter)
 		if delay <= 0 {
 			delay = backoff(failures + 1)
+		}
+		if left := cfg.MaxAge - age; delay > left {
+			return decision{
+				action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: CauseWaitBeyondMaxAge, failures: failures,
+				why: oneLine(fmt.Sprintf("asked to wait %s, more than the %s left of its %s age budget: %s",
+					delay.Round(time.Second), max(left, 0).Round(time.Second), cfg.MaxAge, err.Error()), maxDeadReason),
+			}
 		}
 		reason := reasonRetryAfter
 		switch {
@@ -156,6 +166,27 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		age = time.Since(d.BudgetStart)
 	}
 	dec := decide(err, d.Failures, age, p.cfg, p.backoff)
+	if dec.action == actNak && p.parking && d.Job.Channel.Valid() {
+		now := time.Now()
+		at := parkTime(now, dec.delay)
+		if scope := p.caps.take(d.dest, at, now); scope != "" {
+			p.metrics.ParkRefused.WithLabelValues(channel, scope).Inc()
+			limit := fmt.Sprintf("its destination already has %d jobs waiting (consumer.max_parked_per_destination)", p.cfg.MaxParkedPerDestination)
+			if scope == parkScopeProcess {
+				limit = fmt.Sprintf("this worker already has %d jobs waiting (consumer.max_parked)", p.cfg.MaxParked)
+			}
+			lastErr := "held back"
+			if err != nil {
+				lastErr = err.Error()
+			}
+			dec = decision{
+				action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: CauseParkLimit, failures: dec.failures,
+				why: oneLine(fmt.Sprintf("could not wait: %s: %s", limit, lastErr), maxDeadReason),
+			}
+		} else {
+			d.parkAt = at
+		}
+	}
 	switch dec.action {
 	case actTerm:
 		p.reject(ctx, m, d, dec, err, elapsed, stopKeepAlive)
@@ -207,12 +238,32 @@ func (p *Pool) record(s settlement) {
 	// the redelivery reads its failure count back, and may arrive as soon as
 	// the delay is over. A delivered job whose outcome a waiting request
 	// took has no reader for its record: none is written.
-	if !s.taken {
-		p.putStatus(d, dec.state, dec.failures, lastErr)
-	}
-	s.stopKeepAlive()
 	var ackErr error
+	parked := false
+	if !d.parkAt.IsZero() {
+		// Parked: the record, with the token, is written by park.
+		rec := p.statusRecord(d, dec.state, dec.failures, lastErr)
+		rec.NextAttemptAt = d.parkAt
+		s.stopKeepAlive()
+		switch err := p.park(m, d, rec, d.parkAt); {
+		case err == nil:
+			parked = true
+		case errors.As(err, new(errAckAfterPark)):
+			parked, ackErr = true, err
+		default:
+			// Not parked: wait in the consumer, as before parking existed.
+			p.caps.done(d.dest)
+			p.log.LogAttrs(context.Background(), slog.LevelWarn, "park",
+				slog.String("job_id", d.Job.ID), slog.String("error", err.Error()))
+		}
+	} else {
+		if !s.taken {
+			p.putStatus(d, dec.state, dec.failures, lastErr)
+		}
+		s.stopKeepAlive()
+	}
 	switch {
+	case parked:
 	case dec.action == actAck && p.acks != nil:
 		p.acks.in <- m // in the next burst; the acker logs a failure
 	case dec.action == actAck:
@@ -230,6 +281,9 @@ func (p *Pool) record(s settlement) {
 			p.metrics.RateLimited.WithLabelValues(channel).Inc()
 		}
 		extra = append(extra, slog.String("reason", dec.reason), slog.Int64("delay_ms", dec.delay.Milliseconds()))
+		if parked {
+			extra = append(extra, slog.Time("parked_until", d.parkAt.Truncate(time.Second)))
+		}
 	}
 	if ackErr != nil {
 		extra = append(extra, slog.String("ack_error", ackErr.Error()))

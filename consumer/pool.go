@@ -104,6 +104,12 @@ type Deps struct {
 	// credentials are opened (Delivery.Notification is set) and inside the
 	// panic recovery.
 	Middlewares []Middleware
+	// Destination returns a notification's destination key, as pacing and
+	// breakers key their state (channels.Discord.Destination and
+	// channels.Telegram.Destination); it must never return a credential. It
+	// lets the Pool cap the jobs parked per destination
+	// (Config.MaxParkedPerDestination); nil caps only the process's total.
+	Destination func(herald.Notification) string
 }
 
 // Pool delivers jobs from the jobs stream. Create it with New and call Run
@@ -126,6 +132,13 @@ type Pool struct {
 	// jitter).
 	backoff backoffPolicy
 	ran     atomic.Bool
+	// dest is Deps.Destination (nil: none).
+	dest func(herald.Notification) string
+	// parking says held-back jobs are parked in herald.ParkedStream (see
+	// park.go) rather than put back with NakWithDelay: Run sets it when the
+	// stream exists and Deps.Status can take a parked job's token.
+	parking bool
+	caps    *parkCaps
 	// delivered hands delivered jobs to the settlers, which write their
 	// status record and ack them (see settle). Run makes it.
 	delivered chan settlement
@@ -172,6 +185,8 @@ func New(cfg Config, deps Deps) (*Pool, error) {
 		log:         deps.Logger,
 		metrics:     deps.Metrics,
 		backoff:     newBackoff(cfg.MinBackoff, cfg.MaxBackoff, jitterFactor),
+		dest:        deps.Destination,
+		caps:        newParkCaps(cfg.MaxParkedPerDestination, cfg.MaxParked),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -199,6 +214,18 @@ func (p *Pool) ConsumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: p.cfg.MaxAckPending,
 		MaxDeliver:    -1,
 	}
+}
+
+// ParkedConsumerConfig returns the JetStream configuration Run applies to
+// the durable consumer of parked jobs whose time has come: ConsumerConfig's,
+// named Durable+"-parked", on herald.ParkedDueSubjects of
+// herald.ParkedStream.
+func (p *Pool) ParkedConsumerConfig() jetstream.ConsumerConfig {
+	c := p.ConsumerConfig()
+	c.Durable = p.cfg.Durable + "-parked"
+	c.Description = "Herald delivery workers: parked jobs whose time has come"
+	c.FilterSubject = herald.ParkedDueSubjects
+	return c
 }
 
 // ConsumerInfo returns the durable consumer's current state from the server
@@ -292,6 +319,12 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer: consume %s: %w", p.cfg.Durable, err)
 	}
+	// The parked jobs whose time has come, into the same workers.
+	parkedClosed, err := p.consumeParked(ctx, onMessage, onError)
+	if err != nil {
+		cc.Stop()
+		return err
+	}
 
 	// The settlers: long-lived, so their stacks are grown once, not per job.
 	// They hand the acks of delivered jobs to the acker.
@@ -339,6 +372,14 @@ func (p *Pool) Run(ctx context.Context) error {
 			cause = errors.New("stopped unexpectedly")
 		}
 		runErr = fmt.Errorf("consumer: consuming %s stopped: %w", p.cfg.Durable, cause)
+	case <-parkedClosed.Closed():
+		errMu.Lock()
+		cause := lastErr
+		errMu.Unlock()
+		if cause == nil {
+			cause = errors.New("stopped unexpectedly")
+		}
+		runErr = fmt.Errorf("consumer: consuming %s stopped: %w", p.ParkedConsumerConfig().Durable, cause)
 	}
 
 	// Unsubscribe first, then put back whatever is still buffered: a job
@@ -346,11 +387,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	drain, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDrain()
 	cc.Drain()
+	parkedClosed.Drain()
 	close(stopping)
 	select {
 	case <-cc.Closed():
 	case <-drain.Done():
 		cc.Stop()
+	}
+	select {
+	case <-parkedClosed.Closed():
+	case <-drain.Done():
+		parkedClosed.Stop()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -377,6 +424,57 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	return runErr
 }
+
+// consumeParked creates the durable consumer of parked jobs whose time has
+// come (ParkedConsumerConfig) and consumes it into onMessage, and turns
+// parking on when Deps.Status can take a parked job's token. Without
+// herald.ParkedStream (a stream set up by hand, without
+// queue.EnsureJobsStream) it logs a warning and parks nothing: held-back
+// jobs wait in the jobs stream's consumer, as they did before parking. The
+// returned handle is never nil.
+func (p *Pool) consumeParked(ctx context.Context, onMessage jetstream.MessageHandler, onError jetstream.ConsumeErrHandler) (stoppable, error) {
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, herald.ParkedStream, p.ParkedConsumerConfig())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "no parked stream: held-back jobs wait in the jobs consumer's window",
+			slog.String("stream", herald.ParkedStream))
+		return newIdleConsume(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer: create consumer %s on %s: %w", p.ParkedConsumerConfig().Durable, herald.ParkedStream, err)
+	}
+	_, p.parking = p.status.(parkStore)
+	cc, err := cons.Consume(onMessage,
+		// Parked jobs come back a few at a time; a small batch keeps the
+		// idle pull as cheap as the jobs consumer's.
+		jetstream.PullMaxMessages(p.cfg.Workers),
+		jetstream.ConsumeErrHandler(onError),
+	)
+	if err != nil {
+		p.parking = false
+		return nil, fmt.Errorf("consumer: consume %s: %w", p.ParkedConsumerConfig().Durable, err)
+	}
+	return cc, nil
+}
+
+// stoppable is what Run needs of a ConsumeContext.
+type stoppable interface {
+	Drain()
+	Stop()
+	Closed() <-chan struct{}
+}
+
+// idleConsume stands in for the parked consumer when there is none: it
+// closes only when drained or stopped.
+type idleConsume struct {
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newIdleConsume() *idleConsume { return &idleConsume{closed: make(chan struct{})} }
+
+func (c *idleConsume) Drain()                  { c.once.Do(func() { close(c.closed) }) }
+func (c *idleConsume) Stop()                   { c.Drain() }
+func (c *idleConsume) Closed() <-chan struct{} { return c.closed }
 
 // consumerGone reports whether the durable consumer (or its stream) is known
 // not to exist; a failed lookup is not proof.

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -42,11 +43,30 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	job, decodeErr := herald.DecodeJob(m.Data())
 	d.Job = job
 	headers := m.Headers()
-	d.Job.ID = jobID(job.ID, headers.Get(jetstream.MsgIDHeader), d.Sequence)
+	token := parkedToken(headers)
+	if d.Parked = !token.IsZero(); d.Parked {
+		if s := headers.Get(SubjectHeader); s != "" {
+			d.Subject = s
+		}
+	}
+	idHeader := headers.Get(JobIDHeader)
+	if idHeader == "" {
+		idHeader = headers.Get(jetstream.MsgIDHeader)
+	}
+	d.Job.ID = jobID(job.ID, idHeader, d.Sequence)
 	budget, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
 	d.BudgetStart = budget.UTC()
-	d.Failures = p.failures(d, fromHeader)
-	if d.Attempt == 1 && headers.Get(ReplaysHeader) != "" {
+	switch p.admit(d, fromHeader, token) {
+	case admitDrop:
+		stop()
+		p.dropStale(m, d)
+		return
+	case admitLater:
+		stop()
+		p.putBack(m, d)
+		return
+	}
+	if d.Attempt == 1 && !d.Parked && headers.Get(ReplaysHeader) != "" {
 		p.metrics.Replayed.WithLabelValues(channelLabel(d)).Inc()
 	}
 	switch subjectChannel := herald.SubjectChannel(d.Subject); {
@@ -62,13 +82,44 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	default:
 		err = p.handler(ctx, d)
 	}
+	if p.dest != nil && d.Notification.Channel.Valid() && (d.Parked || (err != nil && !errors.Is(err, herald.ErrPermanent))) {
+		// Only when the job may be parked, or came back from a park: it is
+		// an HMAC of the credentials, not worth it on every delivery.
+		d.dest = p.dest(d.Notification)
+	}
+	if d.Parked && p.caps != nil {
+		p.caps.done(d.dest)
+	}
 	// Plaintext credentials live no longer than the attempt.
 	d.Notification = herald.Notification{}
 	p.settle(ctx, m, d, err, time.Since(start), stop)
 }
 
+// dropStale acks a copy of a job that another copy has taken or settled
+// (see admit): sending it would send the job twice.
+func (p *Pool) dropStale(m jetstream.Msg, d *Delivery) {
+	p.metrics.StaleCopies.Inc()
+	extra := []slog.Attr{slog.String("reason", "another copy of the job took it or settled it")}
+	if err := m.Ack(); err != nil {
+		extra = append(extra, slog.String("ack_error", err.Error()))
+	}
+	p.logOutcomeAt(slog.LevelInfo, d, outcomeStale, d.Failures, 0, nil, extra...)
+}
+
+// putBack returns a job whose record could not be read or taken to the
+// queue, after a backoff; nothing was tried and no attempt is used.
+func (p *Pool) putBack(m jetstream.Msg, d *Delivery) {
+	delay := p.backoff(1)
+	extra := []slog.Attr{slog.String("reason", "status record unavailable"), slog.Int64("delay_ms", delay.Milliseconds())}
+	if err := m.NakWithDelay(delay); err != nil {
+		extra = append(extra, slog.String("ack_error", err.Error()))
+	}
+	p.metrics.Retries.WithLabelValues(channelLabel(d), reasonTransient).Inc()
+	p.logOutcome(d, outcomeRetry, d.Failures, 0, nil, extra...)
+}
+
 // jobID returns the id of a job: its own when valid, else the message's
-// Nats-Msg-Id when that is a valid id (so it can key a status record), else
+// Herald-Job-Id or Nats-Msg-Id when that is a valid id (so it can key a status record), else
 // "seq-<stream sequence>".
 func jobID(own, msgID string, seq uint64) string {
 	switch {

@@ -35,6 +35,15 @@ type Metrics struct {
 	DeliveryLatency  *prometheus.HistogramVec // channel: job accepted → delivered
 	InFlight         prometheus.Gauge         // jobs being handled by this process
 	StatusWriteFails prometheus.Counter
+	// Parked is the jobs held back in the parked stream (sampled, the same
+	// in every process); ParkRefused counts jobs that could not be parked
+	// because their destination, or the process, has its cap of parked
+	// jobs (they are dead-lettered); StaleCopies counts copies of a job
+	// dropped because another copy of it had already taken or settled it
+	// (after a crash between parking and acking).
+	Parked      prometheus.Gauge
+	ParkRefused *prometheus.CounterVec // channel, scope (destination, process)
+	StaleCopies prometheus.Counter
 
 	// Dead letters.
 	DeadLettered   *prometheus.CounterVec // channel, reason (permanent, budget_exhausted, max_age, undecodable, credentials, invalid)
@@ -150,8 +159,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "herald_build_info", Help: "Always 1; the labels say which Herald runs.",
 		}, []string{"version", "go_version"}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, dead_letters).",
+			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, parked, dead_letters).",
 		}, []string{"stream"}),
+		Parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_parked_jobs", Help: "Jobs held back until their next attempt, in the parked stream (sampled).",
+		}),
+		ParkRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_park_refused_total", Help: "Jobs dead-lettered because their destination, or this process, already had its cap of parked jobs, by channel and scope.",
+		}, []string{"channel", "scope"}),
+		StaleCopies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_stale_copies_total", Help: "Copies of a job dropped because another copy had already taken or settled it.",
+		}),
 		Limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_requests_limited_total", Help: "Requests refused with 429 by the token buckets, by route group.",
 		}, []string{"group"}),
@@ -186,7 +204,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(
 		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails, m.StreakyWaiting, m.StreakyUnwaited,
 		m.Deliveries, m.Retries, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
-		m.StatusWriteFails,
+		m.StatusWriteFails, m.Parked, m.ParkRefused, m.StaleCopies,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
 		m.QueueDepth, m.BuildInfo,

@@ -103,10 +103,41 @@ func jobsStreamConfig(c StreamConfig) jetstream.StreamConfig {
 	}
 }
 
+// parkedStreamConfig is the JetStream configuration of herald.ParkedStream:
+// the jobs stream's storage and replicas, work-queue retention (a parked job
+// that came back is deleted once a worker acks it), message schedules, and
+// no limits at all. Message schedules rule out DiscardNew, and with
+// DiscardOld any limit would drop the oldest waiting jobs, which were
+// accepted: the Pool bounds what is parked instead (consumer.Config's
+// MaxParked and MaxParkedPerDestination).
+func parkedStreamConfig(c StreamConfig) jetstream.StreamConfig {
+	storage := jetstream.FileStorage
+	if c.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	return jetstream.StreamConfig{
+		Name:              herald.ParkedStream,
+		Description:       "Herald jobs held back until their next attempt (message schedules)",
+		Subjects:          []string{herald.ParkedSubjects},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           storage,
+		Replicas:          replicasOrDefault(c.Replicas),
+		MaxBytes:          -1,
+		MaxMsgs:           -1,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgSchedules: true,
+		AllowRollup:       true, // each schedule replaces the one before on its subject
+		Duplicates:        c.duplicateWindow(),
+	}
+}
+
 // EnsureJobsStream creates the herald.JobsStream stream on herald.JobSubjects,
 // or updates it to cfg if it exists: work-queue retention (a job is deleted
 // once acked), file storage unless cfg.Memory, deduplication over
 // cfg.DuplicateWindow, and DiscardNew so that a full stream refuses publishes.
+// It then does the same for herald.ParkedStream, where held-back jobs wait
+// (see parkedStreamConfig); that needs nats-server 2.12 or later (message
+// schedules), and an older server makes it fail saying so.
 // It is idempotent. Settings the server cannot change in place (retention,
 // storage) make it fail rather than recreate the stream.
 func EnsureJobsStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
@@ -118,6 +149,11 @@ func EnsureJobsStream(ctx context.Context, js jetstream.JetStream, cfg StreamCon
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: ensure stream %s: %w", herald.JobsStream, err)
+	}
+	if _, err := Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.CreateOrUpdateStream(ctx, parkedStreamConfig(cfg))
+	}); err != nil {
+		return nil, fmt.Errorf("queue: ensure stream %s (held-back jobs; needs nats-server 2.12 or later for message schedules): %w", herald.ParkedStream, err)
 	}
 	return s, nil
 }

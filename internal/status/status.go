@@ -112,6 +112,48 @@ func (s *Store) Get(ctx context.Context, id string) (herald.Status, error) {
 	return decode(id, e.Value())
 }
 
+// ErrChanged is returned by Swap when the record is no longer at the
+// revision the caller read.
+var ErrChanged = errors.New("status changed since it was read")
+
+// GetRevision returns the job's record and its revision, for Swap; errors as
+// Get.
+func (s *Store) GetRevision(ctx context.Context, id string) (herald.Status, uint64, error) {
+	if !herald.ValidID(id) {
+		return herald.Status{}, 0, ErrNotFound
+	}
+	e, err := s.kv.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return herald.Status{}, 0, ErrNotFound
+		}
+		return herald.Status{}, 0, fmt.Errorf("status: get %s: %w", id, err)
+	}
+	rec, err := decode(id, e.Value())
+	return rec, e.Revision(), err
+}
+
+// Swap writes rec only if the job's record is still at revision (as
+// GetRevision returned it), else fails with ErrChanged: of two writers that
+// read the same revision, exactly one succeeds. UpdatedAt is set to now when
+// zero.
+func (s *Store) Swap(ctx context.Context, rec herald.Status, revision uint64) error {
+	if rec.State == "" {
+		return fmt.Errorf("status: record %s: empty state", rec.ID)
+	}
+	data, err := s.encode(&rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Update(ctx, rec.ID, data, revision); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("status: record %s: %w", rec.ID, ErrChanged)
+		}
+		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
+	}
+	return nil
+}
+
 func decode(id string, data []byte) (herald.Status, error) {
 	var rec herald.Status
 	if err := json.Unmarshal(data, &rec); err != nil {

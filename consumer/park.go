@@ -1,0 +1,309 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/status"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Parking. A job that must wait (a destination's retry_after, Herald's
+// pacing, an open breaker, the backoff after a transient failure) does not
+// wait in the jobs stream's consumer, where a NakWithDelay would keep one of
+// its MaxAckPending slots for the whole wait: a few hundred jobs held back for
+// one webhook would fill the window and stop every other tenant's delivery.
+// Instead the worker parks it: it stores the job in herald.ParkedStream as a
+// message schedule on herald.ParkedHoldSubject, which the server publishes on
+// herald.ParkedDueSubject when the wait is over, and acks the original. The
+// Pool consumes the due subjects with a second durable consumer and handles
+// a parked copy like any job. Only jobs being sent hold a slot.
+//
+// Parking is crash-safe through the job's status record, which carries the
+// time the job was parked for (herald.Status.NextAttemptAt) as a token:
+//
+//  1. the record is written with the token (a failure: the job is put back
+//     with NakWithDelay instead, as before parking existed);
+//  2. the schedule is stored, its copy carrying the token in ParkedHeader (a
+//     failure: NakWithDelay, and the token is left for the original to take);
+//  3. the original is acked.
+//
+// A copy that finds a token in the record (the parked copy with its own
+// token, or the original redelivered after a crash between 2 and 3) must take
+// it with a compare-and-swap of the record before it may be sent; the other
+// copy then finds the token gone and is dropped. A copy whose job's record is
+// final (delivered, failed, dead) is dropped too. So a job is never lost
+// between parking and acking, and never sent twice because of it.
+
+// Headers a parked copy carries, besides the original's own.
+const (
+	// ParkedHeader holds the token of the park this copy belongs to: the
+	// RFC 3339 time (nanoseconds) it was parked for, as in the job's
+	// record's NextAttemptAt.
+	ParkedHeader = "Herald-Parked"
+	// JobIDHeader keeps the job's id (the server drops Nats-Msg-Id from a
+	// scheduled message).
+	JobIDHeader = "Herald-Job-Id"
+	// SubjectHeader keeps the subject the job was published on, so that logs,
+	// dead letters and replays name it rather than the parked stream's.
+	SubjectHeader = "Herald-Subject"
+)
+
+// Defaults of the parking caps.
+const (
+	// DefaultMaxParkedPerDestination caps the jobs one destination may have
+	// parked by one process. At Discord's usual webhook pace (5 per 2 s)
+	// 2,000 jobs drain in under 14 minutes; a destination asked to hold more
+	// is in trouble that more waiting will not fix.
+	DefaultMaxParkedPerDestination = 2000
+	// DefaultMaxParked caps the jobs one process keeps parked. Each costs
+	// the NATS server about a kilobyte of disk and a few hundred bytes of
+	// memory while it waits (see docs/operations.md).
+	DefaultMaxParked = 100000
+)
+
+// parkStaleAfter is how long after the time its jobs were parked for a
+// destination's count of parked jobs is forgotten: their copies came back,
+// to this process or another.
+const parkStaleAfter = time.Minute
+
+// parkStore is what parking needs of the status store; status.Store
+// satisfies it. Without it (Deps.Status nil or another StatusStore) jobs
+// are not parked: they wait with NakWithDelay.
+type parkStore interface {
+	StatusStore
+	GetRevision(ctx context.Context, id string) (herald.Status, uint64, error)
+	Swap(ctx context.Context, rec herald.Status, revision uint64) error
+}
+
+var _ parkStore = (*status.Store)(nil)
+
+// parkCount is one destination's parked jobs, as far as this process knows.
+type parkCount struct {
+	n     int
+	until time.Time // the latest time one of them was parked for
+}
+
+// parkCaps counts the jobs this process parked, per destination and in all,
+// to refuse parking past Config.MaxParkedPerDestination and Config.MaxParked.
+// A count goes down when a parked copy of the destination comes back to this
+// process, or all at once parkStaleAfter after the latest time its jobs were
+// parked for (their copies went to another process). Entries exist only for
+// destinations with parked jobs, so there are at most MaxParked.
+type parkCaps struct {
+	mu      sync.Mutex
+	perDest map[string]*parkCount
+	total   int
+	maxDest int
+	max     int
+}
+
+func newParkCaps(maxDest, max int) *parkCaps {
+	return &parkCaps{perDest: make(map[string]*parkCount), maxDest: maxDest, max: max}
+}
+
+// Park refusal scopes, as the ParkRefused metric's scope label.
+const (
+	parkScopeDestination = "destination"
+	parkScopeProcess     = "process"
+)
+
+// take counts one more job of dest (empty: unknown, counted against the
+// process's cap only) parked until at, and returns "" or, when a cap is
+// reached, the scope that refused it.
+func (c *parkCaps) take(dest string, at, now time.Time) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.perDest[dest]
+	if e != nil && now.After(e.until.Add(parkStaleAfter)) {
+		c.total -= e.n
+		e.n = 0
+	}
+	switch {
+	case e != nil && e.n >= c.maxDest:
+		return parkScopeDestination
+	case c.total >= c.max:
+		return parkScopeProcess
+	}
+	c.total++
+	if dest == "" {
+		return ""
+	}
+	if e == nil {
+		e = &parkCount{}
+		c.perDest[dest] = e
+	}
+	e.n++
+	if at.After(e.until) {
+		e.until = at
+	}
+	return ""
+}
+
+// done counts one parked job of dest less: it came back, or was not parked
+// after all.
+func (c *parkCaps) done(dest string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.total > 0 {
+		c.total--
+	}
+	e := c.perDest[dest]
+	if e == nil {
+		return
+	}
+	if e.n--; e.n <= 0 {
+		delete(c.perDest, dest)
+	}
+}
+
+// parkTime returns the token and time a job waiting delay from now is parked
+// for. Schedules are second-granular (the server reads "@at" times without
+// fractions), so the wait is rounded up to a whole second, never down; the
+// token adds a random part of a millisecond to that second, so that two parks
+// of one job never share a token.
+func parkTime(now time.Time, delay time.Duration) time.Time {
+	at := now.Add(delay)
+	if t := at.Truncate(time.Second); t.Before(at) {
+		at = t.Add(time.Second)
+	}
+	return at.Add(time.Duration(rand.Int64N(int64(time.Millisecond)-1) + 1))
+}
+
+// parkedToken returns the token a parked copy carries, or the zero time for
+// a job that is not a parked copy.
+func parkedToken(h nats.Header) time.Time {
+	v := h.Get(ParkedHeader)
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// park stores m's job as a schedule in herald.ParkedStream for at (a token
+// from parkTime) and acks m. rec is the job's record to write first, with
+// NextAttemptAt set to at. An error means the job is not parked: the caller
+// puts it back with NakWithDelay, and the token in the record, if it was
+// written, is taken by the job when it comes back.
+func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
+	defer cancel()
+	if err := p.status.Put(ctx, rec); err != nil {
+		p.metrics.StatusWriteFails.Inc()
+		return fmt.Errorf("consumer: park: %w", err)
+	}
+	msg := nats.NewMsg(herald.ParkedHoldSubject(d.Job.Channel, d.Job.ID))
+	msg.Data = m.Data()
+	for k, v := range m.Headers() {
+		// The server strips these from the copy it publishes; they would only
+		// get in the way of storing the schedule.
+		if k == jetstream.MsgIDHeader || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		msg.Header[k] = v
+	}
+	msg.Header.Set(ParkedHeader, at.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(JobIDHeader, d.Job.ID)
+	msg.Header.Set(SubjectHeader, d.Subject)
+	if !d.BudgetStart.IsZero() {
+		// The copy is a new message: its stream time must not restart the
+		// retry budget of a job without created_at.
+		msg.Header.Set(BudgetStartHeader, d.BudgetStart.Format(time.RFC3339Nano))
+	}
+	if _, err := p.js.PublishMsg(ctx, msg,
+		jetstream.WithScheduleAt(at), // truncated to the second, which parkTime rounded up to
+		jetstream.WithScheduleTarget(herald.ParkedDueSubject(d.Job.Channel)),
+	); err != nil {
+		return fmt.Errorf("consumer: park: store schedule: %w", err)
+	}
+	if err := m.Ack(); err != nil {
+		// The original comes back after AckWait, finds the token in the
+		// record, and either takes it or is dropped: never sent twice.
+		return errAckAfterPark{err}
+	}
+	return nil
+}
+
+// errAckAfterPark is a failed ack of a job that is parked all the same.
+type errAckAfterPark struct{ err error }
+
+func (e errAckAfterPark) Error() string { return "ack after park: " + e.err.Error() }
+
+// admission is what process does with a message before sending it.
+type admission int
+
+const (
+	admitSend  admission = iota // send it
+	admitDrop                   // another copy of the job has it, or it is settled: ack, do nothing
+	admitLater                  // its record could not be read or taken: put back after a backoff
+)
+
+// admit decides whether d, a delivery of m with token (zero unless m is a
+// parked copy), may be sent, and sets d.Failures. The first delivery of a job
+// that is not a parked copy costs no read. Otherwise the job's record is
+// read: a final record written in the job's current life means another copy
+// settled it (drop); a token in the record must be taken with a
+// compare-and-swap by the copy it belongs to, or by the original (see the
+// parking comment above); a parked copy without its token in the record is
+// stale (drop).
+func (p *Pool) admit(d *Delivery, fromHeader bool, token time.Time) admission {
+	parked := !token.IsZero()
+	if !parked && d.Attempt <= 1 {
+		return admitSend
+	}
+	ps, ok := p.status.(parkStore)
+	if !ok || !p.parking {
+		d.Failures = p.failures(d, fromHeader)
+		return admitSend
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), statusReadTimeout)
+	defer cancel()
+	rec, rev, err := ps.GetRevision(ctx, d.Job.ID)
+	switch {
+	case errors.Is(err, status.ErrNotFound):
+		// Expired, or never written (a parked copy's record is written
+		// before it exists, so only expiry): nothing to take.
+		return admitSend
+	case err != nil:
+		if parked {
+			return admitLater
+		}
+		d.Failures = d.Attempt - 1
+		return admitSend
+	case fromHeader && rec.UpdatedAt.Before(d.BudgetStart):
+		// From the job's life before a replay.
+		return admitSend
+	}
+	d.Failures = max(rec.Attempts, 0)
+	switch {
+	case rec.State.Final():
+		return admitDrop
+	case rec.NextAttemptAt.IsZero():
+		if parked {
+			return admitDrop // taken by the original, or by an earlier copy
+		}
+		return admitSend
+	case parked && !rec.NextAttemptAt.Equal(token):
+		return admitDrop // parked again since, by another copy
+	}
+	rec.NextAttemptAt = time.Time{}
+	rec.UpdatedAt = time.Time{}
+	switch err := ps.Swap(ctx, rec, rev); {
+	case errors.Is(err, status.ErrChanged):
+		return admitDrop
+	case err != nil:
+		return admitLater
+	}
+	return admitSend
+}
