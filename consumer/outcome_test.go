@@ -42,7 +42,7 @@ func TestDecide(t *testing.T) {
 		{"retry after uses no attempt at the budget's edge", &herald.RetryAfterError{After: time.Second}, 4, 0, delivering(reasonRetryAfter, time.Second, 4)},
 		{"retry after inside the age budget", &herald.RetryAfterError{After: time.Second}, 0, 58 * time.Minute, delivering(reasonRetryAfter, time.Second, 0)},
 		{"retry after past the age budget", &herald.RetryAfterError{After: 5 * time.Minute}, 2, 59*time.Minute + 30*time.Second,
-			dead(CauseWaitBeyondMaxAge, 2, "asked to wait 1m0s, more than the 30s left of its 1h0m0s age budget: retry after 1m0s")},
+			dead(CauseWaitBeyondMaxAge, 2, "asked to wait 1m0s, more than the 30s left of its 1h0m0s age budget: retry after 5m0s")},
 		{"paced past the age budget", paced, 0, time.Hour, dead(CauseWaitBeyondMaxAge, 0, "asked to wait 0s, more than the 0s left of its 1h0m0s age budget: "+paced.Error())},
 		{"paced", paced, 4, 0, delivering(reasonPaced, 20*time.Millisecond, 4)},
 		{"paced, wrapped", fmt.Errorf("pacing: %w", paced), 0, 0, delivering(reasonPaced, 20*time.Millisecond, 0)},

@@ -313,6 +313,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 			MaxAttempts:   a.cfg.Retry.MaxAttempts,
 			MaxAge:        a.cfg.Retry.MaxAge,
 			AckDelay:      ackDelay(a.cfg.Consumer.AckDelay),
+
+			MaxParked:               a.cfg.Consumer.MaxParked,
+			MaxParkedPerDestination: a.cfg.Consumer.MaxParkedPerDestination,
 		}, consumer.Deps{
 			JS:   a.js,
 			Keys: a.keys,
@@ -329,6 +332,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			// Breakers outermost: a job waiting on an open breaker takes no
 			// pacing slot.
 			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest)), pacer.Middleware(dest)},
+			Destination: dest,
 		})
 		if err != nil {
 			return fmt.Errorf("config: consumer: %w", err)

@@ -160,6 +160,10 @@ type ConsumerConfig struct {
 	MaxRetryAfter time.Duration `mapstructure:"max_retry_after"`
 	DrainTimeout  time.Duration `mapstructure:"drain_timeout"`
 	AckDelay      time.Duration `mapstructure:"ack_delay"`
+	// MaxParked and MaxParkedPerDestination cap the held-back jobs one
+	// worker process keeps parked.
+	MaxParked               int `mapstructure:"max_parked"`
+	MaxParkedPerDestination int `mapstructure:"max_parked_per_destination"`
 }
 
 type WorkerConfig struct {
@@ -203,37 +207,39 @@ var defaults = map[string]any{
 	"http.max_connections":            2048,
 	"http.max_connections_per_client": 128,
 
-	"nats.url":                       "",
-	"nats.name":                      "herald",
-	"nats.connect_timeout":           "5s",
-	"nats.embedded.listen":           "127.0.0.1:4222",
-	"nats.embedded.sync_interval":    "0s",
-	"nats.embedded.sync_always":      false,
-	"nats.stream.replicas":           1,
-	"nats.stream.duplicate_window":   "2m",
-	"nats.stream.max_age":            "0s",
-	"nats.stream.max_bytes":          0,
-	"nats.status_ttl":                "24h",
-	"nats.delivered_status_ttl":      "15m",
-	"encryption.keys":                []string{},
-	"ingest.api_secrets":             []string{},
-	"ingest.max_body_bytes":          2 << 20,
-	"ingest.streaky.wait":            "10s",
-	"ingest.streaky.max_waiting":     1000,
-	"consumer.workers":               32,
-	"consumer.ack_wait":              "30s",
-	"consumer.max_ack_pending":       0,
-	"consumer.send_timeout":          "10s",
-	"consumer.min_backoff":           "1s",
-	"consumer.max_backoff":           "5m",
-	"consumer.max_retry_after":       "1h",
-	"consumer.drain_timeout":         "15s",
-	"consumer.ack_delay":             "5ms",
-	"worker.http_addr":               ":9090",
-	"channels.timeout":               "10s",
-	"channels.discord.allowed_hosts": []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
-	"channels.discord.allow_http":    false,
-	"channels.telegram.api_base":     "https://api.telegram.org",
+	"nats.url":                            "",
+	"nats.name":                           "herald",
+	"nats.connect_timeout":                "5s",
+	"nats.embedded.listen":                "127.0.0.1:4222",
+	"nats.embedded.sync_interval":         "0s",
+	"nats.embedded.sync_always":           false,
+	"nats.stream.replicas":                1,
+	"nats.stream.duplicate_window":        "2m",
+	"nats.stream.max_age":                 "0s",
+	"nats.stream.max_bytes":               0,
+	"nats.status_ttl":                     "24h",
+	"nats.delivered_status_ttl":           "15m",
+	"encryption.keys":                     []string{},
+	"ingest.api_secrets":                  []string{},
+	"ingest.max_body_bytes":               2 << 20,
+	"ingest.streaky.wait":                 "10s",
+	"ingest.streaky.max_waiting":          1000,
+	"consumer.workers":                    32,
+	"consumer.ack_wait":                   "30s",
+	"consumer.max_ack_pending":            0,
+	"consumer.send_timeout":               "10s",
+	"consumer.min_backoff":                "1s",
+	"consumer.max_backoff":                "5m",
+	"consumer.max_retry_after":            "1h",
+	"consumer.drain_timeout":              "15s",
+	"consumer.ack_delay":                  "5ms",
+	"consumer.max_parked":                 100000,
+	"consumer.max_parked_per_destination": 2000,
+	"worker.http_addr":                    ":9090",
+	"channels.timeout":                    "10s",
+	"channels.discord.allowed_hosts":      []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
+	"channels.discord.allow_http":         false,
+	"channels.telegram.api_base":          "https://api.telegram.org",
 
 	"channels.discord.global_rate":         50.0,
 	"channels.discord.invalid_budget":      5000,
@@ -424,6 +430,12 @@ func (c Config) validate() error {
 	}
 	if c.Consumer.AckDelay < 0 || c.Consumer.AckDelay > time.Second {
 		bad("consumer.ack_delay", "must be between 0s (ack each job at once) and %s", time.Second)
+	}
+	if c.Consumer.MaxParkedPerDestination < 1 {
+		bad("consumer.max_parked_per_destination", "must be at least 1, not %d", c.Consumer.MaxParkedPerDestination)
+	}
+	if c.Consumer.MaxParked < c.Consumer.MaxParkedPerDestination {
+		bad("consumer.max_parked", "must be at least consumer.max_parked_per_destination (%d), not %d", c.Consumer.MaxParkedPerDestination, c.Consumer.MaxParked)
 	}
 	if c.Consumer.MinBackoff <= 0 || c.Consumer.MaxBackoff < c.Consumer.MinBackoff {
 		bad("consumer.min_backoff", "must be above 0 and at most consumer.max_backoff")
