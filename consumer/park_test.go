@@ -176,7 +176,9 @@ func TestParkLimitPerDestination(t *testing.T) {
 	cfg.MaxParked = 100
 	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: s})
 	deps.Status = st
-	deps.Destination = func(n herald.Notification) string { return "discord:" + n.Target.WebhookURL[len(n.Target.WebhookURL)-8:] }
+	deps.Destination = func(n herald.Notification) string {
+		return "discord:" + n.Target.WebhookURL[len(n.Target.WebhookURL)-8:]
+	}
 	e.startPool(cfg, deps)
 
 	var ids []string
