@@ -203,6 +203,9 @@ func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Tim
 		p.metrics.StatusWriteFails.Inc()
 		return fmt.Errorf("consumer: park: %w", err)
 	}
+	if p.parkStep != nil {
+		p.parkStep("recorded")
+	}
 	msg := nats.NewMsg(herald.ParkedHoldSubject(d.Job.Channel, d.Job.ID))
 	msg.Data = m.Data()
 	for k, v := range m.Headers() {
@@ -226,6 +229,9 @@ func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Tim
 		jetstream.WithScheduleTarget(herald.ParkedDueSubject(d.Job.Channel)),
 	); err != nil {
 		return fmt.Errorf("consumer: park: store schedule: %w", err)
+	}
+	if p.parkStep != nil {
+		p.parkStep("scheduled")
 	}
 	if err := m.Ack(); err != nil {
 		// The original comes back after AckWait, finds the token in the

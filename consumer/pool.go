@@ -139,6 +139,11 @@ type Pool struct {
 	// stream exists and Deps.Status can take a parked job's token.
 	parking bool
 	caps    *parkCaps
+	// parkStep, when set (only by tests), is called after each step of
+	// park: "recorded" (the token is in the record) and "scheduled" (the
+	// schedule is stored, the original not yet acked). The crash tests
+	// kill the process there.
+	parkStep func(step string)
 	// delivered hands delivered jobs to the settlers, which write their
 	// status record and ack them (see settle). Run makes it.
 	delivered chan settlement
