@@ -166,7 +166,7 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		age = time.Since(d.BudgetStart)
 	}
 	dec := decide(err, d.Failures, age, p.cfg, p.backoff)
-	if dec.action == actNak && p.parking && d.Job.Channel.Valid() {
+	if dec.action == actNak && p.parking && d.Job.Channel.Valid() && dec.delay >= minPark {
 		now := time.Now()
 		at := parkTime(now, dec.delay)
 		if scope := p.caps.take(d.dest, at, now); scope != "" {

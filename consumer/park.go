@@ -165,17 +165,18 @@ func (c *parkCaps) done(dest string) {
 }
 
 // parkTime returns the token and time a job waiting delay from now is parked
-// for. Schedules are second-granular (the server reads "@at" times without
-// fractions), so the wait is rounded up to a whole second, never down; the
-// token adds a random part of a millisecond to that second, so that two parks
-// of one job never share a token.
+// for: now+delay and a random part of a millisecond, so that two parks of
+// one job never share a token.
 func parkTime(now time.Time, delay time.Duration) time.Time {
-	at := now.Add(delay)
-	if t := at.Truncate(time.Second); t.Before(at) {
-		at = t.Add(time.Second)
-	}
-	return at.Add(time.Duration(rand.Int64N(int64(time.Millisecond)-1) + 1))
+	return now.Add(delay).Add(time.Duration(rand.Int64N(int64(time.Millisecond)-1) + 1))
 }
+
+// minPark is the shortest wait that parks a job. A shorter one waits in the
+// consumer with NakWithDelay, which keeps its ack-pending slot no longer
+// than a send would, and returns on time to the millisecond, where a
+// schedule may return a few hundred milliseconds late (the server fires
+// schedules at most four times a second): pacing slots are that short.
+const minPark = time.Second
 
 // parkedToken returns the token a parked copy carries, or the zero time for
 // a job that is not a parked copy.
@@ -224,10 +225,11 @@ func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Tim
 		// retry budget of a job without created_at.
 		msg.Header.Set(BudgetStartHeader, d.BudgetStart.Format(time.RFC3339Nano))
 	}
-	if _, err := p.js.PublishMsg(ctx, msg,
-		jetstream.WithScheduleAt(at), // truncated to the second, which parkTime rounded up to
-		jetstream.WithScheduleTarget(herald.ParkedDueSubject(d.Job.Channel)),
-	); err != nil {
+	// The schedule's time to the nanosecond: jetstream.WithScheduleAt would
+	// cut it to the second, and the server reads fractions.
+	msg.Header.Set(jetstream.ScheduleHeader, "@at "+at.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(jetstream.ScheduleTargetHeader, herald.ParkedDueSubject(d.Job.Channel))
+	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("consumer: park: store schedule: %w", err)
 	}
 	if p.parkStep != nil {

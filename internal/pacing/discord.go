@@ -42,6 +42,8 @@ type discordDest struct {
 	others       int       // requests others made in the current window, as far as known
 	resetAt      time.Time // when the current window ends; zero: not known yet
 	inflight     int       // reservations not yet released
+	later        spread    // returns of jobs given back while MaxInFlight sends are out
+	holding      int       // workers waiting in-process for the next window (at most MaxInFlight)
 	blockedUntil time.Time // from a 429's retry_after
 	wake         chan struct{}
 

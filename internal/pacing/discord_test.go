@@ -162,15 +162,23 @@ func TestDiscordLongWaitReturnsPaced(t *testing.T) {
 		t.Errorf("slept %v for a wait longer than MaxHold", s)
 	}
 	// A send that finds the bucket still waiting for a response gives the
-	// job back at once, with a short delay: it never holds the worker.
+	// job back at once: it never holds the worker. The jobs given back
+	// return spread out, MaxInFlight per unknownRetry, not all together.
 	tp.clock.Advance(3*time.Second + resetMargin)
 	g := tp.acquireDiscord(hookA, tp.clock.Now(), time.Second) // opens the next window, in flight
+	var afters []time.Duration
 	for range 4 {
-		tp.acquireDiscord(hookA, tp.clock.Now(), time.Second)
+		if g := tp.acquireDiscord(hookA, tp.clock.Now(), time.Second); !g.ok {
+			afters = append(afters, g.wait)
+		}
 	}
 	_, err = tp.sendVia(t, hookA, nil)
-	if after := pacedAfter(t, err); after != unknownRetry {
-		t.Errorf("After = %s, want %s", after, unknownRetry)
+	afters = append(afters, pacedAfter(t, err))
+	step := unknownRetry / DefaultMaxInFlight
+	for i, after := range afters {
+		if want := unknownRetry + time.Duration(i)*step; after != want {
+			t.Errorf("job %d given back for %s, want %s", i+1, after, want)
+		}
 	}
 	tp.releaseDiscord(g, true, nil, tp.clock.Now())
 }

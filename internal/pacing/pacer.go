@@ -231,8 +231,9 @@ func (p *Pacer) hold(ctx context.Context, ch int, g grant, budget time.Duration,
 	p.countWait(ch, g.scope, counted)
 	wait := g.wait
 	if g.unknown {
-		// Never hold a worker for an answer that may never come.
-		return p.paced(unknownRetry, g.scope)
+		// Never hold a worker for an answer that may never come: the job
+		// goes back, to return at its place in the destination's spread.
+		return p.paced(max(wait, unknownRetry), g.scope)
 	}
 	if wait > budget {
 		return p.paced(wait, g.scope)
@@ -271,7 +272,14 @@ func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Deliver
 		if g.ok {
 			break
 		}
-		if err := p.hold(ctx, chDiscord, g, p.cfg.MaxHold-now.Sub(start), &counted); err != nil {
+		err := p.hold(ctx, chDiscord, g, p.cfg.MaxHold-now.Sub(start), &counted)
+		if g.dest != nil {
+			// A worker waiting for the webhook's next window: no longer.
+			g.shard.mu.Lock()
+			g.dest.holding = max(g.dest.holding-1, 0)
+			g.shard.mu.Unlock()
+		}
+		if err != nil {
 			return err
 		}
 		waited = true
@@ -354,11 +362,23 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 	if e == nil {
 		e = sh.add(key, discordDest{})
 	}
-	ok, w, unknown := e.reserve(now, budget, p.cfg.MaxInFlight)
+	// At most MaxInFlight workers wait in-process for one webhook's next
+	// window: waiting must not hold the workers other tenants need. The
+	// others are given a slot in a coming window and go back to the queue.
+	holdBudget := budget
+	if e.holding >= p.cfg.MaxInFlight {
+		holdBudget = 0
+	}
+	ok, w, unknown := e.reserve(now, holdBudget, p.cfg.MaxInFlight)
 	if !ok {
 		g := grant{wait: w, unknown: unknown, scope: scopeDestination}
-		if unknown {
+		switch {
+		case unknown:
 			g.wake = e.waitChan()
+			g.wait = e.later.next(now, unknownRetry, p.unknownStep())
+		case w > 0 && w <= holdBudget:
+			e.holding++
+			g.shard, g.dest = sh, e
 		}
 		sh.mu.Unlock()
 		return g
@@ -567,7 +587,7 @@ func (p *Pacer) acquireTelegram(key, bot string, group bool, now time.Time, budg
 	if c.inflight >= p.cfg.MaxInFlight {
 		// Enough sends to this chat are on their way: wait for an answer
 		// without holding a worker.
-		return grant{unknown: true, scope: chatScope}
+		return grant{unknown: true, wait: c.later.next(now, unknownRetry, p.unknownStep()), scope: chatScope}
 	}
 
 	bs := p.bots.shard(bot)

@@ -67,6 +67,7 @@ type tgChat struct {
 	tgLimit
 	blockedUntil time.Time // a 429's retry_after
 	inflight     int       // sends on their way (Config.MaxInFlight caps it)
+	later        spread    // returns of jobs given back while MaxInFlight sends are out
 }
 
 func (c *tgChat) busy() bool { return c.inflight > 0 }

@@ -20,6 +20,10 @@ type unverifiedShare struct {
 	invalid  *invalidCounter // invalid answers to verification messages
 	inflight int             // verification messages on their way
 	budget   int             // Discord.InvalidBudget × Discord.UnverifiedShare, at least 1
+	// later spreads the returns of the verification messages given back
+	// while the share is spent, so that they come back a few at a time
+	// rather than all at once to be given back again.
+	later spread
 }
 
 // errBadDestination refuses a verification message to a destination that
@@ -38,9 +42,10 @@ func (p *Pacer) sendUnverified(ctx context.Context, key string, d *consumer.Deli
 	p.dmu.Lock()
 	u := &p.unv
 	if u.invalid.count(now)+u.inflight >= u.budget {
+		wait := u.later.next(now, p.unverifiedWaitLocked(now), p.unknownStep())
 		p.dmu.Unlock()
 		p.countWait(chDiscord, scopeUnverified, new([nScopes]bool))
-		return p.paced(max(p.UnverifiedWait(), unknownRetry), scopeUnverified)
+		return p.paced(wait, scopeUnverified)
 	}
 	u.inflight++
 	p.dmu.Unlock()
@@ -85,6 +90,13 @@ func (p *Pacer) UnverifiedWait() time.Duration {
 	if u.invalid.count(now)+u.inflight < u.budget {
 		return 0
 	}
+	return p.unverifiedWaitLocked(now)
+}
+
+// unverifiedWaitLocked is UnverifiedWait once the share is known to be
+// spent. p.dmu is held.
+func (p *Pacer) unverifiedWaitLocked(now time.Time) time.Duration {
+	u := &p.unv
 	if u.inflight >= u.budget {
 		return unknownRetry
 	}
