@@ -190,6 +190,7 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 		return jsonCall(t, http.MethodPost, app.URL+"/send-notification", "X-API-Secret", secretB, body(webhook), secretB)
 	}
 	code, reply := post(discord.WebhookURL(goneID, "gone-token"))
+	t.Logf("secret A: %d requests waiting, %d answered at once; secret B, webhook answering 404: %d %v", waiting(), len(answered), code, reply)
 	if msg, _ := reply["error"].(string); code != 200 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
 		t.Errorf("secret B, webhook answering 404: reply %d %v, want the failure with its reason", code, reply)
 	}
