@@ -146,8 +146,9 @@ type IngestConfig struct {
 }
 
 type StreakyIngestConfig struct {
-	Wait       time.Duration `mapstructure:"wait"`
-	MaxWaiting int           `mapstructure:"max_waiting"`
+	Wait                time.Duration `mapstructure:"wait"`
+	MaxWaiting          int           `mapstructure:"max_waiting"`
+	MaxWaitingPerSecret int           `mapstructure:"max_waiting_per_secret"`
 }
 
 type ConsumerConfig struct {
@@ -240,6 +241,9 @@ var defaults = map[string]any{
 	"channels.discord.allowed_hosts":      []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
 	"channels.discord.allow_http":         false,
 	"channels.telegram.api_base":          "https://api.telegram.org",
+
+	// 0: ingest.streaky.max_waiting divided equally among the API secrets.
+	"ingest.streaky.max_waiting_per_secret": 0,
 
 	"channels.discord.global_rate":         50.0,
 	"channels.discord.invalid_budget":      5000,
@@ -421,6 +425,19 @@ func (c Config) validate() error {
 	}
 	if c.Ingest.Streaky.MaxWaiting < 1 {
 		bad("ingest.streaky.max_waiting", "must be at least 1")
+	}
+	// Each API secret needs a slot, and the shares must fit in max_waiting,
+	// so one secret's requests never take another's slots. With no secret
+	// configured, one is generated.
+	if mw := c.Ingest.Streaky.MaxWaiting; mw >= 1 {
+		secrets := max(1, len(c.Ingest.APISecrets))
+		switch per := c.Ingest.Streaky.MaxWaitingPerSecret; {
+		case per < 0 || per > mw/secrets:
+			bad("ingest.streaky.max_waiting_per_secret", "must be between 0 (max_waiting shared equally) and ingest.streaky.max_waiting (%d) divided by the %d API secrets, not %d",
+				mw, secrets, per)
+		case mw < secrets:
+			bad("ingest.streaky.max_waiting", "must be at least 1 per API secret (%d secrets), not %d", secrets, mw)
+		}
 	}
 	if c.Consumer.Workers < 1 {
 		bad("consumer.workers", "must be at least 1, not %d", c.Consumer.Workers)

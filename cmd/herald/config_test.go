@@ -96,6 +96,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"delivered records outliving the others", "nats:\n  status_ttl: 1h\n  delivered_status_ttl: 2h\n", nil, "nats.delivered_status_ttl"},
 		{"ack delay past a second", "consumer:\n  ack_delay: 2s\n", nil, "consumer.ack_delay"},
 		{"delivered records gone at once", "", map[string]string{"HERALD_NATS_DELIVERED_STATUS_TTL": "0s"}, "nats.delivered_status_ttl"},
+		{"waiting shares past max_waiting", "ingest:\n  api_secrets: [a, b]\n  streaky:\n    max_waiting: 10\n    max_waiting_per_secret: 6\n", nil,
+			"ingest.streaky.max_waiting_per_secret"},
+		{"negative waiting share", "", map[string]string{"HERALD_INGEST_STREAKY_MAX_WAITING_PER_SECRET": "-1"}, "ingest.streaky.max_waiting_per_secret"},
+		{"fewer waiting slots than secrets", "ingest:\n  api_secrets: [a, b, c]\n  streaky:\n    max_waiting: 2\n", nil, "ingest.streaky.max_waiting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,4 +105,117 @@ func statusRecords(t *testing.T, js jetstream.JetStream) int {
 		n++
 	}
 	return n
+}
+
+// Issue 17's measurement made a test: one API secret holds as many waiting
+// Streaky requests as it may (and more: ingest.streaky.max_waiting of them,
+// which took every slot before waiting slots were shared per secret), to a
+// webhook that never answers, from several client addresses. Another
+// secret's requests still wait for their real outcomes: a dead webhook is
+// reported dead, a healthy one delivered. The first secret's requests past
+// its share are answered as a timed-out wait is, at once.
+func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
+	const (
+		maxWaiting = 20
+		share      = maxWaiting / 2 // the default: max_waiting over the 2 secrets
+		secretB    = "second-streaky-secret-for-tests"
+		hungID     = "111111111111111111"
+		goneID     = "404"
+	)
+	discord := fake.NewDiscord(t)
+	discord.Script(func(r fake.DiscordRequest, _ int) fake.Response {
+		switch r.WebhookID {
+		case hungID:
+			return fake.Response{Hang: true}
+		case goneID:
+			return fake.Respond404UnknownWebhook()
+		}
+		return fake.Response{}
+	})
+	app := newTestApp(t, map[string]string{
+		"HERALD_INGEST_API_SECRETS":         secretB,
+		"HERALD_INGEST_STREAKY_MAX_WAITING": strconv.Itoa(maxWaiting),
+		// The longest wait: secret A's requests still wait when B's are
+		// answered, however slow the machine.
+		"HERALD_INGEST_STREAKY_WAIT": "14s",
+	})
+	body := func(webhook string) string {
+		b, _ := json.Marshal(map[string]any{"type": "discord", "encrypted_webhook": testkit.Seal(t, app.Keys, webhook), "message": streakyMessage("octocat")})
+		return string(b)
+	}
+
+	// Secret A (VPS_SECRET): max_waiting requests to the hung webhook, from
+	// 127.0.0.2-6.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type answer struct {
+		code  int
+		reply map[string]any
+	}
+	answered := make(chan answer, maxWaiting)
+	var wg sync.WaitGroup
+	for i := range maxWaiting {
+		client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%5))},
+		}).DialContext}}
+		b := body(discord.WebhookURL(hungID, "hung-token"))
+		wg.Go(func() {
+			req := newRequest(http.MethodPost, app.URL+"/send-notification", "X-API-Secret", testSecret, b)
+			resp, err := client.Do(req.WithContext(ctx))
+			if err != nil {
+				return // cancelled at the end of the test, still waiting
+			}
+			defer resp.Body.Close()
+			var reply map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&reply)
+			answered <- answer{resp.StatusCode, reply}
+		})
+	}
+	waiting := func() int {
+		for line := range strings.Lines(get(t, app.URL+"/metrics")) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "herald_streaky_waiting "); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		return -1
+	}
+	testkit.WaitFor(t, 20*time.Second, "every request of secret A waiting or answered", func() bool {
+		return waiting()+len(answered) == maxWaiting && discord.Count() > 0
+	})
+
+	// Secret B: the dead webhook is reported dead, the healthy one delivered.
+	post := func(webhook string) (int, map[string]any) {
+		t.Helper()
+		return jsonCall(t, http.MethodPost, app.URL+"/send-notification", "X-API-Secret", secretB, body(webhook), secretB)
+	}
+	code, reply := post(discord.WebhookURL(goneID, "gone-token"))
+	t.Logf("secret A: %d requests waiting, %d answered at once; secret B, webhook answering 404: %d %v", waiting(), len(answered), code, reply)
+	if msg, _ := reply["error"].(string); code != 200 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
+		t.Errorf("secret B, webhook answering 404: reply %d %v, want the failure with its reason", code, reply)
+	}
+	code, reply = post(discord.WebhookURL("123456789012345678", "healthy-token"))
+	if code != 200 || reply["success"] != true || reply["error"] != nil || reply["queued"] != nil {
+		t.Errorf("secret B, healthy webhook: reply %d %v, want the delivered outcome", code, reply)
+	}
+
+	// Secret A holds its share; the rest was answered as a timed-out wait.
+	if n := waiting(); n != share {
+		t.Errorf("%d requests waiting, want secret A's share %d", n, share)
+	}
+	if n := len(answered); n != maxWaiting-share {
+		t.Errorf("%d of secret A's requests answered at once, want %d", n, maxWaiting-share)
+	}
+	for range len(answered) {
+		a := <-answered
+		if id, _ := a.reply["id"].(string); a.code != 200 || a.reply["success"] != true || a.reply["queued"] != true || id == "" {
+			t.Errorf("secret A past its share: reply %d %v, want queued with the id", a.code, a.reply)
+		}
+	}
+	if m := get(t, app.URL+"/metrics"); !strings.Contains(m, `herald_streaky_unwaited_total{reason="share_spent"} `+strconv.Itoa(maxWaiting-share)+"\n") {
+		t.Errorf("/metrics does not count secret A's unwaited requests by reason")
+	}
+	cancel()
+	wg.Wait()
+	discord.Close() // releases the hung sends, so the app stops at once
 }

@@ -378,6 +378,12 @@ func TestConfigValidate(t *testing.T) {
 		{"negative body", Config{APISecrets: []string{"a"}, MaxBodyBytes: -1}, false},
 		{"negative wait", Config{APISecrets: []string{"a"}, StreakyWait: -time.Second}, false},
 		{"wait past the Worker's timeout", Config{APISecrets: []string{"a"}, StreakyWait: 15 * time.Second}, false},
+		{"share of the default", Config{APISecrets: []string{"a", "b"}, MaxWaitingPerSecret: DefaultMaxWaiting / 2}, true},
+		{"one secret takes all", Config{APISecrets: []string{"a"}, MaxWaiting: 10, MaxWaitingPerSecret: 10}, true},
+		{"shares past max waiting", Config{APISecrets: []string{"a", "b", "c"}, MaxWaiting: 10, MaxWaitingPerSecret: 4}, false},
+		{"fewer slots than secrets", Config{APISecrets: []string{"a", "b", "c"}, MaxWaiting: 2}, false},
+		{"negative share", Config{APISecrets: []string{"a"}, MaxWaitingPerSecret: -1}, false},
+		{"negative max waiting", Config{APISecrets: []string{"a"}, MaxWaiting: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // secret is one accepted API secret, kept only as digests.
@@ -20,6 +21,9 @@ type secret struct {
 	scope string
 	// owner keys the tags that tie job and secret ids to this secret.
 	owner [sha256.Size]byte
+	// waiting counts the Streaky requests sent with this secret that wait
+	// for their result (Config.MaxWaitingPerSecret caps it).
+	waiting atomic.Int64
 }
 
 // scopePrefix separates the idempotency scope's hash from the auth digest.

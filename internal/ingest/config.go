@@ -23,6 +23,16 @@ const (
 	DefaultMaxWaiting = 1000
 )
 
+// defaultShare is each API secret's share of maxWaiting when
+// Config.MaxWaitingPerSecret is 0: an equal part for each of secrets, all of
+// it for one.
+func defaultShare(maxWaiting, secrets int) int {
+	if secrets < 1 {
+		return maxWaiting
+	}
+	return maxWaiting / secrets
+}
+
 // Config configures the ingest. The zero value is not valid: at least one
 // API secret is required.
 type Config struct {
@@ -41,11 +51,19 @@ type Config struct {
 	// At most MaxStreakyWait; DefaultStreakyWait is the recommended value.
 	StreakyWait time.Duration
 	// MaxWaiting caps the Streaky requests waiting for their delivery result
-	// at once (ingest.streaky.max_waiting); DefaultMaxWaiting when 0. Past
-	// it a request is answered as soon as its job is stored, as a wait that
-	// timed out would be ({"success":true,"queued":true}), so a burst of
-	// waiting requests cannot take the process's memory.
+	// at once (ingest.streaky.max_waiting); DefaultMaxWaiting when 0. It is
+	// shared out among the API secrets (MaxWaitingPerSecret), so that a burst
+	// of waiting requests cannot take the process's memory.
 	MaxWaiting int
+	// MaxWaitingPerSecret is each API secret's share of MaxWaiting
+	// (ingest.streaky.max_waiting_per_secret): the Streaky requests sent with
+	// one secret that may wait at once. Past it a request of that secret is
+	// answered as soon as its job is stored, as a wait that timed out would be
+	// ({"success":true,"queued":true} with the job's id). The shares together
+	// must fit in MaxWaiting, so one secret's requests never take another's
+	// slots. When 0, MaxWaiting is divided equally among the secrets (all of
+	// it for a single secret).
+	MaxWaitingPerSecret int
 	// Version is Herald's version, sent in the X-Herald-Version header of
 	// /health and /readyz.
 	Version string
@@ -78,6 +96,17 @@ func (c Config) Validate() error {
 	if c.MaxWaiting < 0 {
 		return fmt.Errorf("ingest: max waiting %d is negative", c.MaxWaiting)
 	}
+	if c.MaxWaitingPerSecret < 0 {
+		return fmt.Errorf("ingest: max waiting per secret %d is negative", c.MaxWaitingPerSecret)
+	}
+	d := c.withDefaults()
+	if d.MaxWaitingPerSecret < 1 {
+		return fmt.Errorf("ingest: max waiting %d is less than one per API secret (%d secrets)", d.MaxWaiting, len(c.APISecrets))
+	}
+	if d.MaxWaitingPerSecret > d.MaxWaiting/len(c.APISecrets) {
+		return fmt.Errorf("ingest: max waiting per secret %d for %d API secrets is more than max waiting %d holds: one secret's requests could take another's slots",
+			d.MaxWaitingPerSecret, len(c.APISecrets), d.MaxWaiting)
+	}
 	if c.StreakyWait < 0 || c.StreakyWait > MaxStreakyWait {
 		return fmt.Errorf("ingest: streaky wait %s must be between 0s and %s (the Worker gives up after 15s)", c.StreakyWait, MaxStreakyWait)
 	}
@@ -91,6 +120,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWaiting == 0 {
 		c.MaxWaiting = DefaultMaxWaiting
+	}
+	if c.MaxWaitingPerSecret == 0 {
+		c.MaxWaitingPerSecret = defaultShare(c.MaxWaiting, len(c.APISecrets))
 	}
 	return c
 }

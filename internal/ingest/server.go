@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/heraldrelay/herald"
@@ -122,9 +121,6 @@ type Server struct {
 	secrets  []secret
 	now      func() time.Time
 	handler  http.Handler
-	// waiting counts the Streaky requests waiting for their result
-	// (Config.MaxWaiting caps it).
-	waiting atomic.Int64
 }
 
 // Route patterns; they are also the route label of the HTTP metrics.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/status"
 )
 
@@ -58,7 +59,8 @@ type streakyReply struct {
 func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	ctx := r.Context()
-	if _, ok := s.authStreaky(r); !ok {
+	sec, ok := s.authStreaky(r)
+	if !ok {
 		s.streakyFail(w, r, reject(errUnauthorized, "missing or wrong X-API-Secret"))
 		return
 	}
@@ -84,15 +86,17 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 
 	// Wait before publishing, so a fast worker's result is not missed.
 	var watch *status.Wait
-	if s.cfg.StreakyWait > 0 && s.waiting.Add(1) > int64(s.cfg.MaxWaiting) {
-		// Enough requests wait already: answer as a wait that timed out.
-		s.waiting.Add(-1)
-		s.metrics.StreakyUnwaited.Inc()
-		s.log.DebugContext(ctx, "too many requests waiting for their result; answering without waiting", "id", job.ID)
+	if s.cfg.StreakyWait > 0 && sec.waiting.Add(1) > int64(s.cfg.MaxWaitingPerSecret) {
+		// This secret's requests hold its whole share of the waiting slots:
+		// answer as a wait that timed out. The other secrets' shares are
+		// theirs, whatever this one sends.
+		sec.waiting.Add(-1)
+		s.metrics.StreakyUnwaited.WithLabelValues(metrics.UnwaitedShareSpent).Inc()
+		s.log.DebugContext(ctx, "this API secret's share of waiting requests is in use; answering without waiting", "id", job.ID)
 	} else if s.cfg.StreakyWait > 0 {
 		s.metrics.StreakyWaiting.Inc()
 		defer func() {
-			s.waiting.Add(-1)
+			sec.waiting.Add(-1)
 			s.metrics.StreakyWaiting.Dec()
 		}()
 		wt, err := s.outcomes.Wait(job.ID)
@@ -134,6 +138,7 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			s.log.WarnContext(ctx, "waiting for the job's result failed", "id", job.ID, "err", err.Error())
 		}
+		s.metrics.StreakyUnwaited.WithLabelValues(metrics.UnwaitedTimeout).Inc()
 		writeJSON(w, http.StatusOK, queued)
 	}
 }

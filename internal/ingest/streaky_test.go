@@ -476,6 +476,9 @@ func TestStreakyWait(t *testing.T) {
 		if reply["id"] != job.ID {
 			t.Fatalf("id %v, stored %s", reply["id"], job.ID)
 		}
+		if body := e.do(request{method: "GET", path: "/metrics"}).Body.String(); !strings.Contains(body, `herald_streaky_unwaited_total{reason="timeout"} 1`+"\n") {
+			t.Error("the timed-out wait is not counted")
+		}
 	})
 	t.Run("client leaves", func(t *testing.T) {
 		e := newTestEnv(t, withWait(MaxStreakyWait))
@@ -570,40 +573,54 @@ func TestStreakyOverHTTP(t *testing.T) {
 	}
 }
 
-// TestStreakyWaitersCapped: past Config.MaxWaiting requests waiting for
-// their result, a request is answered as soon as its job is stored, as a
-// wait that timed out would be; the job is stored all the same.
+// TestStreakyWaitersCapped: past its share of Config.MaxWaiting requests
+// waiting for their result, a request of one API secret is answered as soon
+// as its job is stored, as a wait that timed out would be; the job is stored
+// all the same, and the other secret's request still waits.
 func TestStreakyWaitersCapped(t *testing.T) {
-	e := newTestEnv(t, withWait(3*time.Second), func(c *Config, _ *Deps) { c.MaxWaiting = 1 })
-	first := make(chan *httptest.ResponseRecorder, 1)
-	go func() { first <- e.streaky(e.discordBody()) }()
-	testkit.WaitFor(t, 5*time.Second, "the first request to wait", func() bool { return e.srv.waiting.Load() == 1 })
+	// Two secrets, two slots: one each.
+	e := newTestEnv(t, withWait(MaxStreakyWait), func(c *Config, _ *Deps) { c.MaxWaiting = 2 })
 	metricsSay := func(want string) {
 		t.Helper()
 		if body := e.do(request{method: "GET", path: "/metrics"}).Body.String(); !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	metricsSay("herald_streaky_waiting 1")
-	start := time.Now()
-	rec := e.streaky(e.discordBody())
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("the request over the cap waited %s", took)
+	metricsSay(`herald_streaky_unwaited_total{reason="share_spent"} 0`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	post := func(secret string) *httptest.ResponseRecorder {
+		return e.do(request{method: "POST", path: "/send-notification", body: e.discordBody(), ctx: ctx,
+			header: map[string]string{"Content-Type": "application/json", "X-API-Secret": secret}})
 	}
+	waiters := make(chan *httptest.ResponseRecorder, 2)
+	go func() { waiters <- post(testAPISecret) }()
+	testkit.WaitFor(t, 5*time.Second, "the first request to wait", func() bool { return e.waits.Waiting() == 1 })
+	metricsSay("herald_streaky_waiting 1")
+
+	// The same secret again: its share is in use.
+	rec := post(testAPISecret)
 	var reply streakyReply
 	decodeJSON(t, rec.Body, &reply)
 	if rec.Code != 200 || !reply.Success || !reply.Queued || reply.ID == "" {
-		t.Fatalf("over the cap: %d %+v, want success, queued", rec.Code, reply)
+		t.Fatalf("over the share: %d %+v, want success, queued", rec.Code, reply)
 	}
-	if r := <-first; r.Code != 200 {
-		t.Fatalf("the waiting request: %d", r.Code)
+	metricsSay(`herald_streaky_unwaited_total{reason="share_spent"} 1`)
+
+	// The other secret's slot is its own: its request waits.
+	go func() { waiters <- post("second-secret-abcdefgh") }()
+	testkit.WaitFor(t, 5*time.Second, "the other secret's request to wait", func() bool { return e.waits.Waiting() == 2 })
+	metricsSay("herald_streaky_waiting 2")
+	metricsSay(`herald_streaky_unwaited_total{reason="share_spent"} 1`)
+
+	cancel() // both clients leave
+	for range 2 {
+		if r := <-waiters; r.Code != 200 {
+			t.Fatalf("a waiting request: %d", r.Code)
+		}
 	}
-	if n := e.streamMsgs(); n != 2 {
-		t.Fatalf("stream holds %d jobs, want 2", n)
-	}
-	if n := e.srv.waiting.Load(); n != 0 {
-		t.Errorf("%d waiters left counted", n)
+	if n := e.streamMsgs(); n != 3 {
+		t.Fatalf("stream holds %d jobs, want 3", n)
 	}
 	metricsSay("herald_streaky_waiting 0")
-	metricsSay("herald_streaky_unwaited_total 1")
 }

@@ -22,10 +22,10 @@ type Metrics struct {
 	JobsRejected       *prometheus.CounterVec // route, reason
 	PublishFails       prometheus.Counter     // publishes that were not acknowledged
 	// StreakyWaiting is the Streaky requests waiting for their outcome;
-	// StreakyUnwaited counts those answered without waiting because
-	// ingest.streaky.max_waiting requests were waiting already.
+	// StreakyUnwaited counts those answered without it ("queued"), by reason
+	// (UnwaitedShareSpent, UnwaitedTimeout).
 	StreakyWaiting  prometheus.Gauge
-	StreakyUnwaited prometheus.Counter
+	StreakyUnwaited *prometheus.CounterVec
 
 	// Delivery.
 	Deliveries       *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
@@ -118,9 +118,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		StreakyWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_streaky_waiting", Help: "Streaky requests waiting for their delivery outcome.",
 		}),
-		StreakyUnwaited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "herald_streaky_unwaited_total", Help: "Streaky requests answered as soon as stored because ingest.streaky.max_waiting requests were waiting.",
-		}),
+		StreakyUnwaited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_streaky_unwaited_total", Help: "Streaky requests answered without their delivery outcome (queued), by reason: share_spent (their API secret's share of ingest.streaky.max_waiting was in use), timeout (no outcome within ingest.streaky.wait).",
+		}, []string{"reason"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_jobs_in_flight", Help: "Jobs being handled by this process.",
 		}),
@@ -214,5 +214,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Both reasons show from the start, at 0, for alerts on their rate.
+	m.StreakyUnwaited.WithLabelValues(UnwaitedShareSpent)
+	m.StreakyUnwaited.WithLabelValues(UnwaitedTimeout)
 	return m
 }
+
+// Reasons of StreakyUnwaited.
+const (
+	// UnwaitedShareSpent: the request's API secret already had its share of
+	// the waiting slots waiting, so it was answered as soon as stored.
+	UnwaitedShareSpent = "share_spent"
+	// UnwaitedTimeout: the request waited, and the outcome was not known
+	// within the wait.
+	UnwaitedTimeout = "timeout"
+)
