@@ -230,7 +230,7 @@ func TestRegisterVerifyAndShowID(t *testing.T) {
 	}
 	// Not usable before it is confirmed, although the vault does not
 	// require verification.
-	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err == nil {
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord, ""); err == nil {
 		t.Fatal("the registration is usable before its code was entered")
 	}
 	code := p.codes.last(t)
@@ -246,7 +246,7 @@ func TestRegisterVerifyAndShowID(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "<code>"+id+"</code>") {
 		t.Fatalf("right code: %d\n%s", resp.StatusCode, body)
 	}
-	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err != nil {
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord, ""); err != nil {
 		t.Fatalf("verified registration: %v", err)
 	}
 }
