@@ -501,3 +501,35 @@ func TestPendingRegistrationsCapped(t *testing.T) {
 		}
 	})
 }
+
+// The page acts for nobody: a credential an API secret stored (with an
+// owner) does not exist to it. Neither a wrong code nor the right one is
+// taken, and no code is resent.
+func TestRegisterCannotTouchAnOwnedCredential(t *testing.T) {
+	p := newPage(t, nil)
+	owned, err := p.vault.Store(context.Background(), herald.ChannelDiscord, herald.Target{WebhookURL: testWebhook},
+		vault.StoreOptions{Verify: true, Owner: "someapisecretsownerid00000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := p.codes.last(t)
+	b := newBrowser(t)
+	for _, form := range []url.Values{
+		{"code": {code}, "action": {"verify"}},
+		{"action": {"resend"}},
+	} {
+		_, body := b.get(p.url + "/register")
+		form.Set("csrf", field(t, csrfRE, body))
+		form.Set("id", owned.ID)
+		resp, body := b.post(p.url+"/register/verify?id="+owned.ID, form)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "does not exist") {
+			t.Fatalf("%s of an owned credential: %d\n%s", form.Get("action"), resp.StatusCode, body)
+		}
+	}
+	if p.codes.count() != 1 {
+		t.Fatalf("%d codes sent, want 1", p.codes.count())
+	}
+	if info, err := p.vault.Info(context.Background(), owned.ID, "someapisecretsownerid00000"); err != nil || info.Verified {
+		t.Fatalf("the owned credential after the page's tries: %+v, %v", info, err)
+	}
+}
