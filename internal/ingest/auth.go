@@ -18,12 +18,12 @@ type secret struct {
 	// scope identifies the client in idempotency ids without being the
 	// secret, or the digest compared at login.
 	scope string
-	// owner keys the tags that tie job and secret ids to this secret.
-	owner [sha256.Size]byte
 	// credentialOwner is the owner recorded with the credentials this
 	// secret stores, and carried by its jobs that name one (herald.Job.Owner):
 	// a keyed id of the secret (see credentialOwnerOf), not the secret.
 	credentialOwner string
+	// owner keys the tags that tie job and secret ids to this secret.
+	owner [sha256.Size]byte
 }
 
 // scopePrefix separates the idempotency scope's hash from the auth digest.
