@@ -66,6 +66,13 @@ type Job struct {
 	// vault) instead of carrying sealed Credentials: a job has one or the
 	// other. The credential must be for the job's Channel.
 	CredentialID string `json:"credential_id,omitempty"`
+	// Owner is the tenant that submitted the job: Herald's ingest sets it,
+	// on jobs naming a CredentialID, to the keyed id of the API secret that
+	// sent them (never the secret). A worker then uses the credential only
+	// if it belongs to that owner or to nobody, and dead-letters the job
+	// otherwise. Jobs published straight to NATS leave it empty: they may
+	// name any credential.
+	Owner string `json:"owner,omitempty"`
 	// Message is what to deliver.
 	Message Message `json:"message"`
 }
@@ -162,6 +169,9 @@ func (j *Job) Validate() error {
 	if j.ID != "" && !ValidID(j.ID) {
 		return bad("id must be 1-64 characters of A-Z a-z 0-9 - _")
 	}
+	if j.Owner != "" && !ValidID(j.Owner) {
+		return bad("owner must be 1-64 characters of A-Z a-z 0-9 - _")
+	}
 	return nil
 }
 
@@ -181,7 +191,9 @@ func ValidID(id string) bool {
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// NewID returns a fresh random job id (26 characters, 130 random bits).
+// NewID returns a fresh random id: 128 bits from crypto/rand in 26
+// characters of lower-case base32. Job ids and vault credential ids are
+// made with it; a credential id is unguessable because of it.
 func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms

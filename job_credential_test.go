@@ -26,6 +26,10 @@ func TestJobValidateCredentialID(t *testing.T) {
 		{"bad id", func(j *herald.Job) { j.Credentials, j.CredentialID = herald.Credentials{}, "c.*" }, "credential_id must be"},
 		{"long id", func(j *herald.Job) { j.Credentials, j.CredentialID = herald.Credentials{}, strings.Repeat("a", 65) }, "credential_id must be"},
 		{"neither", func(j *herald.Job) { j.Credentials = herald.Credentials{} }, "credentials.webhook is required"},
+		{"with an owner", func(j *herald.Job) {
+			j.Credentials, j.CredentialID, j.Owner = herald.Credentials{}, "cred_1", "abcdefghijklmnopqrstuvwxyz"
+		}, ""},
+		{"bad owner", func(j *herald.Job) { j.Credentials, j.CredentialID, j.Owner = herald.Credentials{}, "cred_1", "a b" }, "owner must be"},
 		{"still needs a channel", func(j *herald.Job) {
 			j.Channel, j.Credentials, j.CredentialID = "", herald.Credentials{}, "cred_1"
 		}, "unknown channel"},
@@ -55,8 +59,12 @@ func TestJobCredentialIDWireName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"credential_id":"cred_1"`) {
+	if !strings.Contains(string(b), `"credential_id":"cred_1"`) || strings.Contains(string(b), `"owner"`) {
 		t.Fatalf("wire form %s", b)
+	}
+	j.Owner = "o1"
+	if b, _ = json.Marshal(j); !strings.Contains(string(b), `"owner":"o1"`) {
+		t.Fatalf("wire form with an owner %s", b)
 	}
 	if b, _ := json.Marshal(validJob()); strings.Contains(string(b), "credential_id") {
 		t.Fatalf("credential_id written when empty: %s", b)

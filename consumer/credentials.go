@@ -14,14 +14,16 @@ import (
 // credentials; *vault.Vault satisfies it. It must be safe for concurrent use.
 //
 // Resolve returns the plaintext target of credential id for a job of channel
-// c, which the Pool keeps only for the duration of the attempt. An error that
-// can never change (unknown or deleted credential, another channel, not
-// verified, a key that is not configured) must wrap herald.ErrPermanent: the
+// c and owner (herald.Job.Owner), which the Pool keeps only for the duration
+// of the attempt. A job with an owner must not get a credential of another
+// owner: that is the error of an unknown credential. An error that can never
+// change (unknown or deleted credential, another owner's, another channel,
+// not verified, a key that is not configured) must wrap herald.ErrPermanent: the
 // job is dead-lettered with cause "credentials". Any other error (the store
 // is unreachable) is transient and the job is retried. Error texts must not
 // hold the target.
 type CredentialResolver interface {
-	Resolve(ctx context.Context, id string, c herald.Channel) (herald.Target, error)
+	Resolve(ctx context.Context, id string, c herald.Channel, owner string) (herald.Target, error)
 }
 
 // resolveTimeout bounds one Resolve, so an unreachable store cannot hold a
@@ -38,7 +40,7 @@ func (p *Pool) resolveCredential(ctx context.Context, d *Delivery) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	t, err := p.credentials.Resolve(ctx, d.Job.CredentialID, d.Job.Channel)
+	t, err := p.credentials.Resolve(ctx, d.Job.CredentialID, d.Job.Channel, d.Job.Owner)
 	if err != nil {
 		err = fmt.Errorf("consumer: resolve credential_id %s: %w", d.Job.CredentialID, err)
 		if errors.Is(err, herald.ErrPermanent) {

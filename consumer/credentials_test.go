@@ -52,7 +52,7 @@ func TestCredentialIDJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Delete(context.Background(), gone.ID); err != nil {
+	if err := v.Delete(context.Background(), gone.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	tg, err := v.Store(context.Background(), herald.ChannelTelegram, herald.Target{BotToken: botToken, ChatID: chatID}, vault.StoreOptions{})

@@ -189,10 +189,11 @@ func TestServeVerificationEndToEnd(t *testing.T) {
 }
 
 // The registration page: the form, a webhook, the code at the destination,
-// the id on the page; a form without its CSRF token is refused.
+// the id on the page; a form without its CSRF token is refused. The id is a
+// bearer credential: every API secret holding it sends with it.
 func TestServeRegisterPageEndToEnd(t *testing.T) {
 	discord := fake.NewDiscord(t)
-	app := newTestApp(t, nil)
+	app := newTestApp(t, map[string]string{"HERALD_INGEST_API_SECRETS": otherTenantSecret})
 	token := "register-e2e-token_9"
 	webhook := discord.WebhookURL("99", token)
 	secrets := []string{webhook, token, testkit.Key, testSecret}
@@ -236,11 +237,17 @@ func TestServeRegisterPageEndToEnd(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "<code>"+id+"</code>") {
 		t.Fatalf("POST /register/verify: %d\n%s", code, body)
 	}
-	// The id works for jobs.
+	// The id works for jobs, whichever API secret sends them.
 	if code, out := apiCall(t, app, "POST", "/v1/notifications", notificationByID("discord", id, "hello"), secrets...); code != 202 {
 		t.Fatalf("job by the registered id: %d %v", code, out)
 	}
-	testkit.WaitFor(t, 15*time.Second, "delivery", func() bool { _, others := codesAt(discord); return others == 1 })
+	if code, out := otherCall(t, app, "POST", "/v1/notifications", notificationByID("discord", id, "hello again"), secrets...); code != 202 {
+		t.Fatalf("another API secret's job by the registered id: %d %v", code, out)
+	}
+	if code, out := otherCall(t, app, "GET", "/v1/credentials/"+id, "", secrets...); code != 200 || out["verified"] != true {
+		t.Fatalf("another API secret's read of the registered id: %d %v", code, out)
+	}
+	testkit.WaitFor(t, 15*time.Second, "delivery", func() bool { _, others := codesAt(discord); return others == 2 })
 	testkit.AssertNoSecrets(t, "log", app.Logs.String(), secrets...)
 }
 

@@ -93,7 +93,11 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		Credentials: req.Credentials,
 		Message:     req.Message,
 	}
-	job.CredentialID = req.CredentialID
+	if req.CredentialID != "" {
+		// The credential must be this secret's (or nobody's), here and
+		// again at the worker.
+		job.CredentialID, job.Owner = req.CredentialID, sec.credentialOwner
+	}
 	if err := s.checkAPIJob(ctx, job); err != nil {
 		s.apiFail(w, r, routeCreate, err)
 		return

@@ -19,6 +19,10 @@ type secret struct {
 	// scope identifies the client in idempotency ids without being the
 	// secret, or the digest compared at login.
 	scope string
+	// credentialOwner is the owner recorded with the credentials this
+	// secret stores, and carried by its jobs that name one (herald.Job.Owner):
+	// a keyed id of the secret (see credentialOwnerOf), not the secret.
+	credentialOwner string
 	// owner keys the tags that tie job and secret ids to this secret.
 	owner [sha256.Size]byte
 	// waiting counts the Streaky requests sent with this secret that wait
@@ -36,8 +40,24 @@ func newSecrets(plain []string) []secret {
 		sum := sha256.Sum256([]byte(scopePrefix + p))
 		out[i].scope = hex.EncodeToString(sum[:16])
 		out[i].owner = sha256.Sum256([]byte(ownerPrefix + p))
+		out[i].credentialOwner = credentialOwnerOf(out[i].owner)
 	}
 	return out
+}
+
+// credentialOwnerPurpose is the message whose HMAC under a secret's owner key
+// is the secret's credential owner id.
+const credentialOwnerPurpose = "herald credential owner"
+
+// credentialOwnerOf returns the credential owner id of the secret whose
+// owner key is key: 128 bits of HMAC-SHA256 in lower-case base32 (26
+// characters). It is stored in vault records and carried in jobs, so it must
+// not lead back to the secret: it is a keyed hash of a hash of it, and it
+// grants nothing by itself (every API route asks for the secret).
+func credentialOwnerOf(key [sha256.Size]byte) string {
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(credentialOwnerPurpose))
+	return strings.ToLower(ownerEncoding.EncodeToString(m.Sum(nil)[:16]))
 }
 
 // ownerPrefix separates the owner key from the other digests of a secret.

@@ -18,13 +18,20 @@ import (
 // Vault is the credential vault behind /v1/credentials and /v1/secrets, and
 // the one jobs naming a credential_id are checked against; *vault.Vault
 // implements it. Its errors are the vault package's.
+//
+// Every credential the API stores records its owner, the storing API
+// secret's credentialOwner, and every call acts as the requesting secret's:
+// to another secret a credential does not exist (vault.ErrNotFound, 404),
+// whether it is read, verified, deleted or named by a job. A credential of
+// nobody (from the registration page, or stored before owners were
+// recorded) is used by whoever holds its id.
 type Vault interface {
 	Store(ctx context.Context, c herald.Channel, t herald.Target, opts vault.StoreOptions) (vault.Info, error)
-	Info(ctx context.Context, id string) (vault.Info, error)
-	Delete(ctx context.Context, id string) error
-	Verify(ctx context.Context, id, code string) (vault.Info, error)
-	Resend(ctx context.Context, id string) error
-	Check(ctx context.Context, id string, c herald.Channel) error
+	Info(ctx context.Context, id, owner string) (vault.Info, error)
+	Delete(ctx context.Context, id, owner string) error
+	Verify(ctx context.Context, id, code, owner string) (vault.Info, error)
+	Resend(ctx context.Context, id, owner string) error
+	Check(ctx context.Context, id string, c herald.Channel, owner string) error
 	PutSecret(ctx context.Context, value string, ttl time.Duration) (vault.SecretRef, error)
 	TakeSecret(ctx context.Context, id string) (string, error)
 }
@@ -88,9 +95,11 @@ type Resent struct {
 }
 
 // handleCredentialCreate serves POST /v1/credentials: 201 with the
-// credential's metadata (vault.Info), never its destination.
+// credential's metadata (vault.Info), never its destination. The credential
+// belongs to the API secret that stored it.
 func (s *Server) handleCredentialCreate(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.vaultAuth(w, r, routeCredentialCreate); !ok {
+	sec, ok := s.vaultAuth(w, r, routeCredentialCreate)
+	if !ok {
 		return
 	}
 	var req CredentialRequest
@@ -116,7 +125,7 @@ func (s *Server) handleCredentialCreate(w http.ResponseWriter, r *http.Request) 
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	info, err := s.vault.Store(ctx, req.Channel, target, vault.StoreOptions{Verify: req.Verify})
+	info, err := s.vault.Store(ctx, req.Channel, target, vault.StoreOptions{Verify: req.Verify, Owner: sec.credentialOwner})
 	if err != nil {
 		s.apiFail(w, r, routeCredentialCreate, credentialError(err))
 		return
@@ -127,12 +136,13 @@ func (s *Server) handleCredentialCreate(w http.ResponseWriter, r *http.Request) 
 
 // handleCredentialGet serves GET /v1/credentials/{id}: the metadata.
 func (s *Server) handleCredentialGet(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.vaultAuth(w, r, routeCredentialGet); !ok {
+	sec, ok := s.vaultAuth(w, r, routeCredentialGet)
+	if !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	info, err := s.vault.Info(ctx, r.PathValue("id"))
+	info, err := s.vault.Info(ctx, r.PathValue("id"), sec.credentialOwner)
 	if err != nil {
 		s.apiFail(w, r, routeCredentialGet, credentialError(err))
 		return
@@ -142,12 +152,13 @@ func (s *Server) handleCredentialGet(w http.ResponseWriter, r *http.Request) {
 
 // handleCredentialDelete serves DELETE /v1/credentials/{id}: 204.
 func (s *Server) handleCredentialDelete(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.vaultAuth(w, r, routeCredentialDelete); !ok {
+	sec, ok := s.vaultAuth(w, r, routeCredentialDelete)
+	if !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	if err := s.vault.Delete(ctx, r.PathValue("id")); err != nil {
+	if err := s.vault.Delete(ctx, r.PathValue("id"), sec.credentialOwner); err != nil {
 		s.apiFail(w, r, routeCredentialDelete, credentialError(err))
 		return
 	}
@@ -157,7 +168,8 @@ func (s *Server) handleCredentialDelete(w http.ResponseWriter, r *http.Request) 
 // handleCredentialVerify serves POST /v1/credentials/{id}/verify with
 // {"code":"123456"}: 200 with the now verified credential's metadata.
 func (s *Server) handleCredentialVerify(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.vaultAuth(w, r, routeCredentialVerify); !ok {
+	sec, ok := s.vaultAuth(w, r, routeCredentialVerify)
+	if !ok {
 		return
 	}
 	var req VerifyRequest
@@ -167,7 +179,7 @@ func (s *Server) handleCredentialVerify(w http.ResponseWriter, r *http.Request) 
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	info, err := s.vault.Verify(ctx, r.PathValue("id"), req.Code)
+	info, err := s.vault.Verify(ctx, r.PathValue("id"), req.Code, sec.credentialOwner)
 	if err != nil {
 		s.apiFail(w, r, routeCredentialVerify, credentialError(err))
 		return
@@ -178,13 +190,14 @@ func (s *Server) handleCredentialVerify(w http.ResponseWriter, r *http.Request) 
 // handleCredentialResend serves POST /v1/credentials/{id}/verify/resend: a
 // new code is sent (202).
 func (s *Server) handleCredentialResend(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.vaultAuth(w, r, routeCredentialResend); !ok {
+	sec, ok := s.vaultAuth(w, r, routeCredentialResend)
+	if !ok {
 		return
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
 	id := r.PathValue("id")
-	if err := s.vault.Resend(ctx, id); err != nil {
+	if err := s.vault.Resend(ctx, id, sec.credentialOwner); err != nil {
 		s.apiFail(w, r, routeCredentialResend, credentialError(err))
 		return
 	}
@@ -192,7 +205,8 @@ func (s *Server) handleCredentialResend(w http.ResponseWriter, r *http.Request) 
 }
 
 // checkAPIJob checks a job of Herald's API: as checkJob does, or, for a job
-// naming a vault credential, that the credential exists, is for the job's
+// naming a vault credential, that the credential exists and job.Owner may
+// use it (else unknown_credential, as for a missing one), is for the job's
 // channel and may be used (verified when that is required).
 func (s *Server) checkAPIJob(ctx context.Context, job *herald.Job) error {
 	if job.CredentialID == "" {
@@ -206,7 +220,7 @@ func (s *Server) checkAPIJob(ctx context.Context, job *herald.Job) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, vaultTimeout)
 	defer cancel()
-	err := s.vault.Check(ctx, job.CredentialID, job.Channel)
+	err := s.vault.Check(ctx, job.CredentialID, job.Channel, job.Owner)
 	switch {
 	case err == nil:
 		return nil

@@ -41,7 +41,7 @@ var _ = []TargetChecker{(*channels.Discord)(nil), (*channels.Telegram)(nil)}
 
 // secretsOf lists every string that must never leak, including the
 // plaintexts of credentials that tests seal.
-var leakWatch = []string{testAPISecret, testKey, testWebhook, testWebhookTk, testBotToken, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChatID,
+var leakWatch = []string{testAPISecret, "second-secret-abcdefgh", testKey, testWebhook, testWebhookTk, testBotToken, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", testChatID,
 	"evil.example.com", "EvilToken_xyz", "not-a-token-secret", "SECRETCHAT"}
 
 // assertNoSecrets stops the test if s (named what) holds one of leakWatch

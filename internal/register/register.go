@@ -50,9 +50,14 @@ import (
 // implements it.
 type Vault interface {
 	Store(ctx context.Context, c herald.Channel, t herald.Target, opts vault.StoreOptions) (vault.Info, error)
-	Verify(ctx context.Context, id, code string) (vault.Info, error)
-	Resend(ctx context.Context, id string) error
+	Verify(ctx context.Context, id, code, owner string) (vault.Info, error)
+	Resend(ctx context.Context, id, owner string) error
 }
+
+// nobody is the owner the page stores credentials for and acts as: its
+// credentials belong to no API secret (whoever holds the id may use it), and
+// it cannot verify or resend for a credential an API secret stored.
+const nobody = ""
 
 var _ Vault = (*vault.Vault)(nil)
 
@@ -260,7 +265,7 @@ func (p *Page) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), requestTimeout)
 	defer cancel()
-	info, err := p.vault.Store(ctx, c, target, vault.StoreOptions{Verify: true})
+	info, err := p.vault.Store(ctx, c, target, vault.StoreOptions{Verify: true, Owner: nobody})
 	if err != nil {
 		p.pending.giveBack(client)
 	}
@@ -295,7 +300,7 @@ func (p *Page) handleVerify(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), requestTimeout)
 	defer cancel()
 	if r.PostForm.Get("action") == "resend" {
-		err := p.vault.Resend(ctx, id)
+		err := p.vault.Resend(ctx, id, nobody)
 		switch {
 		case err == nil:
 			v.Notice = "We sent a new code. Enter the newest one."
@@ -308,7 +313,7 @@ func (p *Page) handleVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	info, err := p.vault.Verify(ctx, id, r.PostForm.Get("code"))
+	info, err := p.vault.Verify(ctx, id, r.PostForm.Get("code"), nobody)
 	switch {
 	case err == nil:
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "registration verified", slog.String("id", id), slog.String("channel", string(info.Channel)))

@@ -230,7 +230,7 @@ func TestRegisterVerifyAndShowID(t *testing.T) {
 	}
 	// Not usable before it is confirmed, although the vault does not
 	// require verification.
-	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err == nil {
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord, ""); err == nil {
 		t.Fatal("the registration is usable before its code was entered")
 	}
 	code := p.codes.last(t)
@@ -246,7 +246,7 @@ func TestRegisterVerifyAndShowID(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "<code>"+id+"</code>") {
 		t.Fatalf("right code: %d\n%s", resp.StatusCode, body)
 	}
-	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord); err != nil {
+	if err := p.vault.Check(context.Background(), id, herald.ChannelDiscord, ""); err != nil {
 		t.Fatalf("verified registration: %v", err)
 	}
 }
@@ -500,4 +500,36 @@ func TestPendingRegistrationsCapped(t *testing.T) {
 			t.Fatalf("over the total: %d, want 503 with Retry-After", resp.StatusCode)
 		}
 	})
+}
+
+// The page acts for nobody: a credential an API secret stored (with an
+// owner) does not exist to it. Neither a wrong code nor the right one is
+// taken, and no code is resent.
+func TestRegisterCannotTouchAnOwnedCredential(t *testing.T) {
+	p := newPage(t, nil)
+	owned, err := p.vault.Store(context.Background(), herald.ChannelDiscord, herald.Target{WebhookURL: testWebhook},
+		vault.StoreOptions{Verify: true, Owner: "someapisecretsownerid00000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := p.codes.last(t)
+	b := newBrowser(t)
+	for _, form := range []url.Values{
+		{"code": {code}, "action": {"verify"}},
+		{"action": {"resend"}},
+	} {
+		_, body := b.get(p.url + "/register")
+		form.Set("csrf", field(t, csrfRE, body))
+		form.Set("id", owned.ID)
+		resp, body := b.post(p.url+"/register/verify?id="+owned.ID, form)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "does not exist") {
+			t.Fatalf("%s of an owned credential: %d\n%s", form.Get("action"), resp.StatusCode, body)
+		}
+	}
+	if p.codes.count() != 1 {
+		t.Fatalf("%d codes sent, want 1", p.codes.count())
+	}
+	if info, err := p.vault.Info(context.Background(), owned.ID, "someapisecretsownerid00000"); err != nil || info.Verified {
+		t.Fatalf("the owned credential after the page's tries: %+v, %v", info, err)
+	}
 }

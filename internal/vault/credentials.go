@@ -17,6 +17,12 @@ type StoreOptions struct {
 	// credential unusable until it is confirmed, whatever
 	// Config.RequireVerification says.
 	Verify bool
+	// Owner is the keyed id of the API secret storing the credential (never
+	// the secret itself): only calls made as the same owner may then read,
+	// verify, delete or use it, and to any other owner it does not exist.
+	// Empty stores a credential that belongs to nobody: whoever holds its
+	// id may use it (the registration page's credentials).
+	Owner string
 }
 
 // Store checks target with the channel's TargetChecker, seals it under the
@@ -65,7 +71,7 @@ func (v *Vault) store(ctx context.Context, c herald.Channel, target herald.Targe
 	if err != nil {
 		return Info{}, fmt.Errorf("vault: encode credential: %w", err)
 	}
-	rec := record{Version: recordVersion, Channel: c, CreatedAt: now, RequireVerification: verify}
+	rec := record{Version: recordVersion, Channel: c, CreatedAt: now, RequireVerification: verify, Owner: opts.Owner}
 	rec.KID, rec.Sealed, err = v.keys.seal(plain, credentialAAD(id, c))
 	wipe(plain)
 	if err != nil {
@@ -109,24 +115,26 @@ func (v *Vault) store(ctx context.Context, c herald.Channel, target herald.Targe
 	return v.info(id, rec), nil
 }
 
-// Info returns credential id's metadata. Errors: ErrNotFound, ErrUnavailable.
-func (v *Vault) Info(ctx context.Context, id string) (Info, error) {
+// Info returns credential id's metadata, as owner asks for it (see
+// StoreOptions.Owner; a credential of another owner is ErrNotFound). Errors:
+// ErrNotFound, ErrUnavailable.
+func (v *Vault) Info(ctx context.Context, id, owner string) (Info, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	rec, _, err := v.load(ctx, id)
+	rec, _, err := v.loadAs(ctx, id, owner)
 	if err != nil {
 		return Info{}, err
 	}
 	return v.info(id, rec), nil
 }
 
-// Delete deletes credential id: jobs naming it are refused from then on, and
-// those already queued are dead-lettered. Errors: ErrNotFound,
-// ErrUnavailable.
-func (v *Vault) Delete(ctx context.Context, id string) error {
+// Delete deletes credential id for owner (a credential of another owner is
+// ErrNotFound and stays): jobs naming it are refused from then on, and those
+// already queued are dead-lettered. Errors: ErrNotFound, ErrUnavailable.
+func (v *Vault) Delete(ctx context.Context, id, owner string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	err := v.delete(ctx, id)
+	err := v.delete(ctx, id, owner)
 	v.count(opDelete, err)
 	if err == nil {
 		v.log.LogAttrs(ctx, slog.LevelInfo, "credential deleted", slog.String("id", id))
@@ -134,8 +142,8 @@ func (v *Vault) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-func (v *Vault) delete(ctx context.Context, id string) error {
-	if _, _, err := v.load(ctx, id); err != nil {
+func (v *Vault) delete(ctx context.Context, id, owner string) error {
+	if _, _, err := v.loadAs(ctx, id, owner); err != nil {
 		return err
 	}
 	if err := v.kv.Purge(ctx, credentialKey(id), jetstream.PurgeTTL(markerTTL)); err != nil {
@@ -144,15 +152,17 @@ func (v *Vault) delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// Check reports whether a job for channel c may name credential id, without
-// opening it: it exists, it is for c, it is usable (verified when that is
-// required) and the key it is sealed under is configured. Errors:
-// ErrNotFound, ErrChannelMismatch, ErrUnverified, ErrUnknownKey, ErrCorrupt,
-// ErrUnavailable.
-func (v *Vault) Check(ctx context.Context, id string, c herald.Channel) error {
+// Check reports whether a job of owner for channel c may name credential
+// id, without opening it: it exists and owner may use it (ErrNotFound
+// otherwise, checked before anything else, so that nothing tells another
+// owner's credential from a missing one), it is for c, it is usable
+// (verified when that is required) and the key it is sealed under is
+// configured. Errors: ErrNotFound, ErrChannelMismatch, ErrUnverified,
+// ErrUnknownKey, ErrCorrupt, ErrUnavailable.
+func (v *Vault) Check(ctx context.Context, id string, c herald.Channel, owner string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	rec, _, err := v.load(ctx, id)
+	rec, _, err := v.loadAs(ctx, id, owner)
 	if err == nil {
 		err = v.checkUse(rec, c)
 	}
@@ -172,15 +182,18 @@ func (v *Vault) checkUse(rec record, c herald.Channel) error {
 	return nil
 }
 
-// Resolve opens credential id for one send of a job for channel c: the
-// returned target must live no longer than that send. Errors that can never
-// change (ErrNotFound, ErrChannelMismatch, ErrUnverified, ErrUnknownKey,
-// ErrCorrupt) also wrap herald.ErrPermanent; a store failure
-// (ErrUnavailable) does not, and is worth retrying.
-func (v *Vault) Resolve(ctx context.Context, id string, c herald.Channel) (herald.Target, error) {
+// Resolve opens credential id for one send of a job for channel c whose
+// Owner is owner (herald.Job.Owner): the returned target must live no longer
+// than that send. A job with an owner may use only that owner's credentials
+// and those of nobody (another owner's is ErrNotFound); a job without one
+// (published straight to NATS, or queued before jobs carried owners) is not
+// checked. Errors that can never change (ErrNotFound, ErrChannelMismatch,
+// ErrUnverified, ErrUnknownKey, ErrCorrupt) also wrap herald.ErrPermanent; a
+// store failure (ErrUnavailable) does not, and is worth retrying.
+func (v *Vault) Resolve(ctx context.Context, id string, c herald.Channel, owner string) (herald.Target, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	t, err := v.resolve(ctx, id, c)
+	t, err := v.resolve(ctx, id, c, owner)
 	v.count(opOpen, err)
 	if err != nil && !errors.Is(err, ErrUnavailable) {
 		err = herald.Permanent(err)
@@ -188,10 +201,13 @@ func (v *Vault) Resolve(ctx context.Context, id string, c herald.Channel) (heral
 	return t, err
 }
 
-func (v *Vault) resolve(ctx context.Context, id string, c herald.Channel) (herald.Target, error) {
+func (v *Vault) resolve(ctx context.Context, id string, c herald.Channel, owner string) (herald.Target, error) {
 	rec, _, err := v.load(ctx, id)
 	if err != nil {
 		return herald.Target{}, err
+	}
+	if owner != "" && !owns(rec, owner) {
+		return herald.Target{}, ErrNotFound
 	}
 	if err := v.checkUse(rec, c); err != nil {
 		return herald.Target{}, err

@@ -26,19 +26,19 @@ func TestStoreResolveRoundTrip(t *testing.T) {
 			if !herald.ValidID(info.ID) || info.Channel != tc.channel || info.KeyID != "v1" || !info.Usable || info.Verified || info.CodeSent {
 				t.Fatalf("info = %+v", info)
 			}
-			got, err := f.Resolve(ctxT(t), info.ID, tc.channel)
+			got, err := f.Resolve(ctxT(t), info.ID, tc.channel, "")
 			if err != nil {
 				t.Fatalf("Resolve: %v", err)
 			}
 			if got != tc.target {
 				t.Fatal("Resolve returned another target")
 			}
-			if err := f.Check(ctxT(t), info.ID, tc.channel); err != nil {
+			if err := f.Check(ctxT(t), info.ID, tc.channel, ""); err != nil {
 				t.Fatalf("Check: %v", err)
 			}
 			// Sealed at rest: the record and the metadata hold no plaintext.
 			assertNoLeak(t, "stored record", string(f.raw(t, info.ID)))
-			again, err := f.Info(ctxT(t), info.ID)
+			again, err := f.Info(ctxT(t), info.ID, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestSealedRecordIsBoundToItsIDAndChannel(t *testing.T) {
 	if _, err := f.creds.Put(ctxT(t), "c."+b.ID, f.raw(t, a.ID)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.Resolve(ctxT(t), b.ID, herald.ChannelDiscord)
+	_, err := f.Resolve(ctxT(t), b.ID, herald.ChannelDiscord, "")
 	if !errors.Is(err, vault.ErrCorrupt) || !errors.Is(err, herald.ErrPermanent) {
 		t.Fatalf("copied record: err = %v, want ErrCorrupt (permanent)", err)
 	}
@@ -75,7 +75,7 @@ func TestSealedRecordIsBoundToItsIDAndChannel(t *testing.T) {
 	if _, err := f.creds.Put(ctxT(t), "c."+a.ID, data); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Resolve(ctxT(t), a.ID, herald.ChannelTelegram); !errors.Is(err, vault.ErrCorrupt) {
+	if _, err := f.Resolve(ctxT(t), a.ID, herald.ChannelTelegram, ""); !errors.Is(err, vault.ErrCorrupt) {
 		t.Fatalf("relabelled record: err = %v, want ErrCorrupt", err)
 	}
 }
@@ -87,19 +87,19 @@ func TestUnknownKeyIDIsAClearError(t *testing.T) {
 
 	// A process configured without the key the record names.
 	f := newVault(t, s, func(c *vault.Config) { c.Keys = []string{keyV2} })
-	_, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord)
+	_, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, "")
 	if !errors.Is(err, vault.ErrUnknownKey) || !errors.Is(err, herald.ErrPermanent) {
 		t.Fatalf("Resolve: err = %v, want ErrUnknownKey (permanent)", err)
 	}
 	if !strings.Contains(err.Error(), `"v1"`) || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("error %q does not name the missing key id", err)
 	}
-	if err := f.Check(ctxT(t), info.ID, herald.ChannelDiscord); !errors.Is(err, vault.ErrUnknownKey) {
+	if err := f.Check(ctxT(t), info.ID, herald.ChannelDiscord, ""); !errors.Is(err, vault.ErrUnknownKey) {
 		t.Fatalf("Check: err = %v, want ErrUnknownKey", err)
 	}
 	// Same key id, other material: it does not open either.
 	g := newVault(t, s, func(c *vault.Config) { c.Keys = []string{"v1:" + strings.Repeat("A", 43) + "="} })
-	if _, err := g.Resolve(ctxT(t), info.ID, herald.ChannelDiscord); !errors.Is(err, vault.ErrCorrupt) {
+	if _, err := g.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, ""); !errors.Is(err, vault.ErrCorrupt) {
 		t.Fatalf("wrong material: err = %v, want ErrCorrupt", err)
 	}
 }
@@ -124,11 +124,11 @@ func TestResolveRefusals(t *testing.T) {
 		"subject tokens": {"c.x", herald.ChannelDiscord, vault.ErrNotFound},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := f.Resolve(ctxT(t), tc.id, tc.channel)
+			_, err := f.Resolve(ctxT(t), tc.id, tc.channel, "")
 			if !errors.Is(err, tc.want) || !errors.Is(err, herald.ErrPermanent) {
 				t.Fatalf("Resolve: err = %v, want %v (permanent)", err, tc.want)
 			}
-			if err := f.Check(ctxT(t), tc.id, tc.channel); !errors.Is(err, tc.want) {
+			if err := f.Check(ctxT(t), tc.id, tc.channel, ""); !errors.Is(err, tc.want) {
 				t.Fatalf("Check: err = %v, want %v", err, tc.want)
 			}
 		})
@@ -167,16 +167,16 @@ func TestStoreRefusesWhatTheChannelRefuses(t *testing.T) {
 func TestDelete(t *testing.T) {
 	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{})
-	if err := f.Delete(ctxT(t), info.ID); err != nil {
+	if err := f.Delete(ctxT(t), info.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord); !errors.Is(err, vault.ErrNotFound) || !errors.Is(err, herald.ErrPermanent) {
+	if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, ""); !errors.Is(err, vault.ErrNotFound) || !errors.Is(err, herald.ErrPermanent) {
 		t.Fatalf("Resolve after delete: %v", err)
 	}
-	if err := f.Delete(ctxT(t), info.ID); !errors.Is(err, vault.ErrNotFound) {
+	if err := f.Delete(ctxT(t), info.ID, ""); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("second Delete: %v", err)
 	}
-	if _, err := f.Info(ctxT(t), info.ID); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := f.Info(ctxT(t), info.ID, ""); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("Info after delete: %v", err)
 	}
 }
@@ -191,7 +191,7 @@ func TestResolveStoreOutageIsTransient(t *testing.T) {
 	if err := f.js.DeleteKeyValue(ctxT(t), vault.CredentialsBucket); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord)
+	_, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, "")
 	if err == nil || errors.Is(err, herald.ErrPermanent) || !errors.Is(err, vault.ErrUnavailable) {
 		t.Fatalf("Resolve during an outage: err = %v, want transient ErrUnavailable", err)
 	}

@@ -11,6 +11,14 @@
 // the newest key, one compare-and-set update at a time, and every record
 // stays readable by one of the configured keys throughout.
 //
+// Owners: a credential may record an owner (StoreOptions.Owner, the keyed id
+// of the API secret that stored it). Every method that reads or changes a
+// credential takes the owner it acts for, and to any other owner the
+// credential is ErrNotFound, the same answer as for a missing one. A
+// credential without an owner (the registration page's, and every record
+// stored before owners existed) belongs to nobody: whoever holds its id (128
+// random bits, herald.NewID) may use it. Rotate keeps owners.
+//
 // No method returns a credential's plaintext except Resolve, which the
 // delivery workers call for the duration of one send. Errors never include a
 // credential, a code or a secret's value.

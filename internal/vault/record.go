@@ -22,6 +22,11 @@ type record struct {
 	// with credentialAAD(id, channel) as additional data.
 	Sealed    string    `json:"sealed"`
 	CreatedAt time.Time `json:"created_at"`
+	// Owner is StoreOptions.Owner: the keyed id of the API secret that
+	// stored the credential, never the secret. Empty: the credential
+	// belongs to nobody and its id is a bearer capability (registrations,
+	// and records stored before owners were recorded).
+	Owner string `json:"owner,omitempty"`
 	// RequireVerification says jobs may use the credential only once it is
 	// verified (whatever Config.RequireVerification says later).
 	RequireVerification bool      `json:"require_verification,omitempty"`

@@ -55,7 +55,7 @@ func TestRotateWhileInUse(t *testing.T) {
 				default:
 				}
 				id := ids[i%len(ids)]
-				got, err := user.Resolve(context.Background(), id, herald.ChannelDiscord)
+				got, err := user.Resolve(context.Background(), id, herald.ChannelDiscord, "")
 				if err != nil {
 					t.Errorf("Resolve %s during rotation: %v", id, err)
 					return
@@ -89,10 +89,10 @@ func TestRotateWhileInUse(t *testing.T) {
 	// Only v2 is needed now.
 	only := newVault(t, s, func(c *vault.Config) { c.Keys = []string{keyV2} })
 	for _, id := range ids {
-		if got, err := only.Resolve(ctxT(t), id, herald.ChannelDiscord); err != nil || got != targets[id] {
+		if got, err := only.Resolve(ctxT(t), id, herald.ChannelDiscord, ""); err != nil || got != targets[id] {
 			t.Fatalf("Resolve %s with v2 only: %v", id, err)
 		}
-		if info, _ := only.Info(ctxT(t), id); info.KeyID != "v2" {
+		if info, _ := only.Info(ctxT(t), id, ""); info.KeyID != "v2" {
 			t.Fatalf("credential %s under %q", id, info.KeyID)
 		}
 	}
@@ -120,7 +120,7 @@ func TestRotateIsResumable(t *testing.T) {
 		t.Fatalf("interrupted run: %+v, %v", res, err)
 	}
 	for _, id := range ids {
-		if got, err := f.Resolve(ctxT(t), id, herald.ChannelDiscord); err != nil || got != targets[id] {
+		if got, err := f.Resolve(ctxT(t), id, herald.ChannelDiscord, ""); err != nil || got != targets[id] {
 			t.Fatalf("Resolve %s after the interrupted run: %v", id, err)
 		}
 	}
@@ -144,7 +144,7 @@ func TestRotateEdgeCases(t *testing.T) {
 	f := newVault(t, s, func(c *vault.Config) { c.Keys = []string{keyV2, keyV1} })
 	res, err := f.Rotate(ctxT(t), func(done, _ int) {
 		if done == 1 {
-			_ = v1.Delete(context.Background(), gone.ID)
+			_ = v1.Delete(context.Background(), gone.ID, "")
 		}
 	})
 	if err != nil {
@@ -158,10 +158,10 @@ func TestRotateEdgeCases(t *testing.T) {
 	}
 	// The pending registration completes with a vault that only has v2.
 	only := newVault(t, s, func(c *vault.Config) { c.Keys = []string{keyV2} })
-	if _, err := only.Verify(ctxT(t), pending.ID, code); err != nil {
+	if _, err := only.Verify(ctxT(t), pending.ID, code, ""); err != nil {
 		t.Fatalf("verify after rotation: %v", err)
 	}
-	if got, err := only.Resolve(ctxT(t), pending.ID, herald.ChannelTelegram); err != nil || got != telegramTarget {
+	if got, err := only.Resolve(ctxT(t), pending.ID, herald.ChannelTelegram, ""); err != nil || got != telegramTarget {
 		t.Fatalf("Resolve after rotation: %v", err)
 	}
 }

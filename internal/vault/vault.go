@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -284,6 +285,22 @@ func (v *Vault) load(ctx context.Context, id string) (record, uint64, error) {
 		return record{}, 0, ErrNotFound
 	}
 	return rec, e.Revision(), nil
+}
+
+// loadAs is load for owner: a credential of another owner is ErrNotFound,
+// exactly as a missing one, so that its existence does not leak either.
+func (v *Vault) loadAs(ctx context.Context, id, owner string) (record, uint64, error) {
+	rec, rev, err := v.load(ctx, id)
+	if err == nil && !owns(rec, owner) {
+		return record{}, 0, ErrNotFound
+	}
+	return rec, rev, err
+}
+
+// owns reports whether owner may act on rec: rec belongs to owner, or to
+// nobody (a bearer credential, whose id is enough).
+func owns(rec record, owner string) bool {
+	return rec.Owner == "" || subtle.ConstantTimeCompare([]byte(rec.Owner), []byte(owner)) == 1
 }
 
 // usable reports whether jobs may use rec.

@@ -59,20 +59,24 @@ func (v *Vault) sendCode(ctx context.Context, id string, c herald.Channel, targe
 // forgotten. A wrong code counts against Config.MaxWrongCodes, across
 // resends; the last allowed one deletes the credential.
 //
+// It acts for owner (see StoreOptions.Owner): a credential of another owner
+// is ErrNotFound, and the code is not even compared, so that another owner
+// can neither verify it nor spend its attempts.
+//
 // Errors: ErrNotFound; *WrongCodeError (ErrWrongCode); ErrTooManyAttempts
 // (the credential is gone); ErrCodeExpired; ErrNoCode; ErrAlreadyVerified;
 // ErrUnknownKey, ErrCorrupt, ErrUnavailable.
-func (v *Vault) Verify(ctx context.Context, id, code string) (Info, error) {
+func (v *Vault) Verify(ctx context.Context, id, code, owner string) (Info, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	info, err := v.verify(ctx, id, strings.TrimSpace(code))
+	info, err := v.verify(ctx, id, strings.TrimSpace(code), owner)
 	v.count(opVerify, err)
 	return info, err
 }
 
-func (v *Vault) verify(ctx context.Context, id, code string) (Info, error) {
+func (v *Vault) verify(ctx context.Context, id, code, owner string) (Info, error) {
 	for range casRetries {
-		rec, rev, err := v.load(ctx, id)
+		rec, rev, err := v.loadAs(ctx, id, owner)
 		if err != nil {
 			return Info{}, err
 		}
@@ -133,23 +137,24 @@ func (v *Vault) verify(ctx context.Context, id, code string) (Info, error) {
 
 // Resend sends a new verification code to credential id's destination,
 // replacing the previous one (wrong codes so far still count). A credential
-// stored without verification may be verified this way too. Errors:
-// ErrNotFound, ErrAlreadyVerified, ErrNoNotifier, ErrUnknownKey, ErrCorrupt,
-// ErrUnavailable.
-func (v *Vault) Resend(ctx context.Context, id string) error {
+// stored without verification may be verified this way too. It acts for
+// owner: a credential of another owner is ErrNotFound and gets no code.
+// Errors: ErrNotFound, ErrAlreadyVerified, ErrNoNotifier, ErrUnknownKey,
+// ErrCorrupt, ErrUnavailable.
+func (v *Vault) Resend(ctx context.Context, id, owner string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	err := v.resend(ctx, id)
+	err := v.resend(ctx, id, owner)
 	v.count(opVerify, err)
 	return err
 }
 
-func (v *Vault) resend(ctx context.Context, id string) error {
+func (v *Vault) resend(ctx context.Context, id, owner string) error {
 	if v.notifier == nil {
 		return ErrNoNotifier
 	}
 	for range casRetries {
-		rec, rev, err := v.load(ctx, id)
+		rec, rev, err := v.loadAs(ctx, id, owner)
 		if err != nil {
 			return err
 		}

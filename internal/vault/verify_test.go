@@ -31,35 +31,35 @@ func TestVerifyWrongCodesThenRight(t *testing.T) {
 		t.Fatalf("notification = %+v", got.Message)
 	}
 	for i := 1; i <= 4; i++ {
-		_, err := f.Verify(ctxT(t), info.ID, wrongCode(code))
+		_, err := f.Verify(ctxT(t), info.ID, wrongCode(code), "")
 		var wrong *vault.WrongCodeError
 		if !errors.As(err, &wrong) || !errors.Is(err, vault.ErrWrongCode) || wrong.Remaining != 5-i {
 			t.Fatalf("wrong code %d: err = %v", i, err)
 		}
-		if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord); !errors.Is(err, vault.ErrUnverified) {
+		if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, ""); !errors.Is(err, vault.ErrUnverified) {
 			t.Fatalf("Resolve before verification: %v", err)
 		}
 	}
-	got, err := f.Verify(ctxT(t), info.ID, " "+code+"\n")
+	got, err := f.Verify(ctxT(t), info.ID, " "+code+"\n", "")
 	if err != nil {
 		t.Fatalf("right code: %v", err)
 	}
 	if !got.Verified || !got.Usable || got.CodeSent || got.VerifiedAt.IsZero() || !got.ExpiresAt.IsZero() {
 		t.Fatalf("verified info = %+v", got)
 	}
-	if target, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord); err != nil || target != discordTarget {
+	if target, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, ""); err != nil || target != discordTarget {
 		t.Fatalf("Resolve after verification: %v", err)
 	}
 	// The code was read once: it does not verify again.
-	if _, err := f.Verify(ctxT(t), info.ID, code); !errors.Is(err, vault.ErrAlreadyVerified) {
+	if _, err := f.Verify(ctxT(t), info.ID, code, ""); !errors.Is(err, vault.ErrAlreadyVerified) {
 		t.Fatalf("second verification: %v", err)
 	}
-	if err := f.Resend(ctxT(t), info.ID); !errors.Is(err, vault.ErrAlreadyVerified) {
+	if err := f.Resend(ctxT(t), info.ID, ""); !errors.Is(err, vault.ErrAlreadyVerified) {
 		t.Fatalf("resend after verification: %v", err)
 	}
 	// A verified credential does not expire as a pending one would.
 	f.clock.Advance(vault.DefaultPendingTTL + time.Hour)
-	if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord); err != nil {
+	if _, err := f.Resolve(ctxT(t), info.ID, herald.ChannelDiscord, ""); err != nil {
 		t.Fatalf("verified credential expired: %v", err)
 	}
 	assertNoLeak(t, "record", string(f.raw(t, info.ID)))
@@ -70,22 +70,22 @@ func TestFiveWrongCodesDeleteTheCredential(t *testing.T) {
 	info := f.mustStore(t, herald.ChannelTelegram, telegramTarget, vault.StoreOptions{Verify: true})
 	code := f.notifier.lastCode(t, telegramTarget)
 	for i := 1; i <= 4; i++ {
-		if _, err := f.Verify(ctxT(t), info.ID, wrongCode(code)); !errors.Is(err, vault.ErrWrongCode) {
+		if _, err := f.Verify(ctxT(t), info.ID, wrongCode(code), ""); !errors.Is(err, vault.ErrWrongCode) {
 			t.Fatalf("wrong code %d: %v", i, err)
 		}
 	}
 	// A resend does not give the guesser fresh attempts.
-	if err := f.Resend(ctxT(t), info.ID); err != nil {
+	if err := f.Resend(ctxT(t), info.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	code = f.notifier.lastCode(t, telegramTarget)
-	if _, err := f.Verify(ctxT(t), info.ID, wrongCode(code)); !errors.Is(err, vault.ErrTooManyAttempts) {
+	if _, err := f.Verify(ctxT(t), info.ID, wrongCode(code), ""); !errors.Is(err, vault.ErrTooManyAttempts) {
 		t.Fatalf("fifth wrong code: %v", err)
 	}
-	if _, err := f.Verify(ctxT(t), info.ID, code); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := f.Verify(ctxT(t), info.ID, code, ""); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("right code after deletion: %v", err)
 	}
-	if _, err := f.Info(ctxT(t), info.ID); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := f.Info(ctxT(t), info.ID, ""); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("Info after deletion: %v", err)
 	}
 }
@@ -110,7 +110,7 @@ func TestConcurrentWrongCodesAreAllCounted(t *testing.T) {
 			if i%2 == 1 {
 				v = b
 			}
-			_, err := v.Verify(ctxT(t), info.ID, wrongCode(code))
+			_, err := v.Verify(ctxT(t), info.ID, wrongCode(code), "")
 			kind := "other: " + fmt.Sprint(err)
 			switch {
 			case errors.Is(err, vault.ErrWrongCode):
@@ -136,10 +136,10 @@ func TestCodeExpiresAndResendSendsANewOne(t *testing.T) {
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	old := f.notifier.lastCode(t, discordTarget)
 	f.clock.Advance(vault.DefaultCodeTTL + time.Second)
-	if _, err := f.Verify(ctxT(t), info.ID, old); !errors.Is(err, vault.ErrCodeExpired) {
+	if _, err := f.Verify(ctxT(t), info.ID, old, ""); !errors.Is(err, vault.ErrCodeExpired) {
 		t.Fatalf("expired code: %v", err)
 	}
-	if err := f.Resend(ctxT(t), info.ID); err != nil {
+	if err := f.Resend(ctxT(t), info.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if f.notifier.count() != 2 {
@@ -148,11 +148,11 @@ func TestCodeExpiresAndResendSendsANewOne(t *testing.T) {
 	code := f.notifier.lastCode(t, discordTarget)
 	if code != old {
 		// The old code no longer works (unless the new one happens to be equal).
-		if _, err := f.Verify(ctxT(t), info.ID, old); !errors.Is(err, vault.ErrWrongCode) {
+		if _, err := f.Verify(ctxT(t), info.ID, old, ""); !errors.Is(err, vault.ErrWrongCode) {
 			t.Fatalf("old code after resend: %v", err)
 		}
 	}
-	if _, err := f.Verify(ctxT(t), info.ID, code); err != nil {
+	if _, err := f.Verify(ctxT(t), info.ID, code, ""); err != nil {
 		t.Fatalf("new code: %v", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestUnverifiedCredentialExpires(t *testing.T) {
 	f := newVault(t, testkit.NewServer(t), nil)
 	info := f.mustStore(t, herald.ChannelDiscord, discordTarget, vault.StoreOptions{Verify: true})
 	f.clock.Advance(vault.DefaultPendingTTL + time.Second)
-	if _, err := f.Info(ctxT(t), info.ID); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := f.Info(ctxT(t), info.ID, ""); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("Info of an expired registration: %v", err)
 	}
 	// It was deleted on the way.
@@ -177,29 +177,29 @@ func TestRequireVerification(t *testing.T) {
 	if info.Usable || !info.CodeSent || f.notifier.count() != 1 {
 		t.Fatalf("info = %+v, %d notifications", info, f.notifier.count())
 	}
-	if err := f.Check(ctxT(t), info.ID, herald.ChannelDiscord); !errors.Is(err, vault.ErrUnverified) {
+	if err := f.Check(ctxT(t), info.ID, herald.ChannelDiscord, ""); !errors.Is(err, vault.ErrUnverified) {
 		t.Fatalf("Check: %v", err)
 	}
 	// A credential stored without verification elsewhere becomes unusable
 	// where verification is required, and can be verified after a resend.
 	open := newVault(t, s, nil)
 	plain := open.mustStore(t, herald.ChannelTelegram, telegramTarget, vault.StoreOptions{})
-	if err := open.Check(ctxT(t), plain.ID, herald.ChannelTelegram); err != nil {
+	if err := open.Check(ctxT(t), plain.ID, herald.ChannelTelegram, ""); err != nil {
 		t.Fatalf("Check without verification required: %v", err)
 	}
-	if err := f.Check(ctxT(t), plain.ID, herald.ChannelTelegram); !errors.Is(err, vault.ErrUnverified) {
+	if err := f.Check(ctxT(t), plain.ID, herald.ChannelTelegram, ""); !errors.Is(err, vault.ErrUnverified) {
 		t.Fatalf("Check with verification required: %v", err)
 	}
-	if _, err := f.Verify(ctxT(t), plain.ID, "123456"); !errors.Is(err, vault.ErrNoCode) {
+	if _, err := f.Verify(ctxT(t), plain.ID, "123456", ""); !errors.Is(err, vault.ErrNoCode) {
 		t.Fatalf("Verify before any code: %v", err)
 	}
-	if err := f.Resend(ctxT(t), plain.ID); err != nil {
+	if err := f.Resend(ctxT(t), plain.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Verify(ctxT(t), plain.ID, f.notifier.lastCode(t, telegramTarget)); err != nil {
+	if _, err := f.Verify(ctxT(t), plain.ID, f.notifier.lastCode(t, telegramTarget), ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Check(ctxT(t), plain.ID, herald.ChannelTelegram); err != nil {
+	if err := f.Check(ctxT(t), plain.ID, herald.ChannelTelegram, ""); err != nil {
 		t.Fatalf("Check after verification: %v", err)
 	}
 }
@@ -237,7 +237,7 @@ func TestPendingRegistrationCarriesATTL(t *testing.T) {
 	if got := ttl(); got == "" {
 		t.Fatal("a pending registration carries no TTL")
 	}
-	if _, err := f.Verify(ctxT(t), info.ID, f.notifier.lastCode(t, discordTarget)); err != nil {
+	if _, err := f.Verify(ctxT(t), info.ID, f.notifier.lastCode(t, discordTarget), ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := ttl(); got != "" {
