@@ -350,14 +350,23 @@ func (a *App) Open(ctx context.Context) (err error) {
 		// descriptors and memory everyone else (and the health checks) need.
 		capped, err := connlimit.New(ln, connlimit.Config{
 			Max: a.cfg.HTTP.MaxConnections, PerClient: a.cfg.HTTP.MaxConnectionsPerClient,
-		}, func(reason string) { a.metrics.ConnectionsRefused.WithLabelValues(reason).Inc() })
+			IPv6Prefix: a.cfg.HTTP.IPv6ClientPrefix,
+		}, connlimit.Counters{
+			Refused:   func(reason string) { a.metrics.ConnectionsRefused.WithLabelValues(reason).Inc() },
+			Reclaimed: func(state string) { a.metrics.ConnectionsReclaimed.WithLabelValues(state).Inc() },
+		})
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("config: http: %w", err)
 		}
 		a.ln = capped
 		a.httpSrv = &http.Server{
-			Handler:           handler,
+			Handler: handler,
+			// Tells the caps which connections are idle, to close one for
+			// a new connection rather than refuse it.
+			ConnState: capped.ConnState,
+			// Also bounds a connection that sends no request, or sends it
+			// slowly (at a cap it may be closed after connlimit's grace).
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       a.cfg.HTTP.ReadTimeout,
 			// Above the Streaky wait, so a waiting reply is never cut off.

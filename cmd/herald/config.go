@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/heraldrelay/herald/internal/clientaddr"
 )
 
 // Config is everything `herald` reads from config.yaml, HERALD_* environment
@@ -107,6 +109,9 @@ type HTTPConfig struct {
 	IdleTimeout             time.Duration `mapstructure:"idle_timeout"`
 	MaxConnections          int           `mapstructure:"max_connections"`
 	MaxConnectionsPerClient int           `mapstructure:"max_connections_per_client"`
+	// IPv6ClientPrefix is the IPv6 network length that is one client, for
+	// the per-client connection cap and rate-limit buckets alike.
+	IPv6ClientPrefix int `mapstructure:"ipv6_client_prefix"`
 }
 
 type NATSConfig struct {
@@ -207,6 +212,7 @@ var defaults = map[string]any{
 	"http.idle_timeout":               "60s",
 	"http.max_connections":            2048,
 	"http.max_connections_per_client": 128,
+	"http.ipv6_client_prefix":         64,
 
 	"nats.url":                            "",
 	"nats.name":                           "herald",
@@ -388,6 +394,9 @@ func (c Config) validate() error {
 	}
 	if c.HTTP.MaxConnectionsPerClient < 0 {
 		bad("http.max_connections_per_client", "must not be negative (0: no cap)")
+	}
+	if err := clientaddr.CheckIPv6Prefix(c.HTTP.IPv6ClientPrefix); err != nil || c.HTTP.IPv6ClientPrefix == 0 {
+		bad("http.ipv6_client_prefix", "must be between %d and 128, not %d", clientaddr.MinIPv6Prefix, c.HTTP.IPv6ClientPrefix)
 	}
 	if c.HTTP.IdleTimeout <= 0 {
 		bad("http.idle_timeout", "must be more than 0s")

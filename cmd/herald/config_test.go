@@ -95,6 +95,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"zero in flight", "", map[string]string{"HERALD_PACING_MAX_IN_FLIGHT": "0"}, "pacing.max_in_flight"},
 		{"delivered records outliving the others", "nats:\n  status_ttl: 1h\n  delivered_status_ttl: 2h\n", nil, "nats.delivered_status_ttl"},
 		{"ack delay past a second", "consumer:\n  ack_delay: 2s\n", nil, "consumer.ack_delay"},
+		{"IPv6 client prefix too short", "", map[string]string{"HERALD_HTTP_IPV6_CLIENT_PREFIX": "16"}, "http.ipv6_client_prefix"},
+		{"IPv6 client prefix zero", "http:\n  ipv6_client_prefix: 0\n", nil, "http.ipv6_client_prefix"},
 		{"delivered records gone at once", "", map[string]string{"HERALD_NATS_DELIVERED_STATUS_TTL": "0s"}, "nats.delivered_status_ttl"},
 		{"waiting shares past max_waiting", "ingest:\n  api_secrets: [a, b]\n  streaky:\n    max_waiting: 10\n    max_waiting_per_secret: 6\n", nil,
 			"ingest.streaky.max_waiting_per_secret"},

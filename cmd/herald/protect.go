@@ -119,7 +119,7 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 		}
 		keys = []string{generatedChallengeKID + ":" + k}
 	}
-	id := &ratelimit.Identifier{TrustedProxies: proxies, APIClient: apiClient}
+	id := &ratelimit.Identifier{TrustedProxies: proxies, IPv6Prefix: a.cfg.HTTP.IPv6ClientPrefix, APIClient: apiClient}
 	ccfg := a.cfg.Challenge.serviceConfig()
 	ccfg.Keys = keys
 	ccfg.ClientIP = id.ClientIP

@@ -18,9 +18,12 @@ type Metrics struct {
 	// ConnectionsRefused counts connections closed at accept for a cap
 	// (reason: total, per_client).
 	ConnectionsRefused *prometheus.CounterVec
-	JobsAccepted       *prometheus.CounterVec // channel, source
-	JobsRejected       *prometheus.CounterVec // route, reason
-	PublishFails       prometheus.Counter     // publishes that were not acknowledged
+	// ConnectionsReclaimed counts idle connections closed at a connection
+	// cap to make room for a new one (state: idle, new).
+	ConnectionsReclaimed *prometheus.CounterVec
+	JobsAccepted         *prometheus.CounterVec // channel, source
+	JobsRejected         *prometheus.CounterVec // route, reason
+	PublishFails         prometheus.Counter     // publishes that were not acknowledged
 	// StreakyWaiting is the Streaky requests waiting for their outcome;
 	// StreakyUnwaited counts those answered without it ("queued"), by reason
 	// (UnwaitedShareSpent, UnwaitedTimeout).
@@ -195,8 +198,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "herald_clearances_refused_total", Help: "Clearance tokens presented and refused, by reason.",
 		}, []string{"reason"}),
 		ConnectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_connections_refused_total", Help: "HTTP connections closed at accept for a connection cap, by reason (total, per_client).",
+			Name: "herald_connections_refused_total", Help: "HTTP connections answered 503 and closed at accept for a connection cap, by reason (total, per_client).",
 		}, []string{"reason"}),
+		ConnectionsReclaimed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_connections_reclaimed_total", Help: "Idle HTTP connections closed at a connection cap to make room for a new one, by state (idle: between requests, new: no request yet).",
+		}, []string{"state"}),
 		VaultOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_vault_operations_total", Help: "Credential vault and read-once secret operations, by operation and result.",
 		}, []string{"op", "result"}),
@@ -210,7 +216,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.QueueDepth, m.BuildInfo,
 		m.Limited, m.LimiterFallbacks, m.StoreErrors,
 		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
-		m.VaultOps, m.ConnectionsRefused,
+		m.VaultOps, m.ConnectionsRefused, m.ConnectionsReclaimed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

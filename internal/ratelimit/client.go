@@ -4,7 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net/netip"
+
+	"github.com/heraldrelay/herald/internal/clientaddr"
 )
 
 // Client is who a request is, as far as rate limiting goes.
@@ -12,6 +13,10 @@ type Client struct {
 	// IP is the client's address: the peer's, or the one a trusted proxy
 	// reports (see Identifier.ClientIP).
 	IP string
+	// Network is the client IP's network as the buckets count it (see
+	// clientaddr.Key; Identifier.IPv6Prefix): IP itself for IPv4, its /64
+	// (or configured) network for IPv6. Empty: IP's with the default prefix.
+	Network string
 	// ID identifies the API secret the request carries, when it carries a
 	// valid one; it is an identifier derived from the secret, never the
 	// secret. Empty otherwise.
@@ -29,8 +34,9 @@ const keyPrefix = "herald ratelimit client\x00"
 
 // Key is the client's bucket key: a hex SHA-256 digest (32 characters, safe
 // as a key-value store key) of the client's ID when it has one, else its IP,
-// plus its clearance token. Every IPv6 address of one /64 network, which
-// one subscriber usually holds whole, shares a key. A clearance gives a client
+// plus its clearance token. Every IPv6 address of one network (Network: a
+// /64, which one subscriber usually holds whole, unless configured
+// otherwise) shares a key. A clearance gives a client
 // a bucket of its own, apart from everyone else behind the same address.
 //
 // The digest is not keyed: it hides IDs and tokens, but an IPv4 address can
@@ -58,27 +64,16 @@ func (c Client) key(clearance string) string {
 		h.Write([]byte(c.ID))
 	} else {
 		h.Write([]byte("ip\x00"))
-		h.Write([]byte(addressKey(c.IP)))
+		network := c.Network
+		if network == "" {
+			network = clientaddr.KeyOf(c.IP, 0)
+		}
+		h.Write([]byte(network))
 	}
 	h.Write([]byte{0})
 	h.Write([]byte(clearance))
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
-}
-
-// addressKey is what of ip identifies a subscriber: the address itself for
-// IPv4, its /64 network for IPv6; anything unparsable as is.
-func addressKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
 }
 
 type clientKey struct{}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/heraldrelay/herald/internal/clientaddr"
 )
 
 // Identifier tells who sent a request. Its fields are read only; it is safe
@@ -16,6 +18,10 @@ type Identifier struct {
 	// believed about the client's address; such a proxy must overwrite, not
 	// pass on, the CF-Connecting-IP a client sends it.
 	TrustedProxies []netip.Prefix
+	// IPv6Prefix is the length of the IPv6 network that is one client (0:
+	// clientaddr.DefaultIPv6Prefix); the connection caps group addresses
+	// the same way.
+	IPv6Prefix int
 	// APIClient returns the identifier of the valid API secret r carries, if
 	// any (never the secret itself). Nil: no request is an API client.
 	APIClient func(r *http.Request) (id string, ok bool)
@@ -66,13 +72,16 @@ func (id *Identifier) ClientIP(r *http.Request) string {
 	return client.String()
 }
 
-// Identify returns r's Client: its address (ClientIP), the API client it
-// authenticates as, and its clearance.
+// Identify returns r's Client: its address (ClientIP) and that address's
+// network (IPv6Prefix), the API client it authenticates as, and its
+// clearance.
 func (id *Identifier) Identify(r *http.Request) Client {
 	c := Client{IP: id.ClientIP(r)}
 	if id == nil {
+		c.Network = clientaddr.KeyOf(c.IP, 0)
 		return c
 	}
+	c.Network = clientaddr.KeyOf(c.IP, id.IPv6Prefix)
 	if id.APIClient != nil {
 		if v, ok := id.APIClient(r); ok {
 			c.ID = v

@@ -61,7 +61,7 @@ func TestNilIdentifier(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.RemoteAddr = "10.0.0.1:1"
 	r.Header.Set("CF-Connecting-IP", "198.51.100.1")
-	if c := id.Identify(r); c != (Client{IP: "10.0.0.1"}) {
+	if c := id.Identify(r); c != (Client{IP: "10.0.0.1", Network: "10.0.0.1"}) {
 		t.Errorf("Identify = %+v", c)
 	}
 }
@@ -81,7 +81,7 @@ func TestIdentify(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.RemoteAddr = "10.0.0.1:1"
 	r.Header.Set("CF-Connecting-IP", "198.51.100.1")
-	if c := id.Identify(r); c != (Client{IP: "198.51.100.1"}) {
+	if c := id.Identify(r); c != (Client{IP: "198.51.100.1", Network: "198.51.100.1"}) {
 		t.Errorf("anonymous: %+v", c)
 	}
 	if gotIP != "198.51.100.1" {
@@ -89,8 +89,44 @@ func TestIdentify(t *testing.T) {
 	}
 	r.Header.Set("X-API-Secret", "ok")
 	r.Header.Set("X-Herald-Clearance", "tok")
-	if c := id.Identify(r); c != (Client{IP: "198.51.100.1", ID: "client-1", Clearance: "tok", ClearanceGroup: GroupAPI}) {
+	if c := id.Identify(r); c != (Client{IP: "198.51.100.1", Network: "198.51.100.1", ID: "client-1", Clearance: "tok", ClearanceGroup: GroupAPI}) {
 		t.Errorf("authenticated with clearance: %+v", c)
+	}
+}
+
+// TestIdentifyGroupsIPv6 checks that the buckets count an IPv6 client by its
+// network, of Identifier.IPv6Prefix bits (the connection caps' setting), and
+// an IPv4 one by its address.
+func TestIdentifyGroupsIPv6(t *testing.T) {
+	key := func(id *Identifier, remote string) string {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote
+		return id.Identify(r).KeyFor(GroupAPI)
+	}
+	tests := []struct {
+		name   string
+		prefix int
+		a, b   string
+		same   bool
+	}{
+		{"one /64 by default", 0, "[2001:db8:1:2::1]:1", "[2001:db8:1:2:ffff::9]:2", true},
+		{"two /64s by default", 0, "[2001:db8:1:2::1]:1", "[2001:db8:1:3::1]:1", false},
+		{"two /64s of one configured /48", 48, "[2001:db8:1:2::1]:1", "[2001:db8:1:3::1]:1", true},
+		{"two /48s", 48, "[2001:db8:1:2::1]:1", "[2001:db8:2:2::1]:1", false},
+		{"IPv4 stays per address", 48, "203.0.113.7:1", "203.0.113.8:1", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := &Identifier{IPv6Prefix: tc.prefix}
+			if got := key(id, tc.a) == key(id, tc.b); got != tc.same {
+				t.Errorf("%s and %s share a bucket: %v, want %v", tc.a, tc.b, got, tc.same)
+			}
+		})
+	}
+	// A Client built without an Identifier keys as the default does.
+	var none *Identifier
+	if key(none, "[2001:db8:1:2::1]:1") != (Client{IP: "2001:db8:1:2::1"}).KeyFor(GroupAPI) {
+		t.Error("a Client without Network keys differently from the default")
 	}
 }
 

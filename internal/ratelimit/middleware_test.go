@@ -125,7 +125,7 @@ func TestMiddlewareIdentifiesAndCallsOnLimited(t *testing.T) {
 
 	auth := map[string]string{"X-API-Secret": testSecret}
 	serve(h, http.MethodPost, "/send-notification", "203.0.113.7:1", auth)
-	if seen != (Client{IP: "203.0.113.7", ID: "client-7"}) {
+	if seen != (Client{IP: "203.0.113.7", Network: "203.0.113.7", ID: "client-7"}) {
 		t.Fatalf("Client = %+v", seen)
 	}
 	rec := serve(h, http.MethodPost, "/send-notification", "203.0.113.7:1", auth)
