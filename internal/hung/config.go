@@ -117,3 +117,14 @@ func (c Config) Validate() error {
 func (c Config) limit() int {
 	return max(int(math.Floor(c.Share*float64(c.Workers))), 1)
 }
+
+// reserve is how many of the places sends to destinations that went
+// unanswered lately may not take: a quarter, at least one when there are two
+// or more places.
+func (c Config) reserve() int {
+	l := c.limit()
+	if l < 2 {
+		return 0
+	}
+	return max(l/4, 1)
+}

@@ -38,10 +38,14 @@ const trusted int64 = 0
 // A destination is suspect unless it is known to answer: it is new to the
 // Gate (or was forgotten), or a send to it went unanswered (timed out, or
 // took longer than Config.After) within Config.For. Sends to suspect
-// destinations together hold at most ⌊Share × Workers⌋ workers; a job for a
-// suspect destination beyond that is given back at once. A destination that
-// answers a send in time, and has no unanswered send within Config.For, is
-// trusted: its sends never wait for the Gate.
+// destinations together hold at most ⌊Share × Workers⌋ workers (places); a
+// job for a suspect destination beyond that is given back at once. A
+// quarter of the places (at least one, when there are two or more) is kept
+// for new destinations: sends to destinations that went unanswered lately
+// may not take it, so a new destination finds a place even while a backlog
+// of those waits for theirs. A destination that answers a send in time, and
+// has no unanswered send within Config.For, is trusted: its sends never wait
+// for the Gate.
 //
 // State is per process, one entry per destination that answered or went
 // unanswered: an 8-byte hash of its key (seeded per process, never the key)
@@ -49,17 +53,21 @@ const trusted int64 = 0
 // an entry with the map's overhead, so 10 MB at the default 100,000.
 type Gate struct {
 	cfg   Config
-	limit int
-	seed  maphash.Seed
+	limit int // the most places: sends to suspect destinations at once
+	// unansweredLimit is the most places for destinations that went
+	// unanswered lately; the others are kept for new destinations.
+	unansweredLimit int
+	seed            maphash.Seed
 
 	// now and wait are the clock and the delay for a refused job; tests
 	// replace them.
 	now  func() time.Time
 	wait func() time.Duration
 
-	mu    sync.Mutex // guards held and known
-	held  int        // sends to suspect destinations on their way
-	known *simplelru.LRU[uint64, int64]
+	mu             sync.Mutex // guards held, heldUnanswered and known
+	held           int        // places taken: sends to suspect destinations on their way
+	heldUnanswered int        // of them, sends to destinations that went unanswered lately
+	known          *simplelru.LRU[uint64, int64]
 
 	sends      prometheus.Gauge
 	refused    map[herald.Channel]prometheus.Counter
@@ -81,14 +89,15 @@ func New(cfg Config, m *metrics.Metrics) (*Gate, error) {
 		return nil, fmt.Errorf("hung: %w", err)
 	}
 	g := &Gate{
-		cfg:        cfg,
-		limit:      cfg.limit(),
-		seed:       maphash.MakeSeed(),
-		now:        time.Now,
-		known:      known,
-		sends:      m.SuspectSends,
-		refused:    map[herald.Channel]prometheus.Counter{},
-		unanswered: map[herald.Channel]prometheus.Counter{},
+		cfg:             cfg,
+		limit:           cfg.limit(),
+		unansweredLimit: cfg.limit() - cfg.reserve(),
+		seed:            maphash.MakeSeed(),
+		now:             time.Now,
+		known:           known,
+		sends:           m.SuspectSends,
+		refused:         map[herald.Channel]prometheus.Counter{},
+		unanswered:      map[herald.Channel]prometheus.Counter{},
 	}
 	base := cfg.SendTimeout
 	g.wait = func() time.Duration { return base/2 + rand.N(base) }
@@ -147,7 +156,7 @@ func (g *Gate) hash(key string) uint64 { return maphash.String(g.seed, key) }
 // send gates one send to the destination hashed h and calls next.
 func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consumer.Delivery, next consumer.Handler) (err error) {
 	start := g.now()
-	placed, ok := g.admit(h, start)
+	p, ok := g.admit(h, start)
 	if !ok {
 		g.refused[ch].Inc()
 		return &herald.RetryAfterError{After: g.wait(), Err: ErrShareFull}
@@ -164,9 +173,12 @@ func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consume
 		}
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		if placed {
+		if p != noPlace {
 			g.held--
 			g.sends.Dec()
+		}
+		if p == unansweredPlace {
+			g.heldUnanswered--
 		}
 		g.learnLocked(h, o, end)
 	}()
@@ -175,21 +187,39 @@ func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consume
 	return err
 }
 
+// place is what a send admitted by the Gate holds.
+type place int
+
+const (
+	noPlace         place = iota // a trusted destination's send: no place
+	newPlace                     // a place, for a destination new to the Gate
+	unansweredPlace              // a place, for a destination that went unanswered lately
+)
+
 // admit decides whether a send to the destination hashed h may go at now:
-// at once when it is trusted (placed false), in a place of the share when it
-// is suspect and one is free (placed true), not at all otherwise.
-func (g *Gate) admit(h uint64, now time.Time) (placed, ok bool) {
+// at once when it is trusted, in a place when it is suspect and a place it
+// may take is free, not at all otherwise.
+func (g *Gate) admit(h uint64, now time.Time) (place, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if v, found := g.known.Get(h); found && v == trusted {
-		return false, true
+	v, found := g.known.Get(h)
+	if found && v == trusted {
+		return noPlace, true
 	}
 	if g.held >= g.limit {
-		return false, false
+		return noPlace, false
+	}
+	p := newPlace
+	if found && v > now.UnixNano() {
+		if g.heldUnanswered >= g.unansweredLimit {
+			return noPlace, false
+		}
+		p = unansweredPlace
+		g.heldUnanswered++
 	}
 	g.held++
 	g.sends.Inc()
-	return true, true
+	return p, true
 }
 
 // outcome is what a send teaches about its destination.
@@ -206,6 +236,11 @@ func (g *Gate) outcome(ctx context.Context, err error, took time.Duration) outco
 	switch {
 	case ctx.Err() != nil:
 		return outcomeNone // shutdown: the send was cut short, not unanswered
+	case err == nil:
+		if took >= g.cfg.After {
+			return outcomeUnanswered
+		}
+		return outcomeAnswered
 	case errors.Is(err, herald.ErrPaced), errors.Is(err, herald.ErrCircuitOpen), errors.Is(err, herald.ErrInvalidTarget):
 		return outcomeNone // not sent
 	case took >= g.cfg.After, errors.Is(err, context.DeadlineExceeded), isTimeout(err):

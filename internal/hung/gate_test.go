@@ -211,6 +211,51 @@ func TestSuspectSendsHoldAtMostTheShare(t *testing.T) {
 	}
 }
 
+// TestPlacesKeptForNewDestinations: destinations that went unanswered
+// lately may take only three of four places; the fourth is kept for new
+// destinations, so a new one is sent to while a backlog of unanswered ones
+// waits.
+func TestPlacesKeptForNewDestinations(t *testing.T) {
+	t.Parallel()
+	g := newTestGate(t, Config{Workers: 8, Share: 0.5, After: time.Second})
+	for i := range 5 {
+		_ = g.answer(fmt.Sprintf("discord:hung-%d", i), time.Second, nil)
+	}
+	var releases []func(error) error
+	for i := range 3 {
+		r, err := g.hang(t, fmt.Sprintf("discord:hung-%d", i))
+		if err != nil {
+			t.Fatalf("unanswered destination %d refused with places free: %v", i, err)
+		}
+		releases = append(releases, r)
+	}
+	_, err := g.hang(t, "discord:hung-3")
+	wantRefused(t, err, consumer.DefaultSendTimeout)
+	r, err := g.hang(t, "discord:new")
+	if err != nil {
+		t.Fatalf("new destination refused the place kept for it: %v", err)
+	}
+	releases = append(releases, r)
+	_, err = g.hang(t, "discord:new-2")
+	wantRefused(t, err, consumer.DefaultSendTimeout)
+	if got := testutil.ToFloat64(g.m.SuspectSends); got != 4 {
+		t.Errorf("herald_suspect_sends = %v, want 4", got)
+	}
+	// The new destination answers: its place frees, and it is trusted.
+	_ = releases[3](nil)
+	if s := g.state("discord:new"); s != "trusted" {
+		t.Errorf("new destination after an answer: %s, want trusted", s)
+	}
+	_, err = g.hang(t, "discord:hung-4")
+	wantRefused(t, err, consumer.DefaultSendTimeout)
+	for _, r := range releases[:3] {
+		_ = r(nil)
+	}
+	if g := testutil.ToFloat64(g.m.SuspectSends); g != 0 {
+		t.Errorf("herald_suspect_sends = %v after every send returned, want 0", g)
+	}
+}
+
 // TestOutcomeTeaches is what one send to a new destination teaches: an
 // answer in time makes it trusted, no answer in time suspect, and Herald's
 // own refusals and a shutdown nothing.
@@ -407,5 +452,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if got := (Config{}).withDefaults().limit(); got != 16 {
 		t.Errorf("default limit = %d, want 16 (half of 32 workers)", got)
+	}
+	for places, want := range map[int]int{1: 0, 2: 1, 3: 1, 4: 1, 8: 2, 16: 4} {
+		if got := (Config{Workers: places, Share: 1}).reserve(); got != want {
+			t.Errorf("places kept for new destinations of %d = %d, want %d", places, got, want)
+		}
 	}
 }
