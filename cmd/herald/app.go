@@ -27,6 +27,7 @@ import (
 	"github.com/heraldrelay/herald/internal/breaker"
 	"github.com/heraldrelay/herald/internal/connlimit"
 	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/hung"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/pacing"
@@ -221,6 +222,20 @@ func (a *App) Open(ctx context.Context) (err error) {
 		}
 		return string(n.Channel)
 	}
+	// Sends to destinations not known to answer hold at most a share of
+	// the workers, so many destinations that never answer cannot take them
+	// all.
+	gate, err := hung.New(hung.Config{
+		Share:           a.cfg.Pacing.HungShare,
+		Workers:         a.cfg.Consumer.Workers,
+		SendTimeout:     a.cfg.Consumer.SendTimeout,
+		After:           a.cfg.Pacing.HungAfter,
+		For:             a.cfg.Pacing.HungFor,
+		MaxDestinations: a.cfg.Pacing.MaxDestinations,
+	}, a.metrics)
+	if err != nil {
+		return fmt.Errorf("config: pacing: %w", err)
+	}
 	breakers, err := breaker.New(breaker.Config{
 		Failures:        a.cfg.Breaker.Failures,
 		OpenTimeout:     a.cfg.Breaker.OpenTimeout,
@@ -331,8 +346,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 			Logger:      a.logger,
 			Metrics:     a.metrics,
 			// Breakers outermost: a job waiting on an open breaker takes no
-			// pacing slot.
-			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest)), pacer.Middleware(dest)},
+			// place or pacing slot. The hung gate before pacing: a job it
+			// gives back spends none of pacing's rates.
+			Middlewares: []consumer.Middleware{breakers.Middleware(breaker.Keys(dest)), gate.Middleware(dest), pacer.Middleware(dest)},
 			Destination: dest,
 		})
 		if err != nil {

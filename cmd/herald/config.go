@@ -88,6 +88,13 @@ type PacingConfig struct {
 	MaxHold         time.Duration `mapstructure:"max_hold"`
 	MaxInFlight     int           `mapstructure:"max_in_flight"`
 	MaxDestinations int           `mapstructure:"max_destinations"`
+	// HungShare, HungAfter and HungFor configure internal/hung's Gate: the
+	// part of consumer.workers that sends to destinations not known to
+	// answer may hold, how long a send may go unanswered, and how long a
+	// destination stays suspect after one did.
+	HungShare float64       `mapstructure:"hung_share"`
+	HungAfter time.Duration `mapstructure:"hung_after"`
+	HungFor   time.Duration `mapstructure:"hung_for"`
 }
 
 type BreakerConfig struct {
@@ -266,6 +273,9 @@ var defaults = map[string]any{
 	"pacing.max_hold":                      "2s",
 	"pacing.max_in_flight":                 2,
 	"pacing.max_destinations":              100000,
+	"pacing.hung_share":                    0.5,
+	"pacing.hung_after":                    "5s",
+	"pacing.hung_for":                      "10m",
 	"breaker.failures":                     5,
 	"breaker.open_timeout":                 "30s",
 	"breaker.half_open_probes":             1,
@@ -516,6 +526,15 @@ func (c Config) validate() error {
 	}
 	if c.Pacing.MaxInFlight < 1 {
 		bad("pacing.max_in_flight", "must be at least 1")
+	}
+	if s := c.Pacing.HungShare; !(s > 0 && s <= 1) {
+		bad("pacing.hung_share", "must be more than 0 and at most 1 (1 turns the cap off)")
+	}
+	if c.Pacing.HungAfter <= c.Pacing.MaxHold {
+		bad("pacing.hung_after", "must be above pacing.max_hold (%s): a send's time counts from before pacing holds it", c.Pacing.MaxHold)
+	}
+	if c.Pacing.HungFor <= 0 {
+		bad("pacing.hung_for", "must be above 0")
 	}
 	if c.Breaker.Failures < 1 {
 		bad("breaker.failures", "must be at least 1")

@@ -60,6 +60,15 @@ type Metrics struct {
 	Suspended        *prometheus.GaugeVec     // channel: 1 while sending is suspended (invalid-request budget spent)
 	BreakerState     *prometheus.GaugeVec     // channel, state (closed, half_open, open): breakers in each state
 	BreakerChanges   *prometheus.CounterVec   // channel, to
+	// SuspectSends is the sends on their way to suspect destinations (new,
+	// or unanswered lately), each holding a worker: at most
+	// pacing.hung_share of them. SuspectRefused counts the jobs given back
+	// because that share was full; UnansweredSends the sends that went
+	// unanswered (timed out, or slower than pacing.hung_after), making their
+	// destination suspect.
+	SuspectSends    prometheus.Gauge
+	SuspectRefused  *prometheus.CounterVec // channel
+	UnansweredSends *prometheus.CounterVec // channel
 
 	// BuildInfo is 1, labelled with the running version and Go version.
 	BuildInfo *prometheus.GaugeVec
@@ -158,6 +167,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		BreakerChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_breaker_transitions_total", Help: "Circuit breaker state changes, by channel and new state.",
 		}, []string{"channel", "to"}),
+		SuspectSends: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "herald_suspect_sends", Help: "Sends on their way to destinations not known to answer (new, or unanswered lately), each holding a worker; at most pacing.hung_share of the workers.",
+		}),
+		SuspectRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_suspect_refused_total", Help: "Jobs for destinations not known to answer given back without a send because such sends held their share of the workers, by channel.",
+		}, []string{"channel"}),
+		UnansweredSends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_unanswered_sends_total", Help: "Sends that got no answer in time (a timeout, or slower than pacing.hung_after), making their destination suspect, by channel.",
+		}, []string{"channel"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_build_info", Help: "Always 1; the labels say which Herald runs.",
 		}, []string{"version", "go_version"}),
@@ -213,6 +231,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.StatusWriteFails, m.Parked, m.ParkRefused, m.StaleCopies,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
+		m.SuspectSends, m.SuspectRefused, m.UnansweredSends,
 		m.QueueDepth, m.BuildInfo,
 		m.Limited, m.LimiterFallbacks, m.StoreErrors,
 		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
