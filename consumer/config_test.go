@@ -14,7 +14,7 @@ func TestConfigDefaults(t *testing.T) {
 		Workers: 32, Durable: herald.WorkersConsumer, AckWait: 30 * time.Second, MaxAckPending: 256,
 		SendTimeout: 10 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute,
 		MaxRetryAfter: time.Hour, DrainTimeout: 15 * time.Second, MaxAttempts: 10, MaxAge: 24 * time.Hour, AckDelay: 5 * time.Millisecond,
-		MaxParkedPerDestination: 2000, MaxParked: 100000,
+		MaxParkedPerDestination: 2000, MaxParked: 20000,
 	}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)

@@ -69,6 +69,10 @@ func BenchmarkParkedJobs(b *testing.B) {
 		b.StopTimer()
 		took, cpu := time.Since(start), processCPU()-cpuBefore
 		held := heapInUse() - heapBefore
+		// The file store drops its caches of recent message blocks after a
+		// few seconds idle: what stays is what a waiting job really costs.
+		time.Sleep(15 * time.Second)
+		settled := heapInUse() - heapBefore
 		s, err := js.Stream(ctx, herald.ParkedStream)
 		if err != nil {
 			b.Fatal(err)
@@ -79,9 +83,10 @@ func BenchmarkParkedJobs(b *testing.B) {
 		b.ReportMetric(float64(took.Microseconds())/jobs, "µs/park")
 		b.ReportMetric(float64(cpu.Microseconds())/jobs, "cpu-µs/park")
 		b.ReportMetric(float64(held)/jobs, "heap-B/parked")
+		b.ReportMetric(float64(settled)/jobs, "settled-heap-B/parked")
 		b.ReportMetric(float64(stored)/jobs, "store-B/parked")
-		b.Logf("%d jobs parked in %s: %.0f µs CPU each; %d KiB of heap and %d KiB of store held while they wait",
-			jobs, took.Round(time.Millisecond), float64(cpu.Microseconds())/jobs, held>>10, stored>>10)
+		b.Logf("%d jobs parked in %s: %.0f µs CPU each; %d KiB of heap at once, %d KiB 15 s later, and %d KiB of store held while they wait",
+			jobs, took.Round(time.Millisecond), float64(cpu.Microseconds())/jobs, held>>10, settled>>10, stored>>10)
 	}
 }
 

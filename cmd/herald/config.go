@@ -247,7 +247,7 @@ var defaults = map[string]any{
 	"consumer.max_retry_after":            "1h",
 	"consumer.drain_timeout":              "15s",
 	"consumer.ack_delay":                  "5ms",
-	"consumer.max_parked":                 100000,
+	"consumer.max_parked":                 20000,
 	"consumer.max_parked_per_destination": 2000,
 	"worker.http_addr":                    ":9090",
 	"channels.timeout":                    "10s",
