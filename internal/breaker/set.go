@@ -95,7 +95,7 @@ type Set struct {
 
 	mu     sync.Mutex
 	byKey  map[string]*entry
-	bytes  int64 // accounted bytes of the breakers kept (see entryBytes)
+	bytes  int64     // accounted bytes of the breakers kept (see entryBytes)
 	closed list.List // of *entry: closed breakers, most recently used first
 	other  list.List // of *entry: open and half-open breakers, most recently used first
 	// nextSweep is when idle breakers are next looked for.
