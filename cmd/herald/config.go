@@ -86,6 +86,7 @@ type PacingConfig struct {
 	MaxHold         time.Duration `mapstructure:"max_hold"`
 	MaxInFlight     int           `mapstructure:"max_in_flight"`
 	MaxDestinations int           `mapstructure:"max_destinations"`
+	MaxMemory       int64         `mapstructure:"max_memory"`
 }
 
 type BreakerConfig struct {
@@ -93,6 +94,7 @@ type BreakerConfig struct {
 	OpenTimeout     time.Duration `mapstructure:"open_timeout"`
 	HalfOpenProbes  uint32        `mapstructure:"half_open_probes"`
 	MaxDestinations int           `mapstructure:"max_destinations"`
+	MaxMemory       int64         `mapstructure:"max_memory"`
 }
 
 type LogConfig struct {
@@ -250,10 +252,12 @@ var defaults = map[string]any{
 	"pacing.max_hold":                      "2s",
 	"pacing.max_in_flight":                 2,
 	"pacing.max_destinations":              100000,
+	"pacing.max_memory":                    8 << 20,
 	"breaker.failures":                     5,
 	"breaker.open_timeout":                 "30s",
 	"breaker.half_open_probes":             1,
 	"breaker.max_destinations":             100000,
+	"breaker.max_memory":                   8 << 20,
 
 	"ingest.trusted_proxies":                 []string{},
 	"ratelimit.enabled":                      true,
