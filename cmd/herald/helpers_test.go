@@ -308,7 +308,7 @@ func execute(ctx context.Context, cmd *cobra.Command, stdin string, args ...stri
 
 // buildHerald compiles the real binary into the test's temporary directory.
 // Tests that run it are skipped with -short.
-func buildHerald(t *testing.T) string {
+func buildHerald(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped with -short")
