@@ -188,6 +188,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		MaxHold:         a.cfg.Pacing.MaxHold,
 		MaxInFlight:     a.cfg.Pacing.MaxInFlight,
 		MaxDestinations: a.cfg.Pacing.MaxDestinations,
+		MaxMemory:       a.cfg.Pacing.MaxMemory,
 	}, a.logger, a.metrics)
 	if err != nil {
 		return fmt.Errorf("config: pacing: %w", err)
@@ -241,6 +242,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		OpenTimeout:     a.cfg.Breaker.OpenTimeout,
 		HalfOpenProbes:  a.cfg.Breaker.HalfOpenProbes,
 		MaxDestinations: a.cfg.Breaker.MaxDestinations,
+		MaxMemory:       a.cfg.Breaker.MaxMemory,
 	}, a.logger, a.metrics)
 	if err != nil {
 		return fmt.Errorf("config: breaker: %w", err)

@@ -95,6 +95,7 @@ type PacingConfig struct {
 	HungShare float64       `mapstructure:"hung_share"`
 	HungAfter time.Duration `mapstructure:"hung_after"`
 	HungFor   time.Duration `mapstructure:"hung_for"`
+	MaxMemory int64         `mapstructure:"max_memory"`
 }
 
 type BreakerConfig struct {
@@ -102,6 +103,7 @@ type BreakerConfig struct {
 	OpenTimeout     time.Duration `mapstructure:"open_timeout"`
 	HalfOpenProbes  uint32        `mapstructure:"half_open_probes"`
 	MaxDestinations int           `mapstructure:"max_destinations"`
+	MaxMemory       int64         `mapstructure:"max_memory"`
 }
 
 type LogConfig struct {
@@ -276,10 +278,12 @@ var defaults = map[string]any{
 	"pacing.hung_share":                    0.5,
 	"pacing.hung_after":                    "5s",
 	"pacing.hung_for":                      "10m",
+	"pacing.max_memory":                    8 << 20,
 	"breaker.failures":                     5,
 	"breaker.open_timeout":                 "30s",
 	"breaker.half_open_probes":             1,
 	"breaker.max_destinations":             100000,
+	"breaker.max_memory":                   8 << 20,
 
 	"ingest.trusted_proxies":                 []string{},
 	"ratelimit.enabled":                      true,

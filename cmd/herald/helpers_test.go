@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,6 +73,17 @@ func newTestApp(t testing.TB, env map[string]string) *testApp {
 // newTestAppAs is newTestApp in the given role.
 func newTestAppAs(t testing.TB, r role, env map[string]string) *testApp {
 	t.Helper()
+	cfg := testAppConfig(t, env)
+	// The kit's log buffer, with its checks at cleanup (registered first, so
+	// they run after the app stopped); the app writes to it through the
+	// logger its config asks for.
+	_, logs := testkit.Logger(t, testSecret, testAdminSecret)
+	return startTestApp(t, r, cfg, logs, newLogger(cfg.Log, logs))
+}
+
+// testAppConfig is the configuration of newTestApp, env added.
+func testAppConfig(t testing.TB, env map[string]string) Config {
+	t.Helper()
 	base := map[string]string{
 		"HERALD_DATA_DIR":                       t.TempDir(),
 		"HERALD_HTTP_ADDR":                      "127.0.0.1:0",
@@ -93,11 +105,14 @@ func newTestAppAs(t testing.TB, r role, env map[string]string) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The kit's log buffer, with its checks at cleanup (registered first, so
-	// they run after the app stopped); the app writes to it through the
-	// logger its config asks for.
-	_, logs := testkit.Logger(t, testSecret, testAdminSecret)
-	app := &App{cfg: cfg, role: r, logger: newLogger(cfg.Log, logs)}
+	return cfg
+}
+
+// startTestApp opens and runs the app of cfg in role r with logger until
+// the test ends.
+func startTestApp(t testing.TB, r role, cfg Config, logs *testkit.LogBuffer, logger *slog.Logger) *testApp {
+	t.Helper()
+	app := &App{cfg: cfg, role: r, logger: logger}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := app.Open(ctx); err != nil {
 		cancel()
@@ -125,12 +140,17 @@ func newTestAppAs(t testing.TB, r role, env map[string]string) *testApp {
 // may); env adds to or overrides that.
 func newBenchApp(b *testing.B, env map[string]string) *testApp {
 	b.Helper()
+	return newTestApp(b, benchEnv(env))
+}
+
+// benchEnv is newBenchApp's environment, env added.
+func benchEnv(env map[string]string) map[string]string {
 	base := map[string]string{"HERALD_LOG_LEVEL": "warn", "HERALD_LOG_FORMAT": "text", "HERALD_INGEST_STREAKY_WAIT": "0s",
 		"HERALD_CHANNELS_DISCORD_GLOBAL_RATE": "1000000", "HERALD_RATELIMIT_ENABLED": "false"}
 	for k, v := range env {
 		base[k] = v
 	}
-	return newTestApp(b, base)
+	return base
 }
 
 // unlimitedDiscord is the Discord fake with buckets far above what a test
@@ -288,7 +308,7 @@ func execute(ctx context.Context, cmd *cobra.Command, stdin string, args ...stri
 
 // buildHerald compiles the real binary into the test's temporary directory.
 // Tests that run it are skipped with -short.
-func buildHerald(t *testing.T) string {
+func buildHerald(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped with -short")

@@ -20,9 +20,14 @@ const (
 	// DefaultHalfOpenProbes is how many sends a half-open breaker lets
 	// through; that many successes in a row close it, one failure reopens it.
 	DefaultHalfOpenProbes = 1
-	// DefaultMaxDestinations bounds the breakers kept in memory (a breaker is
-	// a few hundred bytes, so this is tens of MB at most).
+	// DefaultMaxDestinations bounds the breakers kept in memory; MaxMemory
+	// is usually reached first.
 	DefaultMaxDestinations = 100_000
+	// DefaultMaxMemory bounds the bytes of the breakers kept: 8 MiB is about
+	// 13,000 destinations with failures on record, more than are down at
+	// once short of an outage of Discord or Telegram, and a small part of a
+	// 512 MB machine however many destinations one client names.
+	DefaultMaxMemory = 8 << 20
 	// DefaultIdleTTL is how long a breaker may go unused before it is
 	// forgotten. A forgotten closed breaker loses nothing: its failure count
 	// was about a destination nobody has sent to for that long.
@@ -47,6 +52,12 @@ type Config struct {
 	// every breaker is open or half-open is the least recently used of those
 	// dropped (and a warning logged). DefaultMaxDestinations when 0.
 	MaxDestinations int
+	// MaxMemory bounds the bytes the breakers take (breaker.max_memory),
+	// counted as the heap measures them: entryBytes (560) per breaker
+	// plus its key. Breakers are dropped as for MaxDestinations, whichever
+	// is reached first. Only destinations with a transient failure on
+	// record have a breaker. DefaultMaxMemory when 0.
+	MaxMemory int64
 	// IdleTTL is how long a breaker may go unused before it is dropped. Open
 	// and half-open breakers are dropped only once their OpenTimeout has also
 	// passed, when they would let a probe through anyway. DefaultIdleTTL when
@@ -67,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDestinations == 0 {
 		c.MaxDestinations = DefaultMaxDestinations
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = DefaultMaxMemory
 	}
 	if c.IdleTTL == 0 {
 		c.IdleTTL = DefaultIdleTTL
@@ -89,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDestinations < 0 {
 		bad("max destinations %d is negative", c.MaxDestinations)
+	}
+	if c.MaxMemory < minMaxMemory {
+		bad("max memory %d must be at least %d bytes", c.MaxMemory, minMaxMemory)
 	}
 	if c.IdleTTL < 0 {
 		bad("idle ttl %s is negative", c.IdleTTL)

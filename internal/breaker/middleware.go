@@ -64,16 +64,22 @@ func (s *Set) Middleware(keys func(herald.Notification) []string) consumer.Middl
 				return next(ctx, d)
 			}
 			var (
-				ebuf  [maxKeysOnStack]*entry
-				dbuf  [maxKeysOnStack]func(error)
-				es    = ebuf[:0]
-				dones = dbuf[:0]
+				ebuf    [maxKeysOnStack]*entry
+				dbuf    [maxKeysOnStack]func(error)
+				mbuf    [maxKeysOnStack]string
+				es      = ebuf[:0]
+				dones   = dbuf[:0]
+				missing = mbuf[:0] // keys without a breaker: closed, nothing on record
 			)
 			for i, k := range ks {
 				if k == "" || containsKey(ks[:i], k) {
 					continue
 				}
-				es = append(es, s.get(k, channelLabel(k, d.Notification.Channel)))
+				if e := s.lookup(k); e != nil {
+					es = append(es, e)
+				} else {
+					missing = append(missing, k)
+				}
 			}
 			var (
 				refused *entry
@@ -111,6 +117,16 @@ func (s *Set) Middleware(keys func(herald.Notification) []string) consumer.Middl
 			err = next(ctx, d)
 			for _, done := range dones {
 				done(err)
+			}
+			switch {
+			case isSuccessful(err):
+				for _, e := range es {
+					s.forgetIfClean(e)
+				}
+			case !isExcluded(err):
+				for _, k := range missing {
+					s.recordFailure(k, channelLabel(k, d.Notification.Channel), err)
+				}
 			}
 			return err
 		}

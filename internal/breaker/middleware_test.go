@@ -399,10 +399,13 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 
 	send(nil)
-	if x.gauge("discord", labelClosed) != 1 || x.gaugeTotal("discord") != 1 {
-		t.Errorf("after first use: closed %d, total %d", x.gauge("discord", labelClosed), x.gaugeTotal("discord"))
+	if x.gaugeTotal("discord") != 0 {
+		t.Errorf("after a success: total %d, want 0 (no breaker without a failure)", x.gaugeTotal("discord"))
 	}
 	send(errTransient)
+	if x.gauge("discord", labelClosed) != 1 || x.gaugeTotal("discord") != 1 {
+		t.Errorf("after a failure: closed %d, total %d", x.gauge("discord", labelClosed), x.gaugeTotal("discord"))
+	}
 	send(errTransient)
 	if x.gauge("discord", labelOpen) != 1 || x.gauge("discord", labelClosed) != 0 || x.changes("discord", labelOpen) != 1 {
 		t.Errorf("after opening: open %d closed %d, open transitions %d",
@@ -414,9 +417,9 @@ func TestMetricsAndLogs(t *testing.T) {
 		t.Errorf("half-open gauge %d, open %d", x.gauge("discord", labelHalfOpen), x.gauge("discord", labelOpen))
 	}
 	send(nil)
-	if x.gauge("discord", labelClosed) != 1 || x.gaugeTotal("discord") != 1 || x.changes("discord", labelClosed) != 1 {
-		t.Errorf("after closing: closed %d total %d, close transitions %d",
-			x.gauge("discord", labelClosed), x.gaugeTotal("discord"), x.changes("discord", labelClosed))
+	// Closed with its counts cleared, the breaker is forgotten.
+	if x.gaugeTotal("discord") != 0 || x.changes("discord", labelClosed) != 1 {
+		t.Errorf("after closing: total %d, close transitions %d", x.gaugeTotal("discord"), x.changes("discord", labelClosed))
 	}
 	if x.gaugeTotal("telegram") != 0 {
 		t.Errorf("telegram gauges = %d", x.gaugeTotal("telegram"))

@@ -32,6 +32,15 @@
 // State lives in the process: several worker processes each keep their own
 // breakers, so a destination that is down sees Failures calls, and then the
 // probes, from each.
+//
+// Memory: a destination has a breaker only while something is on record, from
+// its first transient failure until a success leaves the breaker closed with
+// no failure counted; sends that succeed or fail for good (a deleted
+// webhook) never create one. The breakers kept are bounded by
+// Config.MaxMemory bytes (each accounted entryBytes plus its key, as the heap
+// measures it) and Config.MaxDestinations. A breaker dropped to make room is
+// closed from then on: its destination is called again and reopens it after
+// Failures failures.
 package breaker
 
 import (
@@ -69,8 +78,12 @@ const (
 	labelOpen     = "open"
 )
 
-// Set is a bounded collection of circuit breakers, one per destination key,
-// created on first use. Create it with New. It is safe for concurrent use.
+// Set is a bounded collection of circuit breakers, one per destination key
+// with something on record: a breaker is created at a destination's first
+// transient failure, and forgotten when a success leaves it closed with no
+// failure counted, since a closed breaker without failures is what a
+// destination without a breaker has. Create it with New. It is safe for
+// concurrent use.
 type Set struct {
 	cfg     Config
 	log     *slog.Logger
@@ -82,6 +95,7 @@ type Set struct {
 
 	mu     sync.Mutex
 	byKey  map[string]*entry
+	bytes  int64     // accounted bytes of the breakers kept (see entryBytes)
 	closed list.List // of *entry: closed breakers, most recently used first
 	other  list.List // of *entry: open and half-open breakers, most recently used first
 	// nextSweep is when idle breakers are next looked for.
@@ -158,22 +172,58 @@ func (s *Set) Len() int {
 	return len(s.byKey)
 }
 
+// Bytes returns the bytes accounted for the breakers kept: entryBytes each
+// plus its key. It is at most Config.MaxMemory.
+func (s *Set) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// cost is what a breaker for key is accounted: its fixed size and its key,
+// rounded up to the allocator's 16-byte classes.
+func cost(key string) int64 {
+	return int64(entryBytes + (len(key)+15)&^15)
+}
+
+// lookup returns the breaker for key, marked used, or nil when there is
+// none.
+func (s *Set) lookup(key string) *entry {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maybeSweepLocked(now)
+	e, ok := s.byKey[key]
+	if !ok {
+		return nil
+	}
+	e.lastUsed = now
+	s.listOf(e.state).MoveToFront(e.elem)
+	return e
+}
+
+// maybeSweepLocked sweeps for idle breakers when one is due. s.mu is held.
+func (s *Set) maybeSweepLocked(now time.Time) {
+	if now.After(s.nextSweep) {
+		s.sweepLocked(now)
+		s.nextSweep = now.Add(min(s.cfg.IdleTTL/4, maxSweepEvery))
+	}
+}
+
 // get returns the breaker for key, creating it (and making room for it) when
 // needed, and marks it used. channel is the metric label for a new breaker.
 func (s *Set) get(key, channel string) *entry {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.After(s.nextSweep) {
-		s.sweepLocked(now)
-		s.nextSweep = now.Add(min(s.cfg.IdleTTL/4, maxSweepEvery))
-	}
+	s.maybeSweepLocked(now)
 	if e, ok := s.byKey[key]; ok {
 		e.lastUsed = now
 		s.listOf(e.state).MoveToFront(e.elem)
 		return e
 	}
-	for len(s.byKey) >= s.cfg.MaxDestinations {
+	c := cost(key)
+	for len(s.byKey) > 0 && (len(s.byKey) >= s.cfg.MaxDestinations || s.bytes+c > s.cfg.MaxMemory) {
 		s.evictLocked()
 	}
 	e := &entry{key: key, channel: channel, state: gobreaker.StateClosed, lastUsed: now, changed: now}
@@ -193,8 +243,35 @@ func (s *Set) get(key, channel string) *entry {
 	})
 	e.elem = s.closed.PushFront(e)
 	s.byKey[key] = e
+	s.bytes += c
 	s.metrics.BreakerState.WithLabelValues(channel, labelClosed).Inc()
 	return e
+}
+
+// recordFailure records a transient failure (err) of a send made while key
+// had no breaker, creating one. A breaker that another send meanwhile
+// opened, or whose probes are out, already knows.
+func (s *Set) recordFailure(key, channel string, err error) {
+	e := s.get(key, channel)
+	if done, aerr := e.cb.Allow(); aerr == nil {
+		done(err)
+	}
+}
+
+// forgetIfClean forgets e when it is closed with no failure counted, after a
+// success: it then holds nothing a missing breaker does not. A failure that
+// another send records at the same moment may be forgotten with it, as it
+// would be by eviction; the breaker then opens one failure later.
+func (s *Set) forgetIfClean(e *entry) {
+	// The breaker's lock is taken outside s.mu (see changed).
+	if e.cb.State() != gobreaker.StateClosed || e.cb.Counts().ConsecutiveFailures != 0 {
+		return
+	}
+	s.mu.Lock()
+	if !e.gone && e.state == gobreaker.StateClosed {
+		s.removeLocked(e)
+	}
+	s.mu.Unlock()
 }
 
 // listOf returns the LRU list that holds breakers in state st; s.mu is held.
@@ -224,8 +301,9 @@ func (s *Set) evictLocked() {
 		slog.String("channel", e.channel),
 		slog.String("destination", e.key),
 		slog.String("state", stateLabel(e.state)),
-		slog.String("reason", "max destinations reached and every breaker is open"),
-		slog.Int("max_destinations", s.cfg.MaxDestinations))
+		slog.String("reason", "max destinations or max memory reached and every breaker is open"),
+		slog.Int("max_destinations", s.cfg.MaxDestinations),
+		slog.Int64("max_memory", s.cfg.MaxMemory))
 }
 
 // sweepLocked drops breakers unused for IdleTTL: closed ones at once, open and
@@ -262,6 +340,7 @@ func (s *Set) sweepLocked(now time.Time) {
 // breaker finishes normally; its outcome no longer matters to the Set.
 func (s *Set) removeLocked(e *entry) {
 	delete(s.byKey, e.key)
+	s.bytes -= cost(e.key)
 	s.listOf(e.state).Remove(e.elem)
 	e.elem = nil
 	e.gone = true

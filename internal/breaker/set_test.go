@@ -13,18 +13,16 @@ import (
 
 func TestEvictionBound(t *testing.T) {
 	t.Parallel()
-	x := newTestSet(t, Config{Failures: 1, OpenTimeout: time.Hour, MaxDestinations: 100})
+	x := newTestSet(t, Config{Failures: 2, OpenTimeout: time.Hour, MaxDestinations: 100})
 	// Five destinations are down.
 	var down []string
 	for i := range 5 {
 		down = append(down, fmt.Sprintf("discord:down%d", i))
 	}
 	x.open(down...)
+	// Many more failed once: closed breakers with a failure on record.
 	for i := range 10_000 {
-		k := fmt.Sprintf("discord:%d", i)
-		if _, called := x.call([]string{k}, func() error { return nil }); !called {
-			t.Fatalf("send %d not made", i)
-		}
+		x.fail(fmt.Sprintf("discord:%d", i))
 		if n := x.Len(); n > 100 {
 			t.Fatalf("Len = %d after %d keys, want at most 100", n, i+1)
 		}
@@ -81,19 +79,21 @@ func TestEvictionAllOpen(t *testing.T) {
 func TestIdleBreakersDropped(t *testing.T) {
 	t.Parallel()
 	clock := testkit.NewClock(time.Now())
-	x := newTestSet(t, Config{Failures: 1, OpenTimeout: time.Hour, IdleTTL: time.Minute})
+	x := newTestSet(t, Config{Failures: 2, OpenTimeout: time.Hour, IdleTTL: time.Minute})
 	x.Set.now = clock.Now
-	x.fail("discord:open")
+	x.open("discord:open")
+	// Closed breakers with one failure on record.
 	for i := range 50 {
-		x.call([]string{fmt.Sprintf("discord:%d", i)}, func() error { return nil })
+		x.fail(fmt.Sprintf("discord:%d", i))
 	}
 	clock.Advance(30 * time.Second)
-	x.call([]string{"discord:recent"}, func() error { return nil })
+	x.fail("discord:recent")
 	if n := x.Len(); n != 52 {
 		t.Fatalf("Len = %d, want 52", n)
 	}
 	clock.Advance(45 * time.Second)
-	x.call([]string{"discord:recent"}, func() error { return nil })
+	x.call([]string{"discord:recent"}, func() error { return errPermanent }) // a success: counts cleared, forgotten
+	x.fail("discord:recent")
 	// The 50 idle closed ones are gone; the open one stays within its
 	// OpenTimeout (an hour, by the Set's clock).
 	if n := x.Len(); n != 2 {
@@ -103,7 +103,7 @@ func TestIdleBreakersDropped(t *testing.T) {
 		t.Errorf("open breaker = %s", st)
 	}
 	clock.Advance(2 * time.Hour)
-	x.call([]string{"discord:new"}, func() error { return nil })
+	x.fail("discord:new")
 	if n := x.Len(); n != 1 {
 		t.Fatalf("Len = %d, want 1 (new)", n)
 	}

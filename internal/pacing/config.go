@@ -24,6 +24,12 @@ const (
 	// (Discord webhooks, Telegram chats, Telegram bots), so millions of
 	// destinations cannot exhaust memory. An entry costs a few hundred bytes.
 	DefaultMaxDestinations = 100_000
+	// DefaultMaxMemory bounds the bytes of each kind of per-destination
+	// state (see Config.MaxMemory): 8 MiB holds about 23,000 Discord
+	// webhooks' learned buckets or 20,000 Telegram chats, far more than are
+	// sent to within a few seconds, and the three kinds together stay under
+	// 25 MiB of a 512 MB machine however many destinations one client names.
+	DefaultMaxMemory = 8 << 20
 
 	// DefaultDiscordGlobalRate is Discord's global limit: 50 requests per
 	// second per IP address. Webhook calls carry no bot token, so every
@@ -62,6 +68,8 @@ const (
 const (
 	maxMaxHold     = time.Minute
 	minInvalidSpan = time.Second
+	// minMaxMemory is room for a few destinations of every kind.
+	minMaxMemory = 64 << 10
 )
 
 // Config configures a Pacer. The zero value is valid: every zero field takes
@@ -85,6 +93,15 @@ type Config struct {
 	// state (Discord webhooks, Telegram chats, Telegram bots); least recently
 	// used idle entries are evicted first. DefaultMaxDestinations when 0.
 	MaxDestinations int
+	// MaxMemory bounds the bytes kept for each kind of destination state
+	// (pacing.max_memory), counted as the heap measures them: an entry's
+	// fixed size (288 bytes for a Discord webhook, 336 for a Telegram chat or
+	// bot) plus its key (about 64). The least
+	// recently used idle entries are evicted first, whichever of MaxMemory
+	// and MaxDestinations is reached first. It also bounds the destinations
+	// remembered as having refused a verification message. DefaultMaxMemory
+	// when 0.
+	MaxMemory int64
 }
 
 // DiscordConfig paces Discord (config keys channels.discord.*).
@@ -145,6 +162,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxDestinations == 0 {
 		c.MaxDestinations = DefaultMaxDestinations
 	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = DefaultMaxMemory
+	}
 	d := &c.Discord
 	if d.GlobalRate == 0 {
 		d.GlobalRate = DefaultDiscordGlobalRate
@@ -176,7 +196,8 @@ func (c Config) withDefaults() Config {
 
 // Validate reports every problem with c after defaults are applied (a zero
 // field is never an error): negative, NaN or infinite rates, a negative or
-// over-a-minute MaxHold, a negative budget or MaxDestinations, an
+// over-a-minute MaxHold, a negative budget or MaxDestinations, a MaxMemory
+// under 64 KiB, an
 // InvalidWindow under one second. Errors name the config key.
 func (c Config) Validate() error {
 	c = c.withDefaults()
@@ -197,6 +218,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDestinations < 1 {
 		bad("pacing.max_destinations %d must be at least 1", c.MaxDestinations)
+	}
+	if c.MaxMemory < minMaxMemory {
+		bad("pacing.max_memory %d must be at least %d bytes", c.MaxMemory, minMaxMemory)
 	}
 	rate("channels.discord.global_rate", c.Discord.GlobalRate)
 	if c.Discord.InvalidBudget < 1 {

@@ -15,6 +15,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxHold:         2 * time.Second,
 		MaxInFlight:     2,
 		MaxDestinations: 100_000,
+		MaxMemory:       8 << 20,
 	}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
@@ -34,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max hold", Config{MaxHold: -time.Second}, "pacing.max_hold"},
 		{"max hold too long", Config{MaxHold: 2 * time.Minute}, "pacing.max_hold"},
 		{"negative destinations", Config{MaxDestinations: -1}, "pacing.max_destinations"},
+		{"negative memory", Config{MaxMemory: -1}, "pacing.max_memory"},
+		{"tiny memory", Config{MaxMemory: 1000}, "pacing.max_memory"},
 		{"negative global rate", Config{Discord: DiscordConfig{GlobalRate: -1}}, "channels.discord.global_rate"},
 		{"NaN global rate", Config{Discord: DiscordConfig{GlobalRate: math.NaN()}}, "channels.discord.global_rate"},
 		{"infinite rate", Config{Telegram: TelegramConfig{PerBot: math.Inf(1)}}, "channels.telegram.per_bot_rate"},

@@ -35,7 +35,7 @@ const (
 // process calls the webhook, count never exceeds sent and others stays 0:
 // answers arriving out of order neither add nor lose a slot.
 type discordDest struct {
-	bucket       string    // X-RateLimit-Bucket; a change means a new bucket
+	bucket       uint64    // hash of X-RateLimit-Bucket (0: none seen); a change means a new bucket
 	learned      bool      // a response with rate-limit headers was seen
 	limit        int       // X-RateLimit-Limit
 	sent         int       // requests this process started in the current window
@@ -174,9 +174,13 @@ func (d *discordDest) observe(rl channels.RateLimit, now time.Time) {
 	if rl.ResetAfter > 0 {
 		reset = now.Add(rl.ResetAfter)
 	}
-	newBucket := rl.Bucket != "" && d.bucket != "" && rl.Bucket != d.bucket
+	var bucket uint64
 	if rl.Bucket != "" {
-		d.bucket = rl.Bucket
+		bucket = bucketHash(rl.Bucket)
+	}
+	newBucket := bucket != 0 && d.bucket != 0 && bucket != d.bucket
+	if bucket != 0 {
+		d.bucket = bucket
 	}
 	d.limit = rl.Limit
 	d.span = max(d.span, rl.ResetAfter)
@@ -197,6 +201,18 @@ func (d *discordDest) observe(rl channels.RateLimit, now time.Time) {
 		}
 	}
 	d.others = max(d.others, count-d.sent)
+}
+
+// bucketHash is a fixed-size stand-in for a bucket hash, which is only
+// compared: FNV-1a, never 0. Discord chooses the hashes, so collisions are
+// chance (one in 2^64), and one only makes a new bucket look like the old.
+func bucketHash(b string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(b); i++ {
+		h ^= uint64(b[i])
+		h *= 1099511628211
+	}
+	return max(h, 1)
 }
 
 // discordGlobal is the state every webhook shares: the per-IP rate, a global

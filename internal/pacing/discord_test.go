@@ -101,7 +101,7 @@ func TestDiscordFirstSendAloneUntilLearned(t *testing.T) {
 	default:
 		t.Fatal("waiting send not woken by the response")
 	}
-	tp.releaseDiscord(g, true, nil, now)
+	tp.releaseDiscord(g, true, nil, now, false)
 	// Learned: 4 left in this window.
 	for i := range 4 {
 		if g := tp.acquireDiscord(hookA, now, time.Second); !g.ok {
@@ -180,7 +180,7 @@ func TestDiscordLongWaitReturnsPaced(t *testing.T) {
 			t.Errorf("job %d given back for %s, want %s", i+1, after, want)
 		}
 	}
-	tp.releaseDiscord(g, true, nil, tp.clock.Now())
+	tp.releaseDiscord(g, true, nil, tp.clock.Now(), false)
 }
 
 func TestDiscordOutOfOrderResponses(t *testing.T) {
@@ -188,15 +188,15 @@ func TestDiscordOutOfOrderResponses(t *testing.T) {
 	now := tp.clock.Now()
 	first := tp.acquireDiscord(hookA, now, 0)
 	tp.ObserveDiscord(hookA, headers(4, 2*time.Second), 204)
-	tp.releaseDiscord(first, true, nil, now)
+	tp.releaseDiscord(first, true, nil, now, false)
 	// Two sends in flight; Discord counts both (3 and 2 left), but the
 	// answers arrive in the other order.
 	a := tp.acquireDiscord(hookA, now, 0)
 	b := tp.acquireDiscord(hookA, now, 0)
 	tp.ObserveDiscord(hookA, headers(2, 2*time.Second), 204)
-	tp.releaseDiscord(b, true, nil, now)
+	tp.releaseDiscord(b, true, nil, now, false)
 	tp.ObserveDiscord(hookA, headers(3, 2*time.Second), 204) // stale
-	tp.releaseDiscord(a, true, nil, now)
+	tp.releaseDiscord(a, true, nil, now, false)
 	// Exactly two are left: the stale answer neither adds nor loses one.
 	for i := range 2 {
 		if g := tp.acquireDiscord(hookA, now, 0); !g.ok {
@@ -214,7 +214,7 @@ func TestDiscordOtherSendersCounted(t *testing.T) {
 	// Another process used 3 of the window: our first answer says 1 left.
 	g := tp.acquireDiscord(hookA, now, 0)
 	tp.ObserveDiscord(hookA, headers(1, 2*time.Second), 204)
-	tp.releaseDiscord(g, true, nil, now)
+	tp.releaseDiscord(g, true, nil, now, false)
 	if g := tp.acquireDiscord(hookA, now, 0); !g.ok {
 		t.Fatal("the one request left refused")
 	}
@@ -553,7 +553,7 @@ func TestDiscordInFlightCap(t *testing.T) {
 	if g := tp.acquireDiscord(hookB, now, time.Second); !g.ok {
 		t.Fatalf("another webhook: %+v, want ok", g)
 	}
-	tp.releaseDiscord(first, true, nil, now)
+	tp.releaseDiscord(first, true, nil, now, false)
 	if g := tp.acquireDiscord(hookA, now, time.Second); !g.ok {
 		t.Fatalf("after an answer: %+v, want ok", g)
 	}

@@ -82,8 +82,16 @@
 //
 // # Memory
 //
-// Per-destination state is kept in bounded maps (Config.MaxDestinations per
-// kind: webhooks, chats, bots), evicting the least recently used entry that
-// has no send in flight. An evicted webhook starts over as unknown: one
-// request at a time until its bucket is learned again.
+// Per-destination state is kept in bounded maps, one per kind (webhooks,
+// chats, bots), each within Config.MaxMemory bytes (8 MiB) and
+// Config.MaxDestinations entries, evicting the least recently used entry
+// that has no send in flight. An entry is accounted what the heap holds for
+// it (288 bytes for a webhook, 336 for a chat or a bot, plus its key of
+// about 64), so the bound holds in bytes however many destinations jobs
+// name. A webhook is kept only once a response taught its bucket, and is
+// forgotten as soon as it answers 401, 403 or 404 (a bad token, a deleted
+// webhook: its jobs are dead-lettered), so a flood of jobs to dead webhooks
+// leaves nothing behind. An evicted or forgotten webhook starts over as
+// unknown: one request at a time until its bucket is learned again; an
+// evicted chat or bot starts with a full token bucket (one send at once).
 package pacing

@@ -26,7 +26,7 @@ func getOrAdd(c *cache[testEntry, *testEntry], key string) *testEntry {
 
 func TestCacheBound(t *testing.T) {
 	for _, max := range []int{1, 10, 1000, cacheShards * minPerShard, 10_000} {
-		c := newCache[testEntry](max)
+		c := newCache[testEntry](max, 1<<40, 100)
 		for i := range 5 * max {
 			getOrAdd(c, fmt.Sprintf("discord:%d", i)).n = i
 		}
@@ -40,7 +40,7 @@ func TestCacheBound(t *testing.T) {
 }
 
 func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	c := newCache[testEntry](3)
+	c := newCache[testEntry](3, 1<<40, 100)
 	a := getOrAdd(c, "a")
 	a.n = 1
 	getOrAdd(c, "b")
@@ -57,7 +57,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestCacheKeepsBusyEntries(t *testing.T) {
-	c := newCache[testEntry](2)
+	c := newCache[testEntry](2, 1<<40, 100)
 	getOrAdd(c, "a").pinned = true
 	getOrAdd(c, "b")
 	getOrAdd(c, "c") // a is least recently used but busy: b goes
@@ -112,7 +112,7 @@ func BenchmarkCache(b *testing.B) {
 		{"miss-evict", 4096, len(keys)},
 	} {
 		b.Run(bc.name+"/serial", func(b *testing.B) {
-			c := newCache[testEntry](bc.size)
+			c := newCache[testEntry](bc.size, 1<<40, 100)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -121,7 +121,7 @@ func BenchmarkCache(b *testing.B) {
 			}
 		})
 		b.Run(bc.name+"/parallel", func(b *testing.B) {
-			c := newCache[testEntry](bc.size)
+			c := newCache[testEntry](bc.size, 1<<40, 100)
 			var next atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(16)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -114,7 +115,7 @@ func New(cfg Config, logger *slog.Logger, m *metrics.Metrics) (*Pacer, error) {
 		log:   logger,
 		now:   time.Now,
 		sleep: sleepCtx,
-		dests: newCache[discordDest](cfg.MaxDestinations),
+		dests: newCache[discordDest](cfg.MaxDestinations, cfg.MaxMemory, discordDestBytes),
 		dg: discordGlobal{
 			rate:    newWindow(cfg.Discord.GlobalRate),
 			invalid: newInvalidCounter(cfg.Discord.InvalidWindow, now),
@@ -124,9 +125,9 @@ func New(cfg Config, logger *slog.Logger, m *metrics.Metrics) (*Pacer, error) {
 			invalid: newInvalidCounter(cfg.Discord.InvalidWindow, now),
 			budget:  max(int(float64(cfg.Discord.InvalidBudget)*cfg.Discord.UnverifiedShare), 1),
 		},
-		bad:   expirable.NewLRU[string, struct{}](cfg.MaxDestinations, nil, cfg.Discord.BadDestinationTTL),
-		chats: newCache[tgChat](cfg.MaxDestinations),
-		bots:  newCache[tgBot](cfg.MaxDestinations),
+		bad:   expirable.NewLRU[string, struct{}](badDestinations(cfg), nil, cfg.Discord.BadDestinationTTL),
+		chats: newCache[tgChat](cfg.MaxDestinations, cfg.MaxMemory, tgChatBytes),
+		bots:  newCache[tgBot](cfg.MaxDestinations, cfg.MaxMemory, tgBotBytes),
 	}
 	applies := [nChannels][]scope{
 		chDiscord:  {scopeDestination, scopeGlobal, scopeInvalidBudget, scopeUnverified},
@@ -217,6 +218,7 @@ type grant struct {
 	scope   scope
 
 	// Discord reservations, to release after the send.
+	key   string
 	shard *cacheShard[discordDest, *discordDest]
 	dest  *discordDest
 	// The Telegram chat's in-flight slot, to release after the send.
@@ -288,7 +290,7 @@ func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Deliver
 	if g.wait > 0 {
 		p.countWait(chDiscord, g.scope, &counted)
 		if err := p.sleep(ctx, g.wait, nil); err != nil {
-			p.releaseDiscord(g, false, nil, time.Time{})
+			p.releaseDiscord(g, false, nil, time.Time{}, false)
 			return fmt.Errorf("pacing: hold: %w", err)
 		}
 		waited = true
@@ -308,7 +310,7 @@ func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Deliver
 func (p *Pacer) callDiscord(ctx context.Context, d *consumer.Delivery, next consumer.Handler, g grant) (err error) {
 	defer func() {
 		if err == nil {
-			p.releaseDiscord(g, true, nil, time.Time{})
+			p.releaseDiscord(g, true, nil, time.Time{}, false)
 			return
 		}
 		p.discordFailed(g, err)
@@ -321,7 +323,7 @@ func (p *Pacer) callDiscord(ctx context.Context, d *consumer.Delivery, next cons
 func (p *Pacer) discordFailed(g grant, err error) {
 	var ra *herald.RetryAfterError
 	if !errors.As(err, &ra) || madeByHerald(ra) {
-		p.releaseDiscord(g, sent(err), nil, time.Time{})
+		p.releaseDiscord(g, sent(err), nil, time.Time{}, webhookGone(err))
 		return
 	}
 	now := p.now()
@@ -329,7 +331,21 @@ func (p *Pacer) discordFailed(g grant, err error) {
 		p.pauseDiscord(now.Add(ra.After), now)
 		ra = nil
 	}
-	p.releaseDiscord(g, true, ra, now)
+	p.releaseDiscord(g, true, ra, now, false)
+}
+
+// webhookGone reports whether err is a webhook's answer that it does not
+// exist (404, Unknown Webhook) or refuses the token (401, 403): permanent,
+// so its bucket is not worth remembering.
+func webhookGone(err error) bool {
+	if !errors.Is(err, herald.ErrPermanent) {
+		return false
+	}
+	switch answerStatus(err) {
+	case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 // madeByHerald reports whether a RetryAfterError is Herald's own (pacing, a
@@ -400,12 +416,16 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 	p.dg.rate.take(t)
 	p.dg.inflight++
 	p.dmu.Unlock()
-	return grant{ok: true, wait: w, scope: scopeGlobal, shard: sh, dest: e}
+	return grant{ok: true, wait: w, scope: scopeGlobal, key: key, shard: sh, dest: e}
 }
 
 // releaseDiscord ends g's reservation; a non-nil ra (a per-webhook 429)
-// blocks the webhook for ra.After from now.
-func (p *Pacer) releaseDiscord(g grant, sent bool, ra *herald.RetryAfterError, now time.Time) {
+// blocks the webhook for ra.After from now. The webhook's state is
+// forgotten when it holds nothing a fresh entry would not (no response
+// taught it anything), or when gone is set (the webhook answered that it
+// does not exist or refuses us), once no other send to it is in flight and
+// no 429 blocks it.
+func (p *Pacer) releaseDiscord(g grant, sent bool, ra *herald.RetryAfterError, now time.Time, gone bool) {
 	p.dmu.Lock()
 	p.dg.inflight = max(p.dg.inflight-1, 0)
 	p.dmu.Unlock()
@@ -414,6 +434,11 @@ func (p *Pacer) releaseDiscord(g grant, sent bool, ra *herald.RetryAfterError, n
 		g.dest.block(now.Add(ra.After))
 	}
 	g.dest.release(sent)
+	if d := g.dest; d.inflight == 0 && d.wake == nil && !p.now().Before(d.blockedUntil) && (gone || !d.learned) {
+		if g.shard.get(g.key) == d {
+			g.shard.remove(g.key)
+		}
+	}
 	g.shard.mu.Unlock()
 }
 
