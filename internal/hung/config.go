@@ -42,9 +42,7 @@ type Config struct {
 	Workers int
 	// SendTimeout is the consumer's bound on one send (consumer.send_timeout);
 	// consumer.DefaultSendTimeout when 0. A suspect send holds its place for
-	// at most about this long, so a job refused a place waits about as long
-	// (between half and one and a half times it, spread so refused jobs do
-	// not all return at once).
+	// at most about this long.
 	SendTimeout time.Duration
 	// After is how long a send may go unanswered, counted from when the Gate
 	// lets it through (so including pacing's hold), before its destination

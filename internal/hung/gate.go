@@ -64,10 +64,17 @@ type Gate struct {
 	now  func() time.Time
 	wait func() time.Duration
 
-	mu             sync.Mutex // guards held, heldUnanswered and known
+	mu             sync.Mutex // guards held, heldUnanswered, known, freed and returns
 	held           int        // places taken: sends to suspect destinations on their way
 	heldUnanswered int        // of them, sends to destinations that went unanswered lately
 	known          *simplelru.LRU[uint64, int64]
+	// freed is closed (and replaced) when a place is given back: a send
+	// refused a place waits on it, up to admitWait, for one to free.
+	freed chan struct{}
+	// returns spreads the returns of refused jobs (unix nanoseconds of the
+	// next free one): at most limit a second, so that however many jobs for
+	// hung destinations wait, they come back a few at a time.
+	returns int64
 
 	sends      prometheus.Gauge
 	refused    map[herald.Channel]prometheus.Counter
@@ -99,13 +106,38 @@ func New(cfg Config, m *metrics.Metrics) (*Gate, error) {
 		refused:         map[herald.Channel]prometheus.Counter{},
 		unanswered:      map[herald.Channel]prometheus.Counter{},
 	}
-	base := cfg.SendTimeout
-	g.wait = func() time.Duration { return base/2 + rand.N(base) }
+	g.freed = make(chan struct{})
+	g.wait = g.spreadWait
 	for _, ch := range []herald.Channel{herald.ChannelDiscord, herald.ChannelTelegram} {
 		g.refused[ch] = m.SuspectRefused.WithLabelValues(string(ch))
 		g.unanswered[ch] = m.UnansweredSends.WithLabelValues(string(ch))
 	}
 	return g, nil
+}
+
+// admitWait is how long a send refused a place waits in-process for one to
+// free before its job is given back. Sends to new destinations usually take
+// milliseconds: a burst of jobs for new destinations (a fresh process, a new
+// tenant) then waits a moment instead of a round through the queue, and a
+// flood of hung ones holds each worker it is refused for no longer than
+// this.
+const admitWait = 250 * time.Millisecond
+
+// refusedWait is the shortest wait of a refused job; spreadWait hands out
+// later ones.
+const refusedWait = time.Second
+
+// spreadWait returns how long the next refused job waits: refusedWait or,
+// when others were refused just before, its turn after them, Limit a
+// second.
+func (g *Gate) spreadWait() time.Duration {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t := max(now.Add(refusedWait).UnixNano(), g.returns)
+	g.returns = t + int64(time.Second)/int64(max(g.limit, 1))
+	// A little jitter, so that returns from several processes interleave.
+	return time.Duration(t-now.UnixNano()) + rand.N(50*time.Millisecond)
 }
 
 // Limit is the most sends to suspect destinations on their way at once.
@@ -120,9 +152,9 @@ func (g *Gate) Limit() int { return g.limit }
 //
 // A send to a trusted destination goes on at once. A send to a suspect one
 // takes a place in the share first, and gives it back when next returns
-// (also when it panics); with no place free, the middleware returns
-// *herald.RetryAfterError{After: about Config.SendTimeout, Err: ErrShareFull}
-// without calling next. After next returns, the Gate learns from its
+// (also when it panics); with no place free, it waits up to admitWait for
+// one, then returns *herald.RetryAfterError{After: refusedWait or later,
+// spread at Limit returns a second, Err: ErrShareFull} without calling next. After next returns, the Gate learns from its
 // outcome: a timeout, or a send that took Config.After or longer, makes the
 // destination suspect for Config.For; any other answer of the destination
 // (a success, an error status, a 429, a failed connection) makes a
@@ -156,7 +188,18 @@ func (g *Gate) hash(key string) uint64 { return maphash.String(g.seed, key) }
 // send gates one send to the destination hashed h and calls next.
 func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consumer.Delivery, next consumer.Handler) (err error) {
 	start := g.now()
-	p, ok := g.admit(h, start)
+	p, ok, freed := g.admit(h, start)
+	if !ok {
+		// Wait a moment for a place: the sends holding them usually end soon.
+		t := time.NewTimer(admitWait)
+		select {
+		case <-freed:
+			p, ok, _ = g.admit(h, g.now())
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if !ok {
 		g.refused[ch].Inc()
 		return &herald.RetryAfterError{After: g.wait(), Err: ErrShareFull}
@@ -176,6 +219,8 @@ func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consume
 		if p != noPlace {
 			g.held--
 			g.sends.Dec()
+			close(g.freed)
+			g.freed = make(chan struct{})
 		}
 		if p == unansweredPlace {
 			g.heldUnanswered--
@@ -198,28 +243,29 @@ const (
 
 // admit decides whether a send to the destination hashed h may go at now:
 // at once when it is trusted, in a place when it is suspect and a place it
-// may take is free, not at all otherwise.
-func (g *Gate) admit(h uint64, now time.Time) (place, bool) {
+// may take is free, not at all otherwise; then freed is closed when a place
+// is next given back.
+func (g *Gate) admit(h uint64, now time.Time) (p place, ok bool, freed <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	v, found := g.known.Get(h)
 	if found && v == trusted {
-		return noPlace, true
+		return noPlace, true, nil
 	}
 	if g.held >= g.limit {
-		return noPlace, false
+		return noPlace, false, g.freed
 	}
-	p := newPlace
+	p = newPlace
 	if found && v > now.UnixNano() {
 		if g.heldUnanswered >= g.unansweredLimit {
-			return noPlace, false
+			return noPlace, false, g.freed
 		}
 		p = unansweredPlace
 		g.heldUnanswered++
 	}
 	g.held++
 	g.sends.Inc()
-	return p, true
+	return p, true, nil
 }
 
 // outcome is what a send teaches about its destination.

@@ -119,8 +119,9 @@ func (g *testGate) unansweredCount(ch herald.Channel) float64 {
 }
 
 // wantRefused checks that err is the gate's refusal: a RetryAfterError
-// matching herald.ErrPaced, After between half and one and a half send
-// timeouts.
+// matching herald.ErrPaced, After at least refusedWait and, with the
+// returns of the refusals before it spread at Limit a second, under a
+// minute.
 func wantRefused(t *testing.T, err error, sendTimeout time.Duration) {
 	t.Helper()
 	var ra *herald.RetryAfterError
@@ -130,8 +131,29 @@ func wantRefused(t *testing.T, err error, sendTimeout time.Duration) {
 	if ra.Global {
 		t.Errorf("refusal is Global, want per destination")
 	}
-	if ra.After < sendTimeout/2 || ra.After >= sendTimeout*3/2 {
-		t.Errorf("After = %s, want in [%s, %s)", ra.After, sendTimeout/2, sendTimeout*3/2)
+	_ = sendTimeout
+	if ra.After < refusedWait || ra.After >= time.Minute {
+		t.Errorf("After = %s, want in [%s, 1m)", ra.After, refusedWait)
+	}
+}
+
+// TestRefusedJobsReturnSpread: jobs refused a place come back no sooner than
+// refusedWait, and, however many are refused at once, at most Limit a
+// second, not all together.
+func TestRefusedJobsReturnSpread(t *testing.T) {
+	g, err := New(Config{Workers: 8, SendTimeout: 10 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	g.now = func() time.Time { return now }
+	step := time.Second / time.Duration(g.Limit())
+	for i := range 20 {
+		w := g.spreadWait()
+		lo := refusedWait + time.Duration(i)*step
+		if w < lo || w >= lo+50*time.Millisecond {
+			t.Errorf("refusal %d returns in %s, want in [%s, %s)", i, w, lo, lo+50*time.Millisecond)
+		}
 	}
 }
 
