@@ -192,11 +192,16 @@ func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consume
 	if !ok {
 		// Wait a moment for a place: the sends holding them usually end soon.
 		t := time.NewTimer(admitWait)
-		select {
-		case <-freed:
-			p, ok, _ = g.admit(h, g.now())
-		case <-t.C:
-		case <-ctx.Done():
+	wait:
+		for !ok {
+			select {
+			case <-freed:
+				p, ok, freed = g.admit(h, g.now())
+			case <-t.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
 		}
 		t.Stop()
 	}

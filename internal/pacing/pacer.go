@@ -233,6 +233,14 @@ func (p *Pacer) hold(ctx context.Context, ch int, g grant, budget time.Duration,
 	p.countWait(ch, g.scope, counted)
 	wait := g.wait
 	if g.unknown {
+		if g.dest != nil {
+			// One of the few allowed to wait a moment for the answer on
+			// its way: usually it comes in milliseconds.
+			if err := p.sleep(ctx, wait, g.wake); err != nil {
+				return fmt.Errorf("pacing: hold: %w", err)
+			}
+			return nil
+		}
 		// Never hold a worker for an answer that may never come: the job
 		// goes back, to return at its place in the destination's spread.
 		return p.paced(max(wait, unknownRetry), g.scope)
@@ -269,10 +277,14 @@ func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Deliver
 		counted [nScopes]bool
 		waited  bool
 	)
+	waitedAnswer := false
 	for {
-		g = p.acquireDiscord(key, now, p.cfg.MaxHold-now.Sub(start))
+		g = p.acquireDiscordWaiting(key, now, p.cfg.MaxHold-now.Sub(start), !waitedAnswer)
 		if g.ok {
 			break
+		}
+		if g.unknown && g.dest != nil {
+			waitedAnswer = true
 		}
 		err := p.hold(ctx, chDiscord, g, p.cfg.MaxHold-now.Sub(start), &counted)
 		if g.dest != nil {
@@ -361,10 +373,26 @@ func sent(err error) bool {
 		!errors.Is(err, channels.ErrInvalidTarget)
 }
 
+// answerWait is how long a send that finds its webhook's answers on their
+// way (MaxInFlight sends out, or the first one, which teaches the bucket)
+// may wait for one before its job goes back to the queue. Answers usually
+// take milliseconds: the jobs of a burst to a new webhook then go on at
+// once instead of a round through the queue. At most MaxInFlight sends wait
+// so for one webhook, so one that never answers holds few workers briefly.
+const answerWait = 250 * time.Millisecond
+
 // acquireDiscord tries to take a slot for key at now: the global gates
 // (suspension, global pause), the webhook's bucket, then the global rate,
 // which may ask to hold up to budget.
 func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) grant {
+	return p.acquireDiscordWaiting(key, now, budget, false)
+}
+
+// acquireDiscordWaiting is acquireDiscord; when waitAnswer is set, a send
+// that finds the webhook's answers on their way may be told to wait
+// answerWait for one (an unknown grant with g.dest set, counted in the
+// webhook's holding), rather than to go back to the queue.
+func (p *Pacer) acquireDiscordWaiting(key string, now time.Time, budget time.Duration, waitAnswer bool) grant {
 	p.dmu.Lock()
 	w, s := p.discordGateLocked(now)
 	p.dmu.Unlock()
@@ -389,6 +417,10 @@ func (p *Pacer) acquireDiscord(key string, now time.Time, budget time.Duration) 
 	if !ok {
 		g := grant{wait: w, unknown: unknown, scope: scopeDestination}
 		switch {
+		case unknown && waitAnswer && e.holding < p.cfg.MaxInFlight && budget >= answerWait:
+			e.holding++
+			g.wake, g.wait = e.waitChan(), answerWait
+			g.shard, g.dest = sh, e
 		case unknown:
 			g.wake = e.waitChan()
 			g.wait = e.later.next(now, unknownRetry, p.unknownStep())
