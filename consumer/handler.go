@@ -102,6 +102,10 @@ type Delivery struct {
 	// parkAt is the token (and time) the job is to be parked for; zero when
 	// it is not parked.
 	parkAt time.Time
+	// holder is this copy's identity when it holds the job (it took a
+	// park's token): its records are written held, so that it is let
+	// through should it come back.
+	holder string
 }
 
 // Handler handles one delivery attempt. Its error is the attempt's outcome,

@@ -463,7 +463,13 @@ func (p *Pool) putStatus(d *Delivery, state herald.State, failures int, lastErr 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
 	defer cancel()
-	if err := p.status.Put(ctx, rec); err != nil {
+	var err error
+	if ps, ok := p.status.(parkStore); ok && d.holder != "" {
+		err = ps.PutHeld(ctx, rec, d.holder)
+	} else {
+		err = p.status.Put(ctx, rec)
+	}
+	if err != nil {
 		p.metrics.StatusWriteFails.Inc()
 		p.log.LogAttrs(ctx, slog.LevelWarn, "status write",
 			slog.String("job_id", d.Job.ID), slog.String("state", string(state)), slog.String("error", err.Error()))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,20 +28,24 @@ import (
 // a parked copy like any job. Only jobs being sent hold a slot.
 //
 // Parking is crash-safe through the job's status record, which carries the
-// time the job was parked for (herald.Status.NextAttemptAt) as a token:
+// time the job was parked for (herald.Status.NextAttemptAt) as a token, and
+// the identity of the copy that holds the job (its stream and sequence):
 //
-//  1. the record is written with the token (a failure: the job is put back
-//     with NakWithDelay instead, as before parking existed);
+//  1. the record is written with the token and no holder (a failure: the
+//     job is put back with NakWithDelay instead, as before parking existed);
 //  2. the schedule is stored, its copy carrying the token in ParkedHeader (a
 //     failure: NakWithDelay, and the token is left for the original to take);
 //  3. the original is acked.
 //
 // A copy that finds a token in the record (the parked copy with its own
 // token, or the original redelivered after a crash between 2 and 3) must take
-// it with a compare-and-swap of the record before it may be sent; the other
-// copy then finds the token gone and is dropped. A copy whose job's record is
-// final (delivered, failed, dead) is dropped too. So a job is never lost
-// between parking and acking, and never sent twice because of it.
+// it with a compare-and-swap of the record, which clears the token and names
+// the copy the holder, before it may be sent. The other copy then finds the
+// token gone and another holder, and is dropped; the holder itself, should
+// it come back (put back after a short wait, redelivered after a crash), is
+// let through. A copy whose job's record is final (delivered, failed, dead)
+// is dropped too. So a job is never lost between parking and acking, and
+// never sent twice because of it.
 
 // Headers a parked copy carries, besides the original's own.
 const (
@@ -80,8 +85,14 @@ const parkStaleAfter = time.Minute
 // are not parked: they wait with NakWithDelay.
 type parkStore interface {
 	StatusStore
-	GetRevision(ctx context.Context, id string) (herald.Status, uint64, error)
-	Swap(ctx context.Context, rec herald.Status, revision uint64) error
+	// GetRevision returns the job's record, the copy holding the job ("":
+	// none) and the record's revision.
+	GetRevision(ctx context.Context, id string) (rec herald.Status, holder string, revision uint64, err error)
+	// Swap writes rec held by holder if the record is still at revision,
+	// else fails with an error matching status.ErrChanged.
+	Swap(ctx context.Context, rec herald.Status, holder string, revision uint64) error
+	// PutHeld writes rec held by holder.
+	PutHeld(ctx context.Context, rec herald.Status, holder string) error
 }
 
 var _ parkStore = (*status.Store)(nil)
@@ -201,6 +212,7 @@ func parkedToken(h nats.Header) time.Time {
 func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
 	defer cancel()
+	// A new token, no holder yet: whichever copy comes for it takes it.
 	if err := p.status.Put(ctx, rec); err != nil {
 		p.metrics.StatusWriteFails.Inc()
 		return fmt.Errorf("consumer: park: %w", err)
@@ -258,14 +270,24 @@ const (
 	admitLater                  // its record could not be read or taken: put back after a backoff
 )
 
+// holderOf is the identity of a message as the holder of its job: its
+// stream and sequence.
+func holderOf(parked bool, seq uint64) string {
+	if parked {
+		return "parked:" + strconv.FormatUint(seq, 10)
+	}
+	return "jobs:" + strconv.FormatUint(seq, 10)
+}
+
 // admit decides whether d, a delivery of m with token (zero unless m is a
-// parked copy), may be sent, and sets d.Failures. The first delivery of a job
-// that is not a parked copy costs no read. Otherwise the job's record is
-// read: a final record written in the job's current life means another copy
-// settled it (drop); a token in the record must be taken with a
-// compare-and-swap by the copy it belongs to, or by the original (see the
-// parking comment above); a parked copy without its token in the record is
-// stale (drop).
+// parked copy), may be sent, and sets d.Failures (and d.holder when the
+// copy holds the job). The first delivery of a job that is not a parked
+// copy costs no read. Otherwise the job's record is read: a final record
+// written in the job's current life means another copy settled it (drop); a
+// token in the record must be taken with a compare-and-swap by the copy it
+// belongs to, or by the original (see the parking comment above); a copy
+// that finds the job held by another copy, or a parked copy that finds its
+// token gone and the job held by none, is stale (drop).
 func (p *Pool) admit(d *Delivery, fromHeader bool, token time.Time) admission {
 	parked := !token.IsZero()
 	if !parked && d.Attempt <= 1 {
@@ -276,9 +298,10 @@ func (p *Pool) admit(d *Delivery, fromHeader bool, token time.Time) admission {
 		d.Failures = p.failures(d, fromHeader)
 		return admitSend
 	}
+	me := holderOf(parked, d.Sequence)
 	ctx, cancel := context.WithTimeout(context.Background(), statusReadTimeout)
 	defer cancel()
-	rec, rev, err := ps.GetRevision(ctx, d.Job.ID)
+	rec, holder, rev, err := ps.GetRevision(ctx, d.Job.ID)
 	switch {
 	case errors.Is(err, status.ErrNotFound):
 		// Expired, or never written (a parked copy's record is written
@@ -298,21 +321,24 @@ func (p *Pool) admit(d *Delivery, fromHeader bool, token time.Time) admission {
 	switch {
 	case rec.State.Final():
 		return admitDrop
-	case rec.NextAttemptAt.IsZero():
-		if parked {
-			return admitDrop // taken by the original, or by an earlier copy
-		}
+	case rec.NextAttemptAt.IsZero() && holder == me:
+		d.holder = me // back after a short wait, or a crash: still ours
 		return admitSend
+	case rec.NextAttemptAt.IsZero() && (parked || holder != ""):
+		return admitDrop // taken by another copy
+	case rec.NextAttemptAt.IsZero():
+		return admitSend // never parked
 	case parked && !rec.NextAttemptAt.Equal(token):
 		return admitDrop // parked again since, by another copy
 	}
 	rec.NextAttemptAt = time.Time{}
 	rec.UpdatedAt = time.Time{}
-	switch err := ps.Swap(ctx, rec, rev); {
+	switch err := ps.Swap(ctx, rec, me, rev); {
 	case errors.Is(err, status.ErrChanged):
 		return admitDrop
 	case err != nil:
 		return admitLater
 	}
+	d.holder = me
 	return admitSend
 }

@@ -49,7 +49,13 @@ func TestParkCrashWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var calls atomic.Int64
 	wait := senderFunc(func(context.Context, herald.Notification) error {
+		if calls.Add(1) > 1 && step == "sending" {
+			// The parked copy, which took the job: die mid-send.
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		}
 		return &herald.RetryAfterError{After: 2 * time.Second, Err: &herald.DestinationError{StatusCode: 429}}
 	})
 	p, err := New(crashConfig(), Deps{
@@ -65,7 +71,7 @@ func TestParkCrashWorker(t *testing.T) {
 			select {} // the signal is on its way
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = p.Run(ctx)
 	t.Fatal("the worker was not killed")
@@ -73,15 +79,16 @@ func TestParkCrashWorker(t *testing.T) {
 
 // TestParkSurvivesKill9: a worker killed with SIGKILL in the middle of
 // parking a job (after the record took the token, or after the schedule was
-// stored but before the original was acked) loses nothing and sends
-// nothing twice. Another worker delivers the job exactly once: either the
-// parked copy or the redelivered original takes the token, and the other
-// copy is dropped.
+// stored but before the original was acked), or while sending the parked
+// copy that took the job, loses nothing and sends nothing twice. Another
+// worker delivers the job exactly once: either the parked copy or the
+// redelivered original takes the token, and the other copy is dropped; a
+// copy that took the job and died mid-send is its holder when it comes back.
 func TestParkSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	for _, step := range []string{"recorded", "scheduled"} {
+	for _, step := range []string{"recorded", "scheduled", "sending"} {
 		t.Run("killed after "+step, func(t *testing.T) {
 			t.Parallel()
 			e, st := parkingEnv(t)
@@ -95,13 +102,10 @@ func TestParkSurvivesKill9(t *testing.T) {
 				t.Fatalf("worker did not die of SIGKILL: %v\n%s", err, out)
 			}
 			rec, err := st.Get(context.Background(), id)
-			if err != nil || rec.NextAttemptAt.IsZero() {
-				t.Fatalf("record after the crash = %+v, %v; want the park's token", rec, err)
+			if err != nil || (rec.NextAttemptAt.IsZero() != (step == "sending")) {
+				t.Fatalf("record after the crash = %+v, %v; want the park's token, taken when sending", rec, err)
 			}
-			wantParked := uint64(0)
-			if step == "scheduled" {
-				wantParked = 1
-			}
+			wantParked := map[string]uint64{"recorded": 0, "scheduled": 1, "sending": 1}[step]
 			if got := e.parkedMsgs(); got != wantParked {
 				t.Fatalf("parked stream holds %d after a crash %s, want %d", got, step, wantParked)
 			}
@@ -125,8 +129,8 @@ func TestParkSurvivesKill9(t *testing.T) {
 			if step == "scheduled" && stale != 1 {
 				t.Errorf("%v stale copies dropped, want 1 (the original or the parked copy)", stale)
 			}
-			if step == "recorded" && stale != 0 {
-				t.Errorf("%v stale copies dropped, want 0 (no schedule was stored)", stale)
+			if step != "scheduled" && stale != 0 {
+				t.Errorf("%v stale copies dropped, want 0", stale)
 			}
 		})
 	}

@@ -163,6 +163,39 @@ func TestParkedJobKeepsItsIDAttemptsAndRecord(t *testing.T) {
 	e.waitFor("parked stream empty", func() bool { return e.parkedMsgs() == 0 })
 }
 
+// TestParkedCopyHeldAfterAShortWait: a parked copy that took its job, then
+// was told to wait less than a second (which waits in the consumer, not in a
+// park), is still the job's holder when it comes back: it is sent, not
+// dropped as a stale copy.
+func TestParkedCopyHeldAfterAShortWait(t *testing.T) {
+	t.Parallel()
+	e, st := parkingEnv(t)
+	var calls atomic.Int64
+	sender := senderFunc(func(context.Context, herald.Notification) error {
+		switch calls.Add(1) {
+		case 1:
+			return &herald.RetryAfterError{After: 1200 * time.Millisecond, Err: &herald.DestinationError{StatusCode: 429}}
+		case 2:
+			return &herald.RetryAfterError{After: 200 * time.Millisecond, Err: &herald.DestinationError{StatusCode: 429}}
+		}
+		return nil
+	})
+	deps := e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: sender})
+	deps.Status = st
+	e.startPool(testConfig(), deps)
+	id := e.publish(discordJob(t, e.keys, "parked, then a short wait"))
+	e.waitFor("delivered", func() bool {
+		rec, err := st.Get(context.Background(), id)
+		return err == nil && rec.State == herald.StateDelivered
+	})
+	if got := calls.Load(); got != 3 {
+		t.Errorf("sent %d times, want 3", got)
+	}
+	if n := testutil.ToFloat64(e.metrics.StaleCopies); n != 0 {
+		t.Errorf("%v copies dropped as stale, want none", n)
+	}
+}
+
 // TestParkLimitPerDestination: a destination may park at most
 // MaxParkedPerDestination jobs; the next that must wait is not kept waiting
 // for ever but ends (here, without dead letters, as failed) naming the

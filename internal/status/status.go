@@ -116,32 +116,41 @@ func (s *Store) Get(ctx context.Context, id string) (herald.Status, error) {
 // revision the caller read.
 var ErrChanged = errors.New("status changed since it was read")
 
-// GetRevision returns the job's record and its revision, for Swap; errors as
-// Get.
-func (s *Store) GetRevision(ctx context.Context, id string) (herald.Status, uint64, error) {
+// held is a record as stored: the job's status and, while a copy of a
+// parked job holds the job (see consumer's parking), that copy's identity.
+// The holder is the workers' business: Get and Lookup, which serve clients,
+// never return it.
+type held struct {
+	herald.Status
+	Holder string `json:"holder,omitempty"`
+}
+
+// GetRevision returns the job's record, the copy holding the job ("" when
+// none) and the record's revision, for Swap; errors as Get.
+func (s *Store) GetRevision(ctx context.Context, id string) (herald.Status, string, uint64, error) {
 	if !herald.ValidID(id) {
-		return herald.Status{}, 0, ErrNotFound
+		return herald.Status{}, "", 0, ErrNotFound
 	}
 	e, err := s.kv.Get(ctx, id)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return herald.Status{}, 0, ErrNotFound
+			return herald.Status{}, "", 0, ErrNotFound
 		}
-		return herald.Status{}, 0, fmt.Errorf("status: get %s: %w", id, err)
+		return herald.Status{}, "", 0, fmt.Errorf("status: get %s: %w", id, err)
 	}
-	rec, err := decode(id, e.Value())
-	return rec, e.Revision(), err
+	var h held
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return herald.Status{}, "", 0, fmt.Errorf("status: decode record %s: %w", id, err)
+	}
+	return h.Status, h.Holder, e.Revision(), nil
 }
 
-// Swap writes rec only if the job's record is still at revision (as
-// GetRevision returned it), else fails with ErrChanged: of two writers that
-// read the same revision, exactly one succeeds. UpdatedAt is set to now when
-// zero.
-func (s *Store) Swap(ctx context.Context, rec herald.Status, revision uint64) error {
-	if rec.State == "" {
-		return fmt.Errorf("status: record %s: empty state", rec.ID)
-	}
-	data, err := s.encode(&rec)
+// Swap writes rec, held by holder, only if the job's record is still at
+// revision (as GetRevision returned it), else fails with ErrChanged: of two
+// writers that read the same revision, exactly one succeeds. UpdatedAt is
+// set to now when zero.
+func (s *Store) Swap(ctx context.Context, rec herald.Status, holder string, revision uint64) error {
+	data, err := s.encodeHeld(rec, holder)
 	if err != nil {
 		return err
 	}
@@ -152,6 +161,39 @@ func (s *Store) Swap(ctx context.Context, rec herald.Status, revision uint64) er
 		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
 	}
 	return nil
+}
+
+// PutHeld is Put for a record that holder holds: a copy of a parked job
+// records its attempt without letting go of the job.
+func (s *Store) PutHeld(ctx context.Context, rec herald.Status, holder string) error {
+	if holder == "" || rec.State.Final() {
+		return s.Put(ctx, rec)
+	}
+	data, err := s.encodeHeld(rec, holder)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, rec.ID, data); err != nil {
+		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
+	}
+	return nil
+}
+
+func (s *Store) encodeHeld(rec herald.Status, holder string) ([]byte, error) {
+	if rec.State == "" {
+		return nil, fmt.Errorf("status: record %s: empty state", rec.ID)
+	}
+	if !herald.ValidID(rec.ID) {
+		return nil, errors.New("status: invalid job id")
+	}
+	if rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = s.now().UTC()
+	}
+	data, err := json.Marshal(held{Status: rec, Holder: holder})
+	if err != nil {
+		return nil, fmt.Errorf("status: encode record %s: %w", rec.ID, err)
+	}
+	return data, nil
 }
 
 func decode(id string, data []byte) (herald.Status, error) {
