@@ -31,16 +31,17 @@ import (
 // time the job was parked for (herald.Status.NextAttemptAt) as a token, and
 // the identity of the copy that holds the job (its stream and sequence):
 //
-//  1. the record is written with the token and no holder (a failure: the
-//     job is put back with NakWithDelay instead, as before parking existed);
+//  1. the record is written with the token, held by the copy parking the job
+//     (a failure: the job is put back with NakWithDelay instead, as before
+//     parking existed);
 //  2. the schedule is stored, its copy carrying the token in ParkedHeader (a
 //     failure: NakWithDelay, and the token is left for the original to take);
 //  3. the original is acked.
 //
 // A copy that finds a token in the record (the parked copy with its own
-// token, or the original redelivered after a crash between 2 and 3) must take
-// it with a compare-and-swap of the record, which clears the token and names
-// the copy the holder, before it may be sent. The other copy then finds the
+// token, or the copy that parked the job, redelivered after a crash between
+// 1 and 3) must take it with a compare-and-swap of the record, which clears
+// the token and names the copy the holder, before it may be sent. The other copy then finds the
 // token gone and another holder, and is dropped; the holder itself, should
 // it come back (put back after a short wait, redelivered after a crash), is
 // let through. A copy whose job's record is final (delivered, failed, dead)
@@ -212,8 +213,10 @@ func parkedToken(h nats.Header) time.Time {
 func (p *Pool) park(m jetstream.Msg, d *Delivery, rec herald.Status, at time.Time) error {
 	ctx, cancel := context.WithTimeout(context.Background(), statusWriteTimeout)
 	defer cancel()
-	// A new token, no holder yet: whichever copy comes for it takes it.
-	if err := p.status.Put(ctx, rec); err != nil {
+	// A new token, held by the copy parking the job until the scheduled
+	// copy takes it: should this one come back instead (a crash before the
+	// schedule is stored or the ack sent), it takes the token itself.
+	if err := p.status.(parkStore).PutHeld(ctx, rec, holderOf(d.Parked, d.Sequence)); err != nil {
 		p.metrics.StatusWriteFails.Inc()
 		return fmt.Errorf("consumer: park: %w", err)
 	}
@@ -328,6 +331,12 @@ func (p *Pool) admit(d *Delivery, fromHeader bool, token time.Time) admission {
 		return admitDrop // taken by another copy
 	case rec.NextAttemptAt.IsZero():
 		return admitSend // never parked
+	case holder == me:
+		// This copy parked the job and came back before its scheduled copy
+		// (a crash before the schedule was stored or the ack sent): it
+		// takes the token back.
+	case !parked && holder != "":
+		return admitDrop // an original, long since parked by a copy of it
 	case parked && !rec.NextAttemptAt.Equal(token):
 		return admitDrop // parked again since, by another copy
 	}

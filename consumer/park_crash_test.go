@@ -65,7 +65,11 @@ func TestParkCrashWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var recorded atomic.Int64
 	p.parkStep = func(s string) {
+		if s == "recorded" && recorded.Add(1) == 2 {
+			s = "recorded again" // the parked copy parking the job again
+		}
 		if s == step {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {} // the signal is on its way
@@ -88,7 +92,7 @@ func TestParkSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	for _, step := range []string{"recorded", "scheduled", "sending"} {
+	for _, step := range []string{"recorded", "scheduled", "sending", "recorded again"} {
 		t.Run("killed after "+step, func(t *testing.T) {
 			t.Parallel()
 			e, st := parkingEnv(t)
@@ -105,7 +109,7 @@ func TestParkSurvivesKill9(t *testing.T) {
 			if err != nil || (rec.NextAttemptAt.IsZero() != (step == "sending")) {
 				t.Fatalf("record after the crash = %+v, %v; want the park's token, taken when sending", rec, err)
 			}
-			wantParked := map[string]uint64{"recorded": 0, "scheduled": 1, "sending": 1}[step]
+			wantParked := map[string]uint64{"recorded": 0, "scheduled": 1, "sending": 1, "recorded again": 1}[step]
 			if got := e.parkedMsgs(); got != wantParked {
 				t.Fatalf("parked stream holds %d after a crash %s, want %d", got, step, wantParked)
 			}
