@@ -6,12 +6,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/heraldrelay/herald/internal/clientaddr"
 	"github.com/heraldrelay/herald/internal/ratelimit"
 )
 
 // Defaults of the caps on registrations awaiting their code.
 const (
-	// DefaultMaxPendingPerClient is how many registrations one address may
+	// DefaultMaxPendingPerClient is how many registrations one client (an
+	// IPv4 address, an IPv6 /64) may
 	// start within PendingWindow: a person registers one or two.
 	DefaultMaxPendingPerClient = 5
 	// DefaultMaxPending is how many registrations this process starts
@@ -88,15 +90,20 @@ func live(ts []time.Time, now time.Time) []time.Time {
 	return ts[i:]
 }
 
-// clientOf is the request's client address: the one the rate limiter
-// identified (trusted proxies honoured), else the peer's.
+// clientOf is the request's client as the rate limiter counts it (trusted
+// proxies honoured): one IPv4 address, or one IPv6 network (a /64 by
+// default), so that a host with a network of addresses is one client here
+// too; else the peer's address, grouped the same way.
 func clientOf(r *http.Request) string {
 	if c, ok := ratelimit.ClientFrom(r.Context()); ok && c.IP != "" {
-		return c.IP
+		if c.Network != "" {
+			return c.Network
+		}
+		return clientaddr.KeyOf(c.IP, 0)
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	return clientaddr.KeyOf(host, 0)
 }
