@@ -98,7 +98,8 @@ type Config struct {
 	// Now is the clock form tokens expire by; nil means time.Now. Override
 	// for tests.
 	Now func() time.Time
-	// MaxPendingPerClient caps the registrations one address may start
+	// MaxPendingPerClient caps the registrations one client (an IPv4 address,
+	// an IPv6 network of the rate limiter's prefix) may start
 	// within PendingWindow (DefaultMaxPendingPerClient when 0); past it the
 	// page answers 429 with Retry-After.
 	MaxPendingPerClient int
