@@ -280,6 +280,7 @@ const (
 	outcomeNone       outcome = iota // Herald's own refusal, or shutdown: nothing
 	outcomeAnswered                  // the destination answered in time
 	outcomeUnanswered                // no answer within Config.After, or a timeout
+	outcomeRefused                   // answered in time, "never" (herald.ErrPermanent): forgotten
 )
 
 // outcome classifies a send that returned err after took, under ctx.
@@ -296,6 +297,11 @@ func (g *Gate) outcome(ctx context.Context, err error, took time.Duration) outco
 		return outcomeNone // not sent
 	case took >= g.cfg.After, errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return outcomeUnanswered
+	case errors.Is(err, herald.ErrPermanent):
+		// It answered, but "never" (a deleted webhook, a revoked token):
+		// no job will be sent to it again, so remembering it would only
+		// fill the map with dead destinations.
+		return outcomeRefused
 	}
 	return outcomeAnswered
 }
@@ -311,6 +317,10 @@ func (g *Gate) learnLocked(h uint64, o outcome, now time.Time) {
 		v, found := g.known.Peek(h)
 		if !found || (v != trusted && v <= now.UnixNano()) {
 			g.known.Add(h, trusted)
+		}
+	case outcomeRefused:
+		if v, found := g.known.Peek(h); found && (v == trusted || v <= now.UnixNano()) {
+			g.known.Remove(h)
 		}
 	}
 }

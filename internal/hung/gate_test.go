@@ -293,7 +293,10 @@ func TestOutcomeTeaches(t *testing.T) {
 	}{
 		{name: "delivered", took: 200 * time.Millisecond, want: "trusted"},
 		{name: "error status", took: 200 * time.Millisecond, err: &herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: http.StatusBadGateway}, want: "trusted"},
-		{name: "permanent", took: 200 * time.Millisecond, err: herald.Permanent(&herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: http.StatusNotFound}), want: "trusted"},
+		// A destination that said "never" is forgotten: nothing will be
+		// sent to it again, and a flood of dead webhooks must not fill the
+		// map.
+		{name: "permanent", took: 200 * time.Millisecond, err: herald.Permanent(&herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: http.StatusNotFound}), want: "new"},
 		{name: "429", took: 200 * time.Millisecond, err: &herald.RetryAfterError{After: time.Second, Err: &herald.DestinationError{StatusCode: 429}}, want: "trusted"},
 		{name: "connection refused", took: time.Millisecond, err: errors.New("discord: send: connection refused"), want: "trusted"},
 		{name: "send timeout", took: after - time.Second, err: fmt.Errorf("discord: send: %w", context.DeadlineExceeded), want: "suspect"},
@@ -421,6 +424,34 @@ func TestPanicFreesThePlace(t *testing.T) {
 // TestMemoryIsBounded: the destinations remembered never exceed
 // MaxDestinations; the least recently used is forgotten first and counts as
 // new again.
+// TestDeadDestinationsForgotten: a destination the gate trusted is
+// forgotten once it answers "never" (a deleted webhook); one it suspects is
+// not cleared by it.
+func TestDeadDestinationsForgotten(t *testing.T) {
+	t.Parallel()
+	g := newTestGate(t, Config{After: 3 * time.Second})
+	send := func(err error, took time.Duration) {
+		_ = g.mw(func(context.Context, *consumer.Delivery) error {
+			g.clock.Advance(took)
+			return err
+		})(context.Background(), delivery(herald.ChannelDiscord, "discord:d"))
+	}
+	gone := herald.Permanent(&herald.DestinationError{Channel: herald.ChannelDiscord, StatusCode: http.StatusNotFound})
+	send(nil, time.Millisecond)
+	if s := g.state("discord:d"); s != "trusted" {
+		t.Fatalf("after a delivery: %s, want trusted", s)
+	}
+	send(gone, time.Millisecond)
+	if s := g.state("discord:d"); s != "new" {
+		t.Errorf("after a 404: %s, want forgotten (new)", s)
+	}
+	send(nil, 4*time.Second) // unanswered in time: suspect
+	send(gone, time.Millisecond)
+	if s := g.state("discord:d"); s != "suspect" {
+		t.Errorf("a suspect destination after a 404: %s, want still suspect", s)
+	}
+}
+
 func TestMemoryIsBounded(t *testing.T) {
 	t.Parallel()
 	g := newTestGate(t, Config{MaxDestinations: 10})
