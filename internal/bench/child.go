@@ -40,7 +40,16 @@ type child struct {
 	logs    *tailBuffer
 	exited  chan struct{}
 	waitErr error // set before exited closes
+	// cgroup holds the child under Config.Limits; nil without limits.
+	cgroup *cgroup
+	// ready is how long the child took from its start to answering /readyz.
+	ready time.Duration
 }
+
+// joinCgroupScript is run by /bin/sh to start a child inside its cgroup from
+// its first instruction: it writes its own pid to each cgroup.procs file
+// given before "--", then execs the command after it (same pid).
+const joinCgroupScript = `while [ "$1" != -- ]; do echo $$ > "$1" || exit 97; shift; done; shift; exec "$@"`
 
 // startChild starts cfg.Executable serve on loopback ports with a fresh data
 // directory, the given key and secret, and the fake Discord allowed; it
@@ -136,7 +145,26 @@ func (c *child) start(ctx context.Context, cfg Config, fail func(error) (*child,
 		logs = io.MultiWriter(c.logs, cfg.Output.HeraldLog)
 	}
 	c.cmd.Stdout, c.cmd.Stderr = logs, logs
+	if !cfg.Limits.IsZero() {
+		g, err := newCgroup(cfg.Limits)
+		if err != nil {
+			return fail(err)
+		}
+		c.cgroup = g
+		args := append([]string{"-c", joinCgroupScript, "herald-bench"}, g.procsFiles()...)
+		args = append(append(args, "--", c.cmd.Path), c.cmd.Args[1:]...)
+		env := c.cmd.Env
+		c.cmd = exec.Command("/bin/sh", args...)
+		c.cmd.Env = env
+		c.cmd.Stdout, c.cmd.Stderr = logs, logs
+		fail = func(err error) (*child, error) {
+			g.remove()
+			os.RemoveAll(c.dir)
+			return nil, err
+		}
+	}
 	childAttrs(c.cmd)
+	started := time.Now()
 	if err := c.cmd.Start(); err != nil {
 		return fail(fmt.Errorf("start %s %s: %w", cfg.Executable, c.role, err))
 	}
@@ -148,6 +176,7 @@ func (c *child) start(ctx context.Context, cfg Config, fail func(error) (*child,
 		c.stop()
 		return nil, fmt.Errorf("herald %s: %w%s", c.role, err, c.logs.excerpt())
 	}
+	c.ready = time.Since(started)
 	return c, nil
 }
 
@@ -185,6 +214,9 @@ func (c *child) alive() bool {
 // the end of the child's output, when the child did not exit cleanly.
 func (c *child) stop() error {
 	defer os.RemoveAll(c.dir)
+	if c.cgroup != nil {
+		defer c.cgroup.remove()
+	}
 	if c.alive() {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	}

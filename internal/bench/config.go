@@ -103,6 +103,10 @@ type Config struct {
 	// needs a child (no URL), Via streaky, no IngestOnly and no StreakyWait.
 	BareRelay bool
 
+	// Limits puts each child under a CPU quota and a memory limit (see
+	// Limits); it needs a child (no URL).
+	Limits Limits
+
 	// FakeListen is the fake Discord's listen address (DefaultFakeListen).
 	// With URL set it must be reachable by that Herald.
 	FakeListen string
@@ -287,6 +291,12 @@ func (c Config) Validate() error {
 		if c.StreakyWait != 0 {
 			bad("the bare relay always answers with the outcome: no streaky wait")
 		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		bad("%v", err)
+	}
+	if !c.Limits.IsZero() && c.URL != "" {
+		bad("limits apply to a child the harness starts: no url")
 	}
 	for i, kv := range c.Env {
 		// The entry is not quoted: it may hold a secret.

@@ -239,7 +239,10 @@ func runIngestOnly(ctx context.Context, cfg Config, notice func(string, ...any))
 		if herald1, err := readProc(pid); err == nil {
 			r.Herald = &ProcessReport{
 				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak, herald1.rss), HWM: herald1.hwm,
-				CPUSeconds: cpu.Seconds(), LogLines: ch.logs.Lines(),
+				CPUSeconds: cpu.Seconds(), LogLines: ch.logs.Lines(), ReadyS: ch.ready.Seconds(),
+			}
+			if ch.cgroup != nil {
+				r.Herald.CgroupPeak, _ = ch.cgroup.peakMemory()
 			}
 		}
 	}

@@ -95,6 +95,8 @@ type RunInfo struct {
 	StreakyWaitS  float64 `json:"streaky_wait_s,omitempty"`
 	DrainTimeoutS float64 `json:"drain_timeout_s"`
 	CPUs          int     `json:"cpus"`
+	// Limits are the child's CPU quota and memory limit ("" when none).
+	Limits string `json:"limits,omitempty"`
 }
 
 // ProcessReport is what /proc says of the Herald process.
@@ -108,6 +110,12 @@ type ProcessReport struct {
 	HWM     int64 `json:"hwm_bytes"`
 	// CPUSeconds is user + system CPU time used during the run.
 	CPUSeconds float64 `json:"cpu_s"`
+	// ReadyS is how long a child took from its start to answering
+	// /readyz; 0 for a Herald the harness did not start.
+	ReadyS float64 `json:"ready_s,omitempty"`
+	// CgroupPeak is the most memory the child's cgroup used (page cache
+	// included), under Config.Limits; 0 without limits.
+	CgroupPeak int64 `json:"cgroup_peak_bytes,omitempty"`
 	// LogLines counts lines the child logged (at warn and above).
 	LogLines int `json:"log_lines"`
 }
@@ -163,6 +171,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			perJob = fmt.Sprintf("  (%.1f ms per 1,000 jobs)", h.CPUSeconds*1e6/float64(r.Accepted))
 		}
 		row("Herald CPU", "%.2f s%s", h.CPUSeconds, perJob)
+		if h.CgroupPeak > 0 {
+			row("cgroup memory peak", "%s  (what the cgroup charged against the limit)", mib(h.CgroupPeak))
+		}
+		if h.ReadyS > 0 {
+			row("ready after", "%s", msString(h.ReadyS*1000))
+		}
 		if h.LogLines > 0 {
 			row("Herald log lines", "%d  (warn and above)", h.LogLines)
 		}
@@ -240,6 +254,9 @@ func (i RunInfo) describe() string {
 	}
 	if i.CPUs > 0 {
 		parts = append(parts, fmt.Sprintf("%d CPUs", i.CPUs))
+	}
+	if i.Limits != "" {
+		parts = append(parts, "limited to "+i.Limits)
 	}
 	return strings.Join(parts, ", ")
 }

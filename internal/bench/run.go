@@ -133,6 +133,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			if ch != nil {
 				r.Herald.LogLines = ch.logs.Lines()
+				r.Herald.ReadyS = ch.ready.Seconds()
+				if ch.cgroup != nil {
+					r.Herald.CgroupPeak, _ = ch.cgroup.peakMemory()
+				}
 			}
 		}
 	}
@@ -289,7 +293,7 @@ func runInfo(cfg Config) RunInfo {
 		Jobs: cfg.Jobs, DurationS: cfg.Duration.Seconds(), Webhooks: cfg.Webhooks,
 		LatencyMS: ms(cfg.Latency), RateLimit: cfg.RateLimit.String(), GlobalLimit: cfg.GlobalLimit,
 		StreakyWaitS: cfg.StreakyWait.Seconds(), DrainTimeoutS: cfg.DrainTimeout.Seconds(),
-		CPUs: runtime.NumCPU(),
+		CPUs: runtime.NumCPU(), Limits: cfg.Limits.String(),
 	}
 }
 
