@@ -26,7 +26,7 @@ var benchScenarios = map[string]map[string]string{
 	// The box Streaky's proxy was built for: 0.1 vCPU and 512 MB, requests
 	// one at a time as the Worker sends them, to 1,000 webhooks. With
 	// --rate 50 --duration 20s it is Discord's pace instead.
-	"free-tier": {"cpus": "0.1", "memory": "512MiB", "webhooks": "1000", "concurrency": "1", "jobs": "300"},
+	"free-tier": {"cpus": "0.1", "memory": "512MiB", "webhooks": "1000", "concurrency": "1", "jobs": "300", "idle": "20s"},
 }
 
 func newBenchCmd(configPath *string, getenv func(string) string) *cobra.Command {
@@ -144,7 +144,7 @@ docs/performance.md.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s), free-tier (300 jobs one at a time to 1,000 webhooks, each child under 0.1 CPU and 512 MiB)")
+	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s), free-tier (300 jobs one at a time to 1,000 webhooks, each child under 0.1 CPU and 512 MiB, idle measured for 20 s first)")
 	f.StringVar(&via, "via", string(bench.DefaultVia), "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); with --ingest-only the default is "+string(bench.DefaultIngestOnlyVia)+"; without --via (and --streaky-wait, --url, --ingest-only) the suite runs")
 	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
@@ -170,6 +170,7 @@ docs/performance.md.`,
 	f.StringVar(&outFile, "out", "", "also write the report as JSON to this file")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress display on standard error")
 	f.Float64Var(&cfg.Limits.CPUs, "cpus", 0, "run each child (Herald, the bare relay) under this CPU quota, in CPUs (0.1: 10 ms per 100 ms), in a cgroup of its own (v2, or v1); the fake Discord and the harness stay outside")
+	f.DurationVar(&cfg.Idle, "idle", 0, "first measure Herald's CPU with no load for this long (e.g. 20s), in percent of a core")
 	f.StringVar(&memoryLimit, "memory", "", "run each child under this memory limit (e.g. 512MiB), in the same cgroup as --cpus")
 	cmd.AddCommand(newBenchRelayCmd(getenv))
 	return cmd

@@ -106,6 +106,9 @@ type Config struct {
 	// Limits puts each child under a CPU quota and a memory limit (see
 	// Limits); it needs a child (no URL).
 	Limits Limits
+	// Idle, when set, measures the Herald process's CPU over this long
+	// with no load, before the load (not with IngestOnly).
+	Idle time.Duration
 
 	// FakeListen is the fake Discord's listen address (DefaultFakeListen).
 	// With URL set it must be reachable by that Herald.
@@ -294,6 +297,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.validate(); err != nil {
 		bad("%v", err)
+	}
+	if c.Idle < 0 {
+		bad("idle must not be negative")
 	}
 	if !c.Limits.IsZero() && c.URL != "" {
 		bad("limits apply to a child the harness starts: no url")

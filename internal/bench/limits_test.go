@@ -3,6 +3,7 @@ package bench
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMemory(t *testing.T) {
@@ -55,6 +56,9 @@ func TestLimits(t *testing.T) {
 		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("validate(%+v) = %v, want %q", tc.l, err, tc.wantErr)
 		}
+	}
+	if err := (Config{Executable: "herald", Idle: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "idle") {
+		t.Errorf("negative idle: %v, want refused", err)
 	}
 	cfg := Config{Executable: "herald", URL: "http://127.0.0.1:1", Key: "k", Secret: "s", Limits: Limits{CPUs: 0.1}}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "no url") {

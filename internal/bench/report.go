@@ -110,6 +110,9 @@ type ProcessReport struct {
 	HWM     int64 `json:"hwm_bytes"`
 	// CPUSeconds is user + system CPU time used during the run.
 	CPUSeconds float64 `json:"cpu_s"`
+	// IdleCPUPercent is the CPU the process used, in percent of one core,
+	// over Config.Idle before the load; 0 when not measured.
+	IdleCPUPercent float64 `json:"idle_cpu_percent,omitempty"`
 	// ReadyS is how long a child took from its start to answering
 	// /readyz; 0 for a Herald the harness did not start.
 	ReadyS float64 `json:"ready_s,omitempty"`
@@ -171,6 +174,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			perJob = fmt.Sprintf("  (%.1f ms per 1,000 jobs)", h.CPUSeconds*1e6/float64(r.Accepted))
 		}
 		row("Herald CPU", "%.2f s%s", h.CPUSeconds, perJob)
+		if h.IdleCPUPercent > 0 {
+			row("Herald CPU idle", "%.3f %% of a core  (before the load)", h.IdleCPUPercent)
+		}
 		if h.CgroupPeak > 0 {
 			row("cgroup memory peak", "%s  (what the cgroup charged against the limit)", mib(h.CgroupPeak))
 		}

@@ -104,6 +104,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			measured = false
 		}
 	}
+	var idleCPU float64
+	if measured && cfg.Idle > 0 {
+		// Before any load: what the process costs doing nothing.
+		notice("measuring %s idle for %s", url, cfg.Idle)
+		start := time.Now()
+		sleepCtx(ctx, cfg.Idle)
+		if idle1, err := readProc(pid); err == nil {
+			idleCPU = 100 * (idle1.cpu - herald0.cpu).Seconds() / time.Since(start).Seconds()
+			herald0 = idle1
+		}
+	}
 
 	var smp *sampler
 	if measured {
@@ -129,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if herald1, err := readProc(pid); err == nil {
 			r.Herald = &ProcessReport{
 				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak, herald1.rss), HWM: herald1.hwm,
-				CPUSeconds: (herald1.cpu - herald0.cpu).Seconds(),
+				CPUSeconds: (herald1.cpu - herald0.cpu).Seconds(), IdleCPUPercent: idleCPU,
 			}
 			if ch != nil {
 				r.Herald.LogLines = ch.logs.Lines()
