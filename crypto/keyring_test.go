@@ -23,13 +23,13 @@ type vector struct {
 	Ciphertext   string `json:"ciphertext"`
 }
 
-// loadVectors reads the WebCrypto test vectors shipped beside the repository.
+// loadVectors reads the WebCrypto test vectors (testdata/streaky).
 func loadVectors(t testing.TB) []vector {
 	t.Helper()
-	path := filepath.Join("..", "..", "shared", "streaky", "vectors.json")
+	path := filepath.Join("..", "testdata", "streaky", "vectors.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("read Streaky vectors (the repository expects ../shared beside it): %v", err)
+		t.Fatalf("read Streaky vectors: %v", err)
 	}
 	var vs []vector
 	if err := json.Unmarshal(b, &vs); err != nil {

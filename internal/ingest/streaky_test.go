@@ -22,9 +22,9 @@ import (
 // code), so the test proves Worker ciphertexts are accepted as they are.
 func workerVector(t *testing.T, name string) (key, plaintext, ciphertext string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "streaky", "vectors.json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "streaky", "vectors.json"))
 	if err != nil {
-		t.Fatalf("read Streaky vectors (the repository expects ../shared beside it): %v", err)
+		t.Fatalf("read Streaky vectors (testdata/streaky): %v", err)
 	}
 	var vs []struct{ Name, Key, Plaintext, Ciphertext string }
 	if err := json.Unmarshal(b, &vs); err != nil {
