@@ -96,6 +96,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("config: encryption.keys (or ENCRYPTION_KEY): %w", err)
 	}
+	if t := runtimeTuned; t.GOMAXPROCS > 0 || t.MemLimit > 0 {
+		a.logger.Info("runtime fitted to the cgroup's limits",
+			"cpu_quota", t.Limits.CPUs, "gomaxprocs", runtime.GOMAXPROCS(0),
+			"memory_limit", t.Limits.Memory, "soft_memory_limit", t.MemLimit)
+	}
 	a.reg = prometheus.NewRegistry()
 	a.metrics = metrics.New(a.reg)
 	a.metrics.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/heraldrelay/herald/internal/cgroup"
 )
 
 // version is set at build time with -ldflags "-X main.version=..." (the
@@ -56,6 +58,9 @@ func stampedVersion(v string) string {
 	return "dev-" + rev[:min(12, len(rev))] + dirty
 }
 
+// runtimeTuned is what main fitted the Go runtime to; App.Open logs it.
+var runtimeTuned cgroup.Tuned
+
 func main() {
 	// A misspelt HERALD_ variable would otherwise leave its setting at the
 	// default without a word.
@@ -63,6 +68,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "herald:", err)
 		os.Exit(1)
 	}
+	// Before anything starts: GOMAXPROCS and the soft memory limit fitted
+	// to the cgroup's CPU quota and memory limit (see internal/cgroup).
+	runtimeTuned = cgroup.Tune(cgroup.Read(), os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd(os.Getenv, os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()
