@@ -59,24 +59,28 @@ func (c *Cluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
-// WaitReady waits until the running nodes agree on one meta leader and each
-// is current.
+// WaitReady waits until the running nodes agree on one meta leader, each is
+// current, and the leader sees every running node online with JetStream
+// (else a replicated stream created at once can fail with "no suitable peers
+// for placement, peer offline").
 func (c *Cluster) WaitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	WaitFor(t, timeout, "a JetStream meta leader", func() bool {
-		leaders := 0
+	WaitFor(t, timeout, "a JetStream meta leader with every running node online", func() bool {
+		leaders, running, online := 0, 0, 0
 		for _, n := range c.Nodes {
 			s := n.NATS()
 			if s == nil || !s.Running() {
 				continue
 			}
+			running++
 			if s.JetStreamIsLeader() {
 				leaders++
+				online = len(s.JetStreamClusterPeers())
 			}
 			if !s.JetStreamIsCurrent() {
 				return false
 			}
 		}
-		return leaders == 1
+		return leaders == 1 && online >= running
 	})
 }
