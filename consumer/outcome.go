@@ -175,13 +175,10 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 			if scope == parkScopeProcess {
 				limit = fmt.Sprintf("this worker already has %d jobs waiting (consumer.max_parked)", p.cfg.MaxParked)
 			}
-			lastErr := "held back"
-			if err != nil {
-				lastErr = err.Error()
-			}
+			// actNak comes only from an error: err is the wait's reason.
 			dec = decision{
 				action: actTerm, state: herald.StateDead, outcome: outcomeDead, reason: CauseParkLimit, failures: dec.failures,
-				why: oneLine(fmt.Sprintf("could not wait: %s: %s", limit, lastErr), maxDeadReason),
+				why: oneLine(fmt.Sprintf("could not wait: %s: %s", limit, err.Error()), maxDeadReason),
 			}
 		} else {
 			d.parkAt = at

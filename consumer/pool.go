@@ -364,27 +364,25 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.log.LogAttrs(ctx, slog.LevelInfo, "consumer started",
 		slog.String("durable", p.cfg.Durable), slog.Int("workers", p.cfg.Workers))
 
+	// stopped is Run's error when consuming durable stopped on its own.
+	stopped := func(durable string) error {
+		errMu.Lock()
+		cause := lastErr
+		errMu.Unlock()
+		if cause == nil {
+			cause = errors.New("stopped unexpectedly")
+		}
+		return fmt.Errorf("consumer: consuming %s stopped: %w", durable, cause)
+	}
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case <-gone:
 		runErr = fmt.Errorf("consumer: consumer %s on %s: %w", p.cfg.Durable, herald.JobsStream, jetstream.ErrConsumerNotFound)
 	case <-cc.Closed():
-		errMu.Lock()
-		cause := lastErr
-		errMu.Unlock()
-		if cause == nil {
-			cause = errors.New("stopped unexpectedly")
-		}
-		runErr = fmt.Errorf("consumer: consuming %s stopped: %w", p.cfg.Durable, cause)
+		runErr = stopped(p.cfg.Durable)
 	case <-parkedClosed.Closed():
-		errMu.Lock()
-		cause := lastErr
-		errMu.Unlock()
-		if cause == nil {
-			cause = errors.New("stopped unexpectedly")
-		}
-		runErr = fmt.Errorf("consumer: consuming %s stopped: %w", p.ParkedConsumerConfig().Durable, cause)
+		runErr = stopped(p.ParkedConsumerConfig().Durable)
 	}
 
 	// Unsubscribe first, then put back whatever is still buffered: a job

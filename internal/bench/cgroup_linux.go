@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -61,7 +62,7 @@ func newCgroupV2(base, name string, l Limits) (*cgroup, error) {
 	}
 	have := strings.Fields(string(controllers))
 	for _, c := range []string{"cpu", "memory"} {
-		if !contains(have, c) {
+		if !slices.Contains(have, c) {
 			return nil, fmt.Errorf("cgroup v2 at %s: no %s controller", base, c)
 		}
 	}
@@ -172,13 +173,4 @@ func writeFile(dir, file, value string) error {
 		return fmt.Errorf("cgroup: set %s: %w", file, err)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

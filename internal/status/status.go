@@ -47,7 +47,7 @@ func New(kv jetstream.KeyValue, nc *nats.Conn, opts ...Option) *Store {
 // to now when zero. rec.ID must be a valid job id.
 func (s *Store) Queued(ctx context.Context, rec herald.Status) error {
 	rec.State = herald.StateQueued
-	data, err := s.encode(&rec)
+	data, err := s.encode(rec, "")
 	if err != nil {
 		return err
 	}
@@ -62,11 +62,23 @@ func (s *Store) Queued(ctx context.Context, rec herald.Status) error {
 
 // Put writes rec, replacing any earlier record of the job. UpdatedAt is set to
 // now when zero. rec.ID must be a valid job id and rec.State non-empty.
-func (s *Store) Put(ctx context.Context, rec herald.Status) error {
+func (s *Store) Put(ctx context.Context, rec herald.Status) error { return s.put(ctx, rec, "") }
+
+// PutHeld is Put for a record that holder holds: a copy of a parked job
+// records its attempt without letting go of the job. A final record is held
+// by nobody.
+func (s *Store) PutHeld(ctx context.Context, rec herald.Status, holder string) error {
+	return s.put(ctx, rec, holder)
+}
+
+func (s *Store) put(ctx context.Context, rec herald.Status, holder string) error {
 	if rec.State == "" {
 		return fmt.Errorf("status: record %s: empty state", rec.ID)
 	}
-	data, err := s.encode(&rec)
+	if rec.State.Final() {
+		holder = ""
+	}
+	data, err := s.encode(rec, holder)
 	if err != nil {
 		return err
 	}
@@ -82,14 +94,16 @@ func (s *Store) Put(ctx context.Context, rec herald.Status) error {
 	return nil
 }
 
-func (s *Store) encode(rec *herald.Status) ([]byte, error) {
+// encode is rec as stored, held by holder ("" when no copy holds the job):
+// JSON, with UpdatedAt set to now when zero. rec.ID must be a valid job id.
+func (s *Store) encode(rec herald.Status, holder string) ([]byte, error) {
 	if !herald.ValidID(rec.ID) {
 		return nil, errors.New("status: invalid job id")
 	}
 	if rec.UpdatedAt.IsZero() {
 		rec.UpdatedAt = s.now().UTC()
 	}
-	data, err := json.Marshal(rec)
+	data, err := json.Marshal(held{Status: rec, Holder: holder})
 	if err != nil {
 		return nil, fmt.Errorf("status: encode record %s: %w", rec.ID, err)
 	}
@@ -99,17 +113,8 @@ func (s *Store) encode(rec *herald.Status) ([]byte, error) {
 // Get returns the job's record, or ErrNotFound when it has none or id is not
 // a valid job id.
 func (s *Store) Get(ctx context.Context, id string) (herald.Status, error) {
-	if !herald.ValidID(id) {
-		return herald.Status{}, ErrNotFound
-	}
-	e, err := s.kv.Get(ctx, id)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return herald.Status{}, ErrNotFound
-		}
-		return herald.Status{}, fmt.Errorf("status: get %s: %w", id, err)
-	}
-	return decode(id, e.Value())
+	rec, _, _, err := s.GetRevision(ctx, id)
+	return rec, err
 }
 
 // ErrChanged is returned by Swap when the record is no longer at the
@@ -150,7 +155,10 @@ func (s *Store) GetRevision(ctx context.Context, id string) (herald.Status, stri
 // writers that read the same revision, exactly one succeeds. UpdatedAt is
 // set to now when zero.
 func (s *Store) Swap(ctx context.Context, rec herald.Status, holder string, revision uint64) error {
-	data, err := s.encodeHeld(rec, holder)
+	if rec.State == "" {
+		return fmt.Errorf("status: record %s: empty state", rec.ID)
+	}
+	data, err := s.encode(rec, holder)
 	if err != nil {
 		return err
 	}
@@ -161,39 +169,6 @@ func (s *Store) Swap(ctx context.Context, rec herald.Status, holder string, revi
 		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
 	}
 	return nil
-}
-
-// PutHeld is Put for a record that holder holds: a copy of a parked job
-// records its attempt without letting go of the job.
-func (s *Store) PutHeld(ctx context.Context, rec herald.Status, holder string) error {
-	if holder == "" || rec.State.Final() {
-		return s.Put(ctx, rec)
-	}
-	data, err := s.encodeHeld(rec, holder)
-	if err != nil {
-		return err
-	}
-	if _, err := s.kv.Put(ctx, rec.ID, data); err != nil {
-		return fmt.Errorf("status: record %s %s: %w", rec.ID, rec.State, err)
-	}
-	return nil
-}
-
-func (s *Store) encodeHeld(rec herald.Status, holder string) ([]byte, error) {
-	if rec.State == "" {
-		return nil, fmt.Errorf("status: record %s: empty state", rec.ID)
-	}
-	if !herald.ValidID(rec.ID) {
-		return nil, errors.New("status: invalid job id")
-	}
-	if rec.UpdatedAt.IsZero() {
-		rec.UpdatedAt = s.now().UTC()
-	}
-	data, err := json.Marshal(held{Status: rec, Holder: holder})
-	if err != nil {
-		return nil, fmt.Errorf("status: encode record %s: %w", rec.ID, err)
-	}
-	return data, nil
 }
 
 func decode(id string, data []byte) (herald.Status, error) {
