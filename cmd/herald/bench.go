@@ -57,9 +57,9 @@ wait, and a bare relay that does only what Streaky's Rust proxy does
 (decrypt, POST to Discord, answer). It prints each run, a summary line per
 run and the ratios between them.
 
-With --via (or --streaky-wait) it runs Herald once instead, sending jobs
-through Herald's API (--via api), the Streaky endpoint (--via streaky) or
-straight to NATS (--via nats).
+With --via, --streaky-wait or --url it runs Herald once instead, sending jobs
+through Herald's API (--via api, the default of a single run), the Streaky
+endpoint (--via streaky) or straight to NATS (--via nats).
 Every job is accounted for by id: the report gives jobs/s accepted and
 delivered, delivery latency (request sent -> delivered at the fake), HTTP
 latency, 429s received, losses and duplicates, Herald's idle and peak memory
@@ -145,7 +145,10 @@ docs/performance.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&scenario, "scenario", "", "preset: max (20,000 jobs as fast as possible), steady (1,000 jobs/s for 20 s), ratelimited (100 jobs to 4 webhooks limited to 5 per 2 s), free-tier (300 jobs one at a time to 1,000 webhooks, each child under 0.1 CPU and 512 MiB, idle measured for 20 s first)")
-	f.StringVar(&via, "via", string(bench.DefaultVia), "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); with --ingest-only the default is "+string(bench.DefaultIngestOnlyVia)+"; without --via (and --streaky-wait, --url, --ingest-only) the suite runs")
+	// No default in the flag: which one applies depends on the mode, and
+	// without any of these flags the suite runs (three runs, none of them
+	// chosen by --via).
+	f.StringVar(&via, "via", "", "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); a single run (--streaky-wait, --url) goes through "+string(bench.DefaultVia)+" unless --via says otherwise, --ingest-only through "+string(bench.DefaultIngestOnlyVia)+"; with none of --via, --streaky-wait, --url and --ingest-only the suite runs")
 	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
 	f.IntVar(&cfg.Jobs, "jobs", 0, "jobs to send (default 10,000 unless --duration is set; with --rate and --duration, rate × duration)")
@@ -154,7 +157,7 @@ docs/performance.md.`,
 	f.DurationVar(&cfg.Latency, "latency", 0, "fixed delay before the fake Discord answers")
 	f.StringVar(&rateLimit, "rate-limit", "", "per-webhook limit the fake enforces with 429s, N/window (e.g. 5/2s, Discord's usual)")
 	f.IntVar(&cfg.GlobalLimit, "global-limit", 0, "global requests per second the fake allows over all webhooks (Discord: 50); also the child's channels.discord.global_rate")
-	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "run Herald once via streaky with this ingest.streaky.wait: how long /send-notification waits for the delivery (the suite's first run waits 10s)")
+	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "run Herald once with this ingest.streaky.wait: how long /send-notification waits for the delivery (it applies to jobs sent --via streaky; the suite's first run waits 10s)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
 	f.BoolVar(&cfg.IngestOnly, "ingest-only", false, "measure the ingest alone: 'herald ingest' against NATS run by the harness, no delivery, rounds of Herald and baseline phases")
 	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "with --ingest-only, rounds the jobs are split into (each a Herald and a baseline phase)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -309,11 +310,15 @@ func printLetter(w io.Writer, l dlq.Letter) error {
 		return nil
 	}
 	fmt.Fprintln(w, "Job:")
-	b, err := json.MarshalIndent(l.MaskedJob(), "  ", "  ")
-	if err != nil {
+	// As written: a message's <b> is shown as <b>, not \u003cb\u003e.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("  ", "  ")
+	if err := enc.Encode(l.MaskedJob()); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "  %s\n", b)
+	_, err := fmt.Fprintf(w, "  %s", b.Bytes())
 	return err
 }
 

@@ -64,6 +64,12 @@ func newDLQEnv(t *testing.T) *dlqEnv {
 // kill dead-letters a new job as the consumer would.
 func (e *dlqEnv) kill(t *testing.T, c herald.Channel, id, reason string, code int) {
 	t.Helper()
+	e.killWith(t, c, id, reason, code, nil)
+}
+
+// killWith is kill with edit changing the job before it is published.
+func (e *dlqEnv) killWith(t *testing.T, c herald.Channel, id, reason string, code int, edit func(*herald.Job)) {
+	t.Helper()
 	ctx := testkit.Context(t, 30*time.Second)
 	keys := testkit.Keyring(t)
 	var job *herald.Job
@@ -73,6 +79,9 @@ func (e *dlqEnv) kill(t *testing.T, c herald.Channel, id, reason string, code in
 		job = testkit.TelegramJob(t, keys, dlqPlainWebhook, dlqPlainWebhook, "done "+id)
 	}
 	job.Version, job.ID, job.Source, job.Message.Title = herald.JobVersion, id, "", "Deploy"
+	if edit != nil {
+		edit(job)
+	}
 	for _, sealed := range []string{job.Credentials.Webhook, job.Credentials.BotToken, job.Credentials.ChatID} {
 		if sealed != "" {
 			e.sealed = append(e.sealed, sealed)
@@ -238,6 +247,23 @@ func TestDLQShow(t *testing.T) {
 	}
 	if r := e.run(t, "dlq", "show"); r.err == nil {
 		t.Error("show without an id succeeded")
+	}
+}
+
+// A message's markup is shown as written, in the table's job and in JSON:
+// <b>, not \u003cb\u003e.
+func TestDLQShowKeepsMarkup(t *testing.T) {
+	e := newDLQEnv(t)
+	const title = "<b>Deploy</b> & <i>done</i>"
+	e.killWith(t, herald.ChannelTelegram, "h1", "blocked", 403, func(j *herald.Job) { j.Message.Title = title })
+	for _, args := range [][]string{{"dlq", "show", "h1"}, {"dlq", "show", "h1", "--json"}, {"dlq", "list", "--json"}} {
+		r := e.run(t, args...)
+		if r.err != nil {
+			t.Fatalf("%v: %v", args, r.err)
+		}
+		if !strings.Contains(r.stdout, title) || strings.Contains(r.stdout, `\u003c`) || strings.Contains(r.stdout, `\u0026`) {
+			t.Errorf("%v does not show %q as written:\n%s", args, title, r.stdout)
+		}
 	}
 }
 

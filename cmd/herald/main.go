@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/heraldrelay/herald/internal/cgroup"
 )
@@ -102,7 +105,13 @@ environment variables (e.g. HERALD_HTTP_ADDR, HERALD_NATS_URL), then Streaky's
 ENCRYPTION_KEY, VPS_SECRET and PORT.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `herald version` prints.
+		Version: version,
 	}
+	root.SetVersionTemplate("herald {{.Version}}\n")
+	// Cobra suggests misspelt commands, not flags: this does (it holds for
+	// every subcommand, which inherit it).
+	root.SetFlagErrorFunc(suggestFlag)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&configPath, "config", "", "config file (default ./config.yaml when present)")
@@ -175,3 +184,43 @@ JetStream consumer, so jobs are spread across them. worker.http_addr serves
 
 // errUsage marks errors that come from how a command was called.
 var errUsage = errors.New("usage")
+
+// suggestFlag adds the nearest flag of cmd to an unknown flag's error
+// ("unknown flag: --confg (did you mean --config?)"), when one is near
+// enough to be a typo of it.
+func suggestFlag(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	var given string
+	switch {
+	case strings.HasPrefix(msg, "unknown flag: --"):
+		given = strings.TrimPrefix(msg, "unknown flag: --")
+	case strings.HasPrefix(msg, "unknown shorthand flag: "):
+		// "unknown shorthand flag: 'c' in -confg": a long flag given with
+		// one dash is the likelier mistake.
+		if _, word, ok := strings.Cut(msg, " in -"); ok {
+			given = word
+		}
+	}
+	if given == "" {
+		return err
+	}
+	given, _, _ = strings.Cut(given, "=")
+	var names []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	cmd.InheritedFlags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden && !slices.Contains(names, f.Name) {
+			names = append(names, f.Name)
+		}
+	})
+	slices.Sort(names)
+	best := closest(given, names)
+	// Near enough: a few edits, or the start of a flag's name.
+	if best == "" || (editDistance(given, best) > max(2, len(given)/3) && !strings.HasPrefix(best, given)) {
+		return err
+	}
+	return fmt.Errorf("%w (did you mean --%s?)", err, best)
+}

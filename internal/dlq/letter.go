@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -104,7 +105,16 @@ func (l Letter) MarshalJSON() ([]byte, error) {
 		j := l.MaskedJob()
 		out.Job = &j
 	}
-	return json.Marshal(out)
+	// Without HTML escaping, so that `herald dlq list --json` shows a
+	// message's <b> as written (an encoder around this one cannot undo
+	// escapes made here).
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // parseLetter builds a Letter from a stored message. It never fails: what
