@@ -292,7 +292,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("config: ingest: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/", srv.Handler())
+		mux.Handle("/", srv.Routes())
 		adm, err := admin.New(admin.Config{Secrets: compact([]string{a.cfg.Admin.Secret})}, a.letters, a.logger)
 		if err != nil {
 			return fmt.Errorf("config: admin.secret: %w", err)
@@ -318,8 +318,12 @@ func (a *App) Open(ctx context.Context) (err error) {
 			mux.Handle("/challenge/", a.protect.challenge.Handler())
 			handler = a.protect.wrap(mux)
 		}
+		// Outermost, so that every request is counted: /register's, the
+		// admin API's and the token buckets' 429s as much as the ingest's.
+		handler = ingest.Instrument(a.metrics, a.logger, httpRoute(mux, srv.Route), handler)
 	} else if a.cfg.Worker.HTTPAddr != "" {
-		handler = opsHandler(a.reg, ready)
+		ops := opsHandler(a.reg, ready)
+		handler = ingest.Instrument(a.metrics, a.logger, httpRoute(ops, nil), ops)
 		addr = a.cfg.Worker.HTTPAddr
 	}
 
@@ -402,8 +406,24 @@ func (a *App) Open(ctx context.Context) (err error) {
 	return nil
 }
 
+// httpRoute returns the route label of the HTTP metrics for a request to
+// mux: the pattern that serves it there, or, for what mux hands to the
+// ingest at "/", inner's (the ingest's own pattern; nil: none).
+func httpRoute(mux *http.ServeMux, inner func(*http.Request) string) func(*http.Request) string {
+	return func(r *http.Request) string {
+		_, p := mux.Handler(r)
+		switch {
+		case p == "/" && inner != nil:
+			return inner(r)
+		case p == "":
+			return ingest.RouteUnmatched
+		}
+		return p
+	}
+}
+
 // opsHandler serves a worker's /metrics, /health and /readyz.
-func opsHandler(g prometheus.Gatherer, ready func(context.Context) error) http.Handler {
+func opsHandler(g prometheus.Gatherer, ready func(context.Context) error) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {

@@ -120,7 +120,8 @@ type Server struct {
 	vault    Vault
 	secrets  []secret
 	now      func() time.Time
-	handler  http.Handler
+	mux      *http.ServeMux // the routes
+	handler  http.Handler   // mux, instrumented
 }
 
 // Route patterns; they are also the route label of the HTTP metrics.
@@ -133,8 +134,11 @@ const (
 	routeReady     = "GET /readyz"
 	routeMetrics   = "GET /metrics"
 	// routeUnmatched labels requests no route took (404, 405).
-	routeUnmatched = "unmatched"
+	routeUnmatched = RouteUnmatched
 )
+
+// RouteUnmatched is the route label of requests no route took (404, 405).
+const RouteUnmatched = "unmatched"
 
 // Timeouts of the work a request triggers.
 const (
@@ -194,7 +198,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.handler = s.routes()
+	s.mux = s.routes()
+	s.handler = Instrument(s.metrics, s.log, s.Route, s.mux)
 	return s, nil
 }
 
@@ -205,7 +210,22 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // connection.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) routes() http.Handler {
+// Routes is Handler without the metrics and the panic recovery, for a caller
+// that mounts it beside other handlers and wraps them all with Instrument
+// (naming the ingest's routes with Route), so that every request it serves,
+// the ingest's or not, is counted once.
+func (s *Server) Routes() http.Handler { return s.mux }
+
+// Route returns the pattern of the ingest route that serves r (its route
+// label), or RouteUnmatched when none does.
+func (s *Server) Route(r *http.Request) string {
+	if _, p := s.mux.Handler(r); p != "" {
+		return p
+	}
+	return routeUnmatched
+}
+
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc(routeStreaky, s.handleStreaky)
 	mux.HandleFunc(routeCreate, s.handleCreate)
@@ -217,36 +237,36 @@ func (s *Server) routes() http.Handler {
 	if s.gatherer != nil {
 		mux.Handle(routeMetrics, promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	}
-	return s.instrument(mux)
+	return mux
 }
 
-// instrument records metrics by route pattern and recovers panics.
-func (s *Server) instrument(next http.Handler) http.Handler {
+// Instrument counts every request next serves in herald_http_requests_total
+// and times it in herald_http_request_duration_seconds, labelled with
+// route(r) (a route pattern from a fixed set, never the raw path) and the
+// status code, whoever answered it (a 429 from a rate limiter inside next
+// included); and answers 500 when next panics, instead of dropping the
+// connection. route is called after next returns.
+func Instrument(m *metrics.Metrics, log *slog.Logger, route func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := &recordingWriter{ResponseWriter: w}
 		defer func() {
 			v := recover()
+			label := route(r)
 			if v != nil && v != http.ErrAbortHandler {
 				// The stack holds code locations, not values; v comes from
 				// our code, never from credentials.
-				s.log.Error("panic serving request", "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				log.Error("panic serving request", "route", label, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !rw.wrote {
 					writePlain(rw, http.StatusInternalServerError, "internal error")
 				}
-			}
-			// ServeMux sets r.Pattern on this very request before calling
-			// the route's handler.
-			route := r.Pattern
-			if route == "" {
-				route = routeUnmatched
 			}
 			code := rw.code
 			if code == 0 {
 				code = http.StatusOK
 			}
-			s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-			s.metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			m.HTTPRequests.WithLabelValues(label, strconv.Itoa(code)).Inc()
+			m.HTTPDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}

@@ -1,6 +1,10 @@
 package metrics_test
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,3 +24,53 @@ func TestNewRegistersAndCounts(t *testing.T) {
 		t.Fatalf("gathered %d series, err %v", n, err)
 	}
 }
+
+// Every metric Herald registers is documented in the README's list of
+// metrics, so that a new one cannot be left out.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	var names describedNames
+	metrics.New(&names)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	herald := 0
+	for _, name := range names {
+		if !strings.HasPrefix(name, "herald_") {
+			continue // the Go and process collectors' own
+		}
+		herald++
+		// As a whole name: followed by a label list, a backquote or a space.
+		if !regexp.MustCompile("`" + name + "[`{ ]").Match(readme) {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+	if herald < 40 {
+		t.Fatalf("only %d herald_ metrics found: the test lost track of them", herald)
+	}
+}
+
+// describedNames is a prometheus.Registerer that keeps the names of the
+// metrics registered with it.
+type describedNames []string
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (d *describedNames) Register(c prometheus.Collector) error {
+	ch := make(chan *prometheus.Desc)
+	go func() { c.Describe(ch); close(ch) }()
+	for desc := range ch {
+		if m := fqName.FindStringSubmatch(desc.String()); m != nil {
+			*d = append(*d, m[1])
+		}
+	}
+	return nil
+}
+
+func (d *describedNames) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = d.Register(c)
+	}
+}
+
+func (d *describedNames) Unregister(prometheus.Collector) bool { return false }
