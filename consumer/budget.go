@@ -65,8 +65,8 @@ func (p *Pool) failures(d *Delivery, fromHeader bool) int {
 		return 0
 	case err != nil:
 		p.log.LogAttrs(ctx, slog.LevelWarn, "status read",
-			slog.String("job_id", d.Job.ID), slog.Int("attempt", d.Attempt),
-			slog.Int("failures_assumed", fallback), slog.String("error", err.Error()))
+			slog.String("job_id", d.Job.ID), slog.Int("delivery", d.Attempt),
+			slog.Int("attempts_assumed", fallback), slog.String("error", err.Error()))
 		return fallback
 	case fromHeader && rec.UpdatedAt.Before(d.BudgetStart):
 		return 0

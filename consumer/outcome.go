@@ -189,8 +189,14 @@ func (p *Pool) settle(ctx context.Context, m jetstream.Msg, d *Delivery, err err
 		p.reject(ctx, m, d, dec, err, elapsed, stopKeepAlive)
 		return
 	case actAck:
-		if !d.Job.CreatedAt.IsZero() {
-			p.metrics.DeliveryLatency.WithLabelValues(channel).Observe(time.Since(d.Job.CreatedAt).Seconds())
+		// From the job's created_at, else from when the jobs stream stored
+		// it (BudgetStart: for a parked copy or a replay, carried over).
+		accepted := d.Job.CreatedAt
+		if accepted.IsZero() {
+			accepted = d.BudgetStart
+		}
+		if !accepted.IsZero() {
+			p.metrics.DeliveryLatency.WithLabelValues(channel).Observe(time.Since(accepted).Seconds())
 		}
 		// The job is delivered; what is left is the status record and then
 		// the ack, two writes whose round trips the worker need not wait
@@ -428,8 +434,11 @@ func (p *Pool) logOutcomeAt(level slog.Level, d *Delivery, outcome string, failu
 		slog.String("job_id", d.Job.ID),
 		slog.String("channel", channelLabel(d)),
 		slog.String("outcome", outcome),
-		slog.Int("attempt", d.Attempt),
-		slog.Int("failures", failures),
+		// attempts is the status record's "attempts" (failed attempts,
+		// the retry budget spent); delivery is JetStream's delivery count,
+		// which also counts waits and redeliveries.
+		slog.Int("attempts", failures),
+		slog.Int("delivery", d.Attempt),
 		slog.Int64("duration_ms", elapsed.Milliseconds()),
 		slog.String("subject", d.Subject),
 		slog.Uint64("seq", d.Sequence),

@@ -641,7 +641,7 @@ func assertLogged(t *testing.T, logs, job, outcome, level string) {
 		if m["level"] != level {
 			t.Errorf("%s line at level %v, want %s", outcome, m["level"], level)
 		}
-		for _, k := range []string{"channel", "attempt", "duration_ms"} {
+		for _, k := range []string{"channel", "attempts", "delivery", "duration_ms"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("%s line lacks %s: %s", outcome, k, line)
 			}
