@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/clientaddr"
 )
 
@@ -340,7 +341,7 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	if path != "" {
 		v.SetConfigFile(path)
 		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("config: read %s: %w", path, err)
+			return Config{}, fileError(path, err)
 		}
 	}
 
@@ -349,11 +350,28 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		if unknown := unknownFileKeys(v.AllKeys()); len(unknown) > 0 {
 			return Config{}, fmt.Errorf("config: unknown key %s in %s", strings.Join(unknown, ", "), path)
 		}
+		// One line per bad value, naming the variable or the file and
+		// line it came from, rather than the decoder's report.
+		if bad := badValues(v, path, getenv); len(bad) > 0 {
+			return Config{}, errors.New(strings.Join(bad, "\n"))
+		}
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
 
+	// The encryption keys are checked here, where it is known which one
+	// came from where (a bad one must stop start-up before any file is
+	// written into data_dir).
+	var keyErrs []error
+	for i, k := range compact(cfg.Encryption.Keys) {
+		if err := crypto.ValidateKey(k); err != nil {
+			keyErrs = append(keyErrs, fmt.Errorf("config: encryption.keys: key %d: %w", i+1, err))
+		}
+	}
 	// Streaky's proxy names, so a Worker's deployment works unchanged.
 	if k := getenv("ENCRYPTION_KEY"); k != "" {
+		if err := crypto.ValidateKey(strings.TrimSpace(k)); err != nil {
+			keyErrs = append(keyErrs, fmt.Errorf("config: ENCRYPTION_KEY: %w", err))
+		}
 		cfg.Encryption.Keys = append([]string{k}, cfg.Encryption.Keys...)
 	}
 	if s := getenv("VPS_SECRET"); s != "" {
@@ -368,7 +386,11 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 	cfg.Ingest.TrustedProxies = compact(cfg.Ingest.TrustedProxies)
 	cfg.Challenge.Keys = compact(cfg.Challenge.Keys)
 	cfg.Vault.Keys = compact(cfg.Vault.Keys)
-	return cfg, cfg.validate()
+	err := cfg.validate()
+	if err != nil || len(keyErrs) > 0 {
+		return cfg, errors.Join(append(keyErrs, nameSources(err, path, getenv)...)...)
+	}
+	return cfg, nil
 }
 
 // compact trims entries and drops empty ones (env lists like "a, b,").
