@@ -76,6 +76,9 @@ type App struct {
 	closeOnce sync.Once
 	// unlockDataDir releases data_dir, taken for the embedded server.
 	unlockDataDir func()
+	// newSecrets are the keys generated for this start, written into
+	// data_dir at the end of Open, once nothing else can fail it.
+	newSecrets []newSecret
 }
 
 // Open starts everything the role needs except the long-running loops: the
@@ -88,13 +91,24 @@ func (a *App) Open(ctx context.Context) (err error) {
 		}
 	}()
 	if a.role.ingest || a.role.worker {
-		if err := ensureSecrets(&a.cfg, a.role, a.generatesSecrets(), a.logger); err != nil {
+		if a.newSecrets, err = ensureSecrets(&a.cfg, a.role, a.generatesSecrets()); err != nil {
 			return fmt.Errorf("config: %w", err)
 		}
 	}
 	a.keys, err = crypto.NewKeyring(a.cfg.Encryption.Keys...)
 	if err != nil {
 		return fmt.Errorf("config: encryption.keys (or ENCRYPTION_KEY): %w", err)
+	}
+	// The HTTP port is bound before anything is written into data_dir, so
+	// that a port in use leaves nothing behind.
+	addr, addrKey := a.cfg.HTTP.Addr, "http.addr"
+	if !a.role.ingest {
+		addr, addrKey = a.cfg.Worker.HTTPAddr, "worker.http_addr"
+	}
+	if addr != "" {
+		if a.ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen on %s (%s): %w", addr, addrKey, err)
+		}
 	}
 	if t := runtimeTuned; t.GOMAXPROCS > 0 || t.MemLimit > 0 {
 		a.logger.Info("runtime fitted to the cgroup's limits",
@@ -264,7 +278,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
 	var handler http.Handler
-	addr := a.cfg.HTTP.Addr
 	if a.role.ingest {
 		srv, err := ingest.New(ingest.Config{
 			APISecrets:          a.cfg.Ingest.APISecrets,
@@ -324,7 +337,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 	} else if a.cfg.Worker.HTTPAddr != "" {
 		ops := opsHandler(a.reg, ready)
 		handler = ingest.Instrument(a.metrics, a.logger, httpRoute(ops, nil), ops)
-		addr = a.cfg.Worker.HTTPAddr
 	}
 
 	if a.role.worker {
@@ -368,14 +380,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 
 	if handler != nil {
-		// Listen before serving, so a port in use fails Open, not Run.
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen on %s (http.addr): %w", addr, err)
-		}
 		// Caps, so that one client's connections cannot take the file
 		// descriptors and memory everyone else (and the health checks) need.
-		capped, err := connlimit.New(ln, connlimit.Config{
+		// (Listening before serving, at the start, made a port in use fail
+		// Open, not Run.)
+		capped, err := connlimit.New(a.ln, connlimit.Config{
 			Max: a.cfg.HTTP.MaxConnections, PerClient: a.cfg.HTTP.MaxConnectionsPerClient,
 			IPv6Prefix: a.cfg.HTTP.IPv6ClientPrefix,
 		}, connlimit.Counters{
@@ -383,7 +392,6 @@ func (a *App) Open(ctx context.Context) (err error) {
 			Reclaimed: func(state string) { a.metrics.ConnectionsReclaimed.WithLabelValues(state).Inc() },
 		})
 		if err != nil {
-			_ = ln.Close()
 			return fmt.Errorf("config: http: %w", err)
 		}
 		a.ln = capped
@@ -402,6 +410,15 @@ func (a *App) Open(ctx context.Context) (err error) {
 			ErrorLog:     slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 		}
 		a.logger.Info("HTTP listening", "addr", a.ln.Addr().String(), "ingest", a.role.ingest)
+	}
+	// Only now, with the configuration accepted and the ports bound, are
+	// the keys generated for this start written: a start that failed
+	// leaves none behind.
+	if err := writeSecrets(a.newSecrets, a.logger); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if a.role.ingest {
+		a.logAPISecrets()
 	}
 	return nil
 }

@@ -158,6 +158,10 @@ type IngestConfig struct {
 	TrustedProxies []string            `mapstructure:"trusted_proxies"`
 	MaxBodyBytes   int64               `mapstructure:"max_body_bytes"`
 	Streaky        StreakyIngestConfig `mapstructure:"streaky"`
+	// sources says where each of APISecrets was set (VPS_SECRET, the
+	// variable or the file and which entry, or data_dir's file), for the
+	// start-up log that names the secrets in force.
+	sources []string
 }
 
 type StreakyIngestConfig struct {
@@ -374,14 +378,16 @@ func loadConfig(path string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Encryption.Keys = append([]string{k}, cfg.Encryption.Keys...)
 	}
+	cfg.Ingest.sources = apiSecretSources(len(cfg.Ingest.APISecrets), path, getenv)
 	if s := getenv("VPS_SECRET"); s != "" {
 		cfg.Ingest.APISecrets = append([]string{s}, cfg.Ingest.APISecrets...)
+		cfg.Ingest.sources = append([]string{"VPS_SECRET"}, cfg.Ingest.sources...)
 	}
 	if p := getenv("PORT"); p != "" && getenv("HERALD_HTTP_ADDR") == "" {
 		cfg.HTTP.Addr = ":" + p
 	}
 	cfg.Encryption.Keys = compact(cfg.Encryption.Keys)
-	cfg.Ingest.APISecrets = compact(cfg.Ingest.APISecrets)
+	cfg.Ingest.APISecrets, cfg.Ingest.sources = compactNamed(cfg.Ingest.APISecrets, cfg.Ingest.sources)
 	cfg.Channels.Discord.AllowedHosts = compact(cfg.Channels.Discord.AllowedHosts)
 	cfg.Ingest.TrustedProxies = compact(cfg.Ingest.TrustedProxies)
 	cfg.Challenge.Keys = compact(cfg.Challenge.Keys)

@@ -124,7 +124,7 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	dir := t.TempDir()
 	logger, logs := testkit.Logger(t)
 	cfg := Config{DataDir: filepath.Join(dir, "data")}
-	if err := ensureSecrets(&cfg, roleServe, true, logger); err != nil {
+	if err := ensureSecretsNow(&cfg, roleServe, true, logger); err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.Encryption.Keys) != 1 || len(cfg.Ingest.APISecrets) != 1 {
@@ -152,7 +152,7 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 
 	logs.Reset()
 	again := Config{DataDir: cfg.DataDir}
-	if err := ensureSecrets(&again, roleServe, true, logger); err != nil {
+	if err := ensureSecretsNow(&again, roleServe, true, logger); err != nil {
 		t.Fatal(err)
 	}
 	if again.Encryption.Keys[0] != key || again.Ingest.APISecrets[0] != secret || again.Vault.Keys[0] != vaultKey {
@@ -163,7 +163,7 @@ func TestEnsureSecretsGeneratesOnceAndReuses(t *testing.T) {
 	}
 	// Configured values are left alone.
 	own := Config{DataDir: t.TempDir(), Encryption: EncryptionConfig{Keys: []string{"k"}}, Ingest: IngestConfig{APISecrets: []string{"s"}}}
-	if err := ensureSecrets(&own, roleServe, true, logger); err != nil || own.Encryption.Keys[0] != "k" || own.Ingest.APISecrets[0] != "s" {
+	if err := ensureSecretsNow(&own, roleServe, true, logger); err != nil || own.Encryption.Keys[0] != "k" || own.Ingest.APISecrets[0] != "s" {
 		t.Fatal("configured secrets were replaced")
 	}
 }

@@ -108,7 +108,10 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 		path := filepath.Join(a.cfg.DataDir, challengeKeyFile)
 		var k string
 		if a.generatesSecrets() {
-			k, err = loadOrCreateSecret(path, "challenge signing key", a.logger)
+			var fresh *newSecret
+			if k, fresh, err = loadOrNewSecret(path, "challenge signing key", randomSecret); fresh != nil {
+				a.newSecrets = append(a.newSecrets, *fresh) // written at the end of Open
+			}
 		} else if k, err = loadSecretFile(path, "challenge signing key"); errors.Is(err, fs.ErrNotExist) {
 			// Every ingest must sign and check clearances with the same
 			// keys, or a clearance from one is refused by the next.

@@ -24,12 +24,14 @@ const (
 // ensureSecrets fills in an encryption key, an API secret (ingest only) and
 // a vault key that the configuration left out, from the data directory.
 // With generate (a single `herald serve` on its embedded NATS) a missing one
-// is generated there once (mode 0600) and reused on later starts. Without it
-// the process shares NATS with other Herald processes, which must all hold
-// the same keys: one it cannot find is an error naming the setting, never a
-// key of its own that would make the others' jobs undeliverable. It logs the
-// file, never the value.
-func ensureSecrets(cfg *Config, r role, generate bool, logger *slog.Logger) error {
+// is generated once and reused on later starts: it is returned among
+// created, for writeSecrets to write into data_dir once start-up has got so
+// far that the configuration cannot fail it any more (a bad key, a port in
+// use must leave no file behind). Without generate the process shares NATS
+// with other Herald processes, which must all hold the same keys: one it
+// cannot find is an error naming the setting, never a key of its own that
+// would make the others' jobs undeliverable.
+func ensureSecrets(cfg *Config, r role, generate bool) (created []newSecret, err error) {
 	fill := func(have []string, file, what, setting, hint string, make func() (string, error)) ([]string, error) {
 		if len(have) > 0 {
 			return have, nil
@@ -45,25 +47,31 @@ func ensureSecrets(cfg *Config, r role, generate bool, logger *slog.Logger) erro
 			}
 			return []string{s}, nil
 		}
-		s, err := loadOrCreateFile(path, what, make, logger)
+		s, fresh, err := loadOrNewSecret(path, what, make)
 		if err != nil {
 			return nil, err
 		}
+		if fresh != nil {
+			created = append(created, *fresh)
+		}
 		return []string{s}, nil
 	}
-	var err error
 	if cfg.Encryption.Keys, err = fill(cfg.Encryption.Keys, encryptionKeyFile, "encryption key", "encryption.keys (or ENCRYPTION_KEY)", "", randomSecret); err != nil {
-		return err
+		return nil, err
 	}
 	if r.ingest {
+		configured := len(cfg.Ingest.APISecrets) > 0
 		if cfg.Ingest.APISecrets, err = fill(cfg.Ingest.APISecrets, apiSecretFile, "API secret", "ingest.api_secrets (or VPS_SECRET)", "", randomSecret); err != nil {
-			return err
+			return nil, err
+		}
+		if !configured {
+			cfg.Ingest.sources = []string{filepath.Join(cfg.DataDir, apiSecretFile)}
 		}
 	}
 	if cfg.Vault.Keys, err = fill(cfg.Vault.Keys, vaultKeyFile, "vault key", "vault.keys (HERALD_VAULT_KEYS)", ": `herald vault key` prints one", vault.GenerateKey); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	return created, nil
 }
 
 // loadSecretFile reads the secret in path; an error wrapping fs.ErrNotExist
@@ -83,13 +91,8 @@ func loadSecretFile(path, what string) (string, error) {
 	return s, nil
 }
 
-// loadOrCreateSecret reads path, or writes 32 random bytes there as unpadded
-// base64url (43 ASCII characters, so its first 32 make a valid key).
-func loadOrCreateSecret(path, what string, logger *slog.Logger) (string, error) {
-	return loadOrCreateFile(path, what, randomSecret, logger)
-}
-
-// randomSecret is 32 random bytes as unpadded base64url.
+// randomSecret is 32 random bytes as unpadded base64url (43 ASCII
+// characters, so its first 32 make a valid key).
 func randomSecret() (string, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -98,34 +101,49 @@ func randomSecret() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
-// loadOrCreateFile reads the secret in path, or writes one made by generate
-// there (mode 0600) when the file does not exist.
-func loadOrCreateFile(path, what string, generate func() (string, error), logger *slog.Logger) (string, error) {
+// newSecret is a secret generated at start-up, not yet in its file.
+type newSecret struct {
+	path, what, value string
+}
+
+// loadOrNewSecret reads the secret in path, or, when there is no such file,
+// generates one with generate and returns it also as fresh, for
+// writeSecrets.
+func loadOrNewSecret(path, what string, generate func() (string, error)) (s string, fresh *newSecret, err error) {
 	if s, err := loadSecretFile(path, what); !errors.Is(err, fs.ErrNotExist) {
-		return s, err
+		return s, nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("create data directory: %w", err)
+	if s, err = generate(); err != nil {
+		return "", nil, fmt.Errorf("generate %s: %w", what, err)
 	}
-	s, err := generate()
-	if err != nil {
-		return "", err
+	return s, &newSecret{path: path, what: what, value: s}, nil
+}
+
+// writeSecrets writes each generated secret into its file (mode 0600, the
+// directory 0700) and logs the file, never the value. A file that appeared
+// meanwhile is not overwritten: it is an error, since this process already
+// uses the secret it generated. (Only a herald serve generates secrets, and
+// it holds data_dir's lock, so no other Herald writes them.)
+func writeSecrets(created []newSecret, logger *slog.Logger) error {
+	for _, n := range created {
+		if err := os.MkdirAll(filepath.Dir(n.path), 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		f, err := os.OpenFile(n.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("write %s: %s appeared while Herald started (another process wrote it): start again to use it", n.what, n.path)
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", n.what, err)
+		}
+		if _, err := f.WriteString(n.value + "\n"); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", n.what, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write %s: %w", n.what, err)
+		}
+		logger.Info("generated "+n.what+" (configure your own to replace it)", "file", n.path)
 	}
-	// O_EXCL: two processes starting at once must not both write a key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return loadOrCreateFile(path, what, generate, logger)
-	}
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w", what, err)
-	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("write %s: %w", what, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("write %s: %w", what, err)
-	}
-	logger.Info("generated "+what+" (configure your own to replace it)", "file", path)
-	return s, nil
+	return nil
 }

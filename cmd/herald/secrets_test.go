@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestSharedNATSNeedsSharedKeys(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				cfg := tt.cfg
 				cfg.DataDir = t.TempDir()
-				err := ensureSecrets(&cfg, roleIngest, false, logger)
+				err := ensureSecretsNow(&cfg, roleIngest, false, logger)
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err = %v, want %q", err, tt.want)
 				}
@@ -43,11 +44,11 @@ func TestSharedNATSNeedsSharedKeys(t *testing.T) {
 	t.Run("read from a shared data_dir", func(t *testing.T) {
 		dir := t.TempDir()
 		serve := Config{DataDir: dir}
-		if err := ensureSecrets(&serve, roleServe, true, logger); err != nil {
+		if err := ensureSecretsNow(&serve, roleServe, true, logger); err != nil {
 			t.Fatal(err)
 		}
 		worker := Config{DataDir: dir}
-		if err := ensureSecrets(&worker, roleWorker, false, logger); err != nil {
+		if err := ensureSecretsNow(&worker, roleWorker, false, logger); err != nil {
 			t.Fatalf("worker beside a serve: %v", err)
 		}
 		if worker.Encryption.Keys[0] != serve.Encryption.Keys[0] || worker.Vault.Keys[0] != serve.Vault.Keys[0] {
@@ -81,4 +82,14 @@ func TestSharedNATSNeedsChallengeKeys(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, challengeKeyFile)); !os.IsNotExist(err) {
 		t.Errorf("a challenge key was written: %v", err)
 	}
+}
+
+// ensureSecretsNow is ensureSecrets with its generated secrets written at
+// once, as App.Open writes them at its end.
+func ensureSecretsNow(cfg *Config, r role, generate bool, logger *slog.Logger) error {
+	created, err := ensureSecrets(cfg, r, generate)
+	if err != nil {
+		return err
+	}
+	return writeSecrets(created, logger)
 }
