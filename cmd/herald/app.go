@@ -107,6 +107,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 	}
 	if addr != "" {
 		if a.ln, err = net.Listen("tcp", addr); err != nil {
+			if taken := dataDirTaken(a.cfg.DataDir); taken != nil && a.cfg.NATS.URL == "" && a.role.embedded {
+				return taken
+			}
 			return fmt.Errorf("listen on %s (%s): %w", addr, addrKey, err)
 		}
 	}

@@ -14,11 +14,11 @@ import (
 // another Herald holds it, before its embedded server touches the store.
 func TestSecondServeOnTheSameDataDir(t *testing.T) {
 	dir := t.TempDir()
-	newTestApp(t, map[string]string{"HERALD_DATA_DIR": dir})
+	first := newTestApp(t, map[string]string{"HERALD_DATA_DIR": dir})
 
-	open := func() error {
+	open := func(httpAddr string) error {
 		cfg, err := loadConfig(writeFile(t, "c.yaml", "{}"), envMap(map[string]string{
-			"HERALD_DATA_DIR": dir, "HERALD_HTTP_ADDR": "127.0.0.1:0", "HERALD_NATS_EMBEDDED_LISTEN": "127.0.0.1:-1",
+			"HERALD_DATA_DIR": dir, "HERALD_HTTP_ADDR": httpAddr, "HERALD_NATS_EMBEDDED_LISTEN": "127.0.0.1:-1",
 			"ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret,
 		}))
 		if err != nil {
@@ -29,12 +29,16 @@ func TestSecondServeOnTheSameDataDir(t *testing.T) {
 		defer app.Close()
 		return app.Open(context.Background())
 	}
-	err := open()
-	if err == nil || !strings.Contains(err.Error(), "another Herald is running on data directory "+dir+" (data_dir)") {
-		t.Fatalf("second Open: %v, want the data directory named as taken", err)
-	}
-	if strings.Count(err.Error(), "\n") != 0 {
-		t.Errorf("error spans lines: %q", err)
+	// Also when it is started the same way, on the same HTTP port: the
+	// port is bound first, but the likelier cause is told.
+	for _, addr := range []string{"127.0.0.1:0", first.HTTPAddr()} {
+		err := open(addr)
+		if err == nil || !strings.Contains(err.Error(), "another Herald is running on data directory "+dir+" (data_dir)") {
+			t.Fatalf("second Open on %s: %v, want the data directory named as taken", addr, err)
+		}
+		if strings.Count(err.Error(), "\n") != 0 {
+			t.Errorf("error spans lines: %q", err)
+		}
 	}
 }
 

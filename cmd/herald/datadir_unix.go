@@ -29,9 +29,30 @@ func lockDataDir(dir string) (release func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another Herald is running on data directory %s (data_dir): stop it, or give this one its own data_dir", dir)
+			return nil, errDataDirTaken(dir)
 		}
 		return nil, fmt.Errorf("data_dir %s: lock %s: %w", dir, path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+func errDataDirTaken(dir string) error {
+	return fmt.Errorf("another Herald is running on data directory %s (data_dir): stop it, or give this one its own data_dir", dir)
+}
+
+// dataDirTaken returns the error lockDataDir would return because another
+// process holds dir, without creating anything; nil when no other process
+// holds it (or it cannot tell). A start that found its port in use tells
+// so first: the likelier cause is a Herald already running there.
+func dataDirTaken(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, dataDirLockFile), os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
+		return errDataDirTaken(dir)
+	}
+	// Taken and let go at once (closing f releases it).
+	return nil
 }
