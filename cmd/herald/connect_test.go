@@ -32,7 +32,7 @@ func TestStartWithoutNATSNamesTheAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{"HERALD_DATA_DIR": t.TempDir(), "HERALD_NATS_CONNECT_TIMEOUT": "1s",
-				"HERALD_HTTP_ADDR": "127.0.0.1:0", "ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret,
+				"HERALD_HTTP_ADDR": "127.0.0.1:0", "HERALD_WORKER_HTTP_ADDR": "127.0.0.1:0", "ENCRYPTION_KEY": testkit.Key, "VPS_SECRET": testSecret,
 				"HERALD_VAULT_KEYS": testVaultKey, "HERALD_CHALLENGE_KEYS": testVaultKey}
 			for k, v := range tt.env {
 				env[k] = v
