@@ -29,6 +29,7 @@ import (
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/hung"
 	"github.com/heraldrelay/herald/internal/ingest"
+	"github.com/heraldrelay/herald/internal/memtrim"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/pacing"
 	"github.com/heraldrelay/herald/internal/queue"
@@ -514,6 +515,12 @@ func (a *App) Run(ctx context.Context) error {
 	if a.protect != nil {
 		g.Go(func() error { return a.protect.limiter.Run(gctx) })
 	}
+	// A burst's memory goes back to the system once the process is quiet
+	// again (see internal/memtrim).
+	g.Go(func() error {
+		memtrim.Run(gctx, memtrim.Config{}, a.logger)
+		return nil
+	})
 	if a.pool != nil {
 		g.Go(func() error {
 			consumer.SampleDepth(gctx, a.js, a.metrics, consumer.DefaultDepthInterval)
