@@ -267,12 +267,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	addr := a.cfg.HTTP.Addr
 	if a.role.ingest {
 		srv, err := ingest.New(ingest.Config{
-			APISecrets:          a.cfg.Ingest.APISecrets,
-			MaxBodyBytes:        a.cfg.Ingest.MaxBodyBytes,
-			StreakyWait:         a.cfg.Ingest.Streaky.Wait,
-			MaxWaiting:          a.cfg.Ingest.Streaky.MaxWaiting,
-			MaxWaitingPerSecret: a.cfg.Ingest.Streaky.MaxWaitingPerSecret,
-			Version:             version,
+			APISecrets:           a.cfg.Ingest.APISecrets,
+			MaxBodyBytes:         a.cfg.Ingest.MaxBodyBytes,
+			StreakyWait:          a.cfg.Ingest.Streaky.Wait,
+			MaxWaiting:           a.cfg.Ingest.Streaky.MaxWaiting,
+			MaxWaitingPerSecret:  a.cfg.Ingest.Streaky.MaxWaitingPerSecret,
+			StreakyFailureStatus: ingest.FailureStatus(a.cfg.Ingest.Streaky.FailureStatus),
+			Version:              version,
 		}, ingest.Deps{
 			Publisher: publisher.New(a.js),
 			Status:    statuses,

@@ -163,6 +163,9 @@ type StreakyIngestConfig struct {
 	Wait                time.Duration `mapstructure:"wait"`
 	MaxWaiting          int           `mapstructure:"max_waiting"`
 	MaxWaitingPerSecret int           `mapstructure:"max_waiting_per_secret"`
+	// FailureStatus is "error" (a failure is a 4xx or 5xx) or "ok" (a
+	// failure is a 200 with success:false, as Streaky's proxy answers).
+	FailureStatus string `mapstructure:"failure_status"`
 }
 
 type ConsumerConfig struct {
@@ -259,6 +262,8 @@ var defaults = map[string]any{
 
 	// 0: ingest.streaky.max_waiting divided equally among the API secrets.
 	"ingest.streaky.max_waiting_per_secret": 0,
+	// error: no failure of /send-notification is a 2xx (see README).
+	"ingest.streaky.failure_status": "error",
 
 	"channels.discord.global_rate":         50.0,
 	"channels.discord.invalid_budget":      5000,
@@ -448,6 +453,9 @@ func (c Config) validate() error {
 	}
 	if c.Ingest.Streaky.MaxWaiting < 1 {
 		bad("ingest.streaky.max_waiting", "must be at least 1")
+	}
+	if f := c.Ingest.Streaky.FailureStatus; f != "error" && f != "ok" {
+		bad("ingest.streaky.failure_status", "must be error (a failure is a 4xx or 5xx) or ok (a failure is a 200 with success:false), not %q", f)
 	}
 	// Each API secret needs a slot, and the shares must fit in max_waiting,
 	// so one secret's requests never take another's slots. With no secret

@@ -316,7 +316,7 @@ func TestOpsRoutes(t *testing.T) {
 	res = get("/metrics")
 	body := read(res)
 	for _, want := range []string{
-		`herald_http_requests_total{code="200",route="POST /send-notification"} 1`,
+		`herald_http_requests_total{code="202",route="POST /send-notification"} 1`,
 		`herald_http_requests_total{code="401",route="GET /v1/notifications/{id}"} 1`,
 		`herald_http_requests_total{code="404",route="unmatched"} 1`,
 		`herald_http_requests_total{code="405",route="unmatched"} 1`,

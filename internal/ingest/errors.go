@@ -53,7 +53,8 @@ type errorRow struct {
 	// errors, the reason label of herald_jobs_rejected_total, the log's code.
 	code string
 	// business marks failures that Streaky's proxy answers with 200
-	// {"success":false,"error":...}; POST /send-notification does the same.
+	// {"success":false,"error":...}; POST /send-notification answers them
+	// with that body and the status of its Config.StreakyFailureStatus.
 	business bool
 	// message replaces the error's own text in the response when set: the
 	// error then may hold internal details, which are only logged.

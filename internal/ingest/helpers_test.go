@@ -90,6 +90,10 @@ func withWait(d time.Duration) envOption {
 	return func(c *Config, _ *Deps) { c.StreakyWait = d }
 }
 
+func withFailureStatus(f FailureStatus) envOption {
+	return func(c *Config, _ *Deps) { c.StreakyFailureStatus = f }
+}
+
 func withMaxBody(n int64) envOption {
 	return func(c *Config, _ *Deps) { c.MaxBodyBytes = n }
 }

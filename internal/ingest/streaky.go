@@ -46,16 +46,23 @@ type streakyReply struct {
 	ID      string  `json:"id,omitempty"`
 }
 
-// handleStreaky serves POST /send-notification exactly as Streaky's proxy
-// does (CONTRACT.md §3), except that it stores the job and, for up to
-// StreakyWait, waits for the delivery result instead of sending inline:
+// handleStreaky serves POST /send-notification as Streaky's proxy does
+// (CONTRACT.md §3), except that it stores the job and, for up to
+// StreakyWait, waits for the delivery result instead of sending inline. By
+// default (FailureStatusError) no failure is a 2xx, so that a Worker reading
+// only response.ok sees it:
 //
 //	401 empty                      missing or wrong X-API-Secret
 //	415 / 413 / 400 / 422 text     not JSON / too big / malformed / wrong shape
-//	200 {"success":false,...}      unknown type, missing or bad credentials,
-//	                               destination not allowed, delivery failed
-//	200 {"success":true,...}       delivered, or stored and still queued
+//	400 {"success":false,...}      unknown type, missing or bad credentials,
+//	                               destination not allowed
+//	502 {"success":false,...}      the destination refused: failed or
+//	                               dead-lettered within the wait
+//	200 {"success":true,...}       delivered
+//	202 {"success":true,"queued"}  stored, outcome not known within the wait
 //	503 + Retry-After              not stored (never a false success)
+//
+// With FailureStatusOK the 400, 502 and 202 answers are 200, as the proxy's.
 func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	ctx := r.Context()
@@ -114,8 +121,9 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	s.accepted(ctx, job, false)
 
 	queued := streakyReply{Success: true, Queued: true, ID: job.ID}
+	queuedStatus := s.streakyStatus(streakyQueued)
 	if watch == nil {
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
 		return
 	}
 	wctx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.StreakyWait))
@@ -129,17 +137,54 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		if msg == "" {
 			msg = "Delivery failed"
 		}
-		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &msg})
+		// Failed or dead-lettered: the destination refused, or kept failing.
+		writeJSON(w, s.streakyStatus(streakyFailed), streakyReply{Success: false, Error: &msg})
 	case ctx.Err() != nil:
 		// The Worker went away; the job is stored and will be delivered.
 		s.log.DebugContext(ctx, "client left before the delivery result", "id", job.ID)
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
 	default:
 		if !errors.Is(err, context.DeadlineExceeded) {
 			s.log.WarnContext(ctx, "waiting for the job's result failed", "id", job.ID, "err", err.Error())
 		}
 		s.metrics.StreakyUnwaited.WithLabelValues(metrics.UnwaitedTimeout).Inc()
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
+	}
+}
+
+// streakyOutcome is what a JSON answer of /send-notification other than
+// delivered reports.
+type streakyOutcome int
+
+const (
+	// streakyRefused: the request cannot be opened or validated; nothing
+	// was stored.
+	streakyRefused streakyOutcome = iota
+	// streakyFailed: the job failed for good (the destination refused it,
+	// or it was dead-lettered) within the wait.
+	streakyFailed
+	// streakyQueued: the job is stored and will be delivered, but its
+	// outcome was not known within the wait.
+	streakyQueued
+)
+
+// streakyStatus is the HTTP status of outcome under the configured
+// FailureStatus. 400 is what the proxy of the original write-up answered
+// for a credential that does not open. A refusal by the destination is 502,
+// not that proxy's 500: Herald worked and the upstream did not, which a 500
+// (Herald's own fault, on every other route) would hide from monitoring.
+// Queued is 202: stored, not done; still a 2xx, since it is no failure.
+func (s *Server) streakyStatus(o streakyOutcome) int {
+	if s.cfg.StreakyFailureStatus == FailureStatusOK {
+		return http.StatusOK
+	}
+	switch o {
+	case streakyRefused:
+		return http.StatusBadRequest
+	case streakyFailed:
+		return http.StatusBadGateway
+	default:
+		return http.StatusAccepted
 	}
 }
 
@@ -242,12 +287,14 @@ func upperFirst(s string) string {
 }
 
 // streakyFail answers a refused or failed /send-notification request the way
-// the proxy would, choosing the status from errorTable.
+// the proxy would, choosing the status from errorTable; its business
+// failures get streakyStatus(streakyRefused) and the JSON body.
 func (s *Server) streakyFail(w http.ResponseWriter, r *http.Request, err error) {
 	row, text := classify(err)
 	if row.business {
-		s.rejected(r.Context(), routeStreaky, row, http.StatusOK, err)
-		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &text})
+		code := s.streakyStatus(streakyRefused)
+		s.rejected(r.Context(), routeStreaky, row, code, err)
+		writeJSON(w, code, streakyReply{Success: false, Error: &text})
 		return
 	}
 	s.rejected(r.Context(), routeStreaky, row, row.status, err)
