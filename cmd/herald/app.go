@@ -28,6 +28,7 @@ import (
 	"github.com/heraldrelay/herald/internal/connlimit"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/hung"
+	"github.com/heraldrelay/herald/internal/idempotency"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/pacing"
@@ -266,6 +267,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 	var handler http.Handler
 	addr := a.cfg.HTTP.Addr
 	if a.role.ingest {
+		keys, err := idempotency.EnsureBucket(connectCtx, a.js, a.cfg.Ingest.IdempotencyWindow, a.cfg.NATS.Stream.Replicas)
+		if err != nil {
+			return fmt.Errorf("idempotency bucket: %w", err)
+		}
 		srv, err := ingest.New(ingest.Config{
 			APISecrets:           a.cfg.Ingest.APISecrets,
 			MaxBodyBytes:         a.cfg.Ingest.MaxBodyBytes,
@@ -283,11 +288,12 @@ func (a *App) Open(ctx context.Context) (err error) {
 				herald.ChannelDiscord:  discord,
 				herald.ChannelTelegram: telegram,
 			},
-			Ready:    ready,
-			Metrics:  a.metrics,
-			Gatherer: a.reg,
-			Logger:   a.logger,
-			Vault:    vlt,
+			Ready:       ready,
+			Metrics:     a.metrics,
+			Gatherer:    a.reg,
+			Logger:      a.logger,
+			Vault:       vlt,
+			Idempotency: idempotency.New(keys),
 		})
 		if err != nil {
 			return fmt.Errorf("config: ingest: %w", err)

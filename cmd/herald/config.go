@@ -157,6 +157,8 @@ type IngestConfig struct {
 	TrustedProxies []string            `mapstructure:"trusted_proxies"`
 	MaxBodyBytes   int64               `mapstructure:"max_body_bytes"`
 	Streaky        StreakyIngestConfig `mapstructure:"streaky"`
+	// IdempotencyWindow is how long an Idempotency-Key is kept.
+	IdempotencyWindow time.Duration `mapstructure:"idempotency_window"`
 }
 
 type StreakyIngestConfig struct {
@@ -241,6 +243,7 @@ var defaults = map[string]any{
 	"encryption.keys":                     []string{},
 	"ingest.api_secrets":                  []string{},
 	"ingest.max_body_bytes":               2 << 20,
+	"ingest.idempotency_window":           "24h",
 	"ingest.streaky.wait":                 "10s",
 	"ingest.streaky.max_waiting":          1000,
 	"consumer.workers":                    32,
@@ -447,6 +450,9 @@ func (c Config) validate() error {
 	}
 	if c.Ingest.MaxBodyBytes < 1024 {
 		bad("ingest.max_body_bytes", "must be at least 1024")
+	}
+	if c.Ingest.IdempotencyWindow < time.Second {
+		bad("ingest.idempotency_window", "must be at least 1s, not %s", c.Ingest.IdempotencyWindow)
 	}
 	if c.Ingest.Streaky.Wait < 0 || c.Ingest.Streaky.Wait > 14*time.Second {
 		bad("ingest.streaky.wait", "must be between 0s and 14s (the Worker gives up after 15 s), not %s", c.Ingest.Streaky.Wait)

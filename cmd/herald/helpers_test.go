@@ -88,6 +88,7 @@ func testAppConfig(t testing.TB, env map[string]string) Config {
 	base := map[string]string{
 		"HERALD_DATA_DIR":                       t.TempDir(),
 		"HERALD_HTTP_ADDR":                      "127.0.0.1:0",
+		"HERALD_WORKER_HTTP_ADDR":               "127.0.0.1:0",
 		"HERALD_NATS_EMBEDDED_LISTEN":           "127.0.0.1:-1",
 		"HERALD_LOG_FORMAT":                     "json",
 		"HERALD_LOG_LEVEL":                      "debug",

@@ -24,6 +24,7 @@ var (
 	errInvalidBody           = errors.New("invalid request body")
 	errWrongShape            = errors.New("JSON of the wrong shape")
 	errInvalidIdempotencyKey = errors.New("invalid Idempotency-Key")
+	errIdempotencyKeyReused  = errors.New("Idempotency-Key reused with another request")
 	errUnknownType           = errors.New("unknown notification type")
 	errMissingCredentials    = errors.New("missing credentials")
 	errBadCredentials        = errors.New("credentials do not open")
@@ -73,6 +74,10 @@ var errorTable = []errorRow{
 	{kind: errInvalidBody, status: http.StatusBadRequest, code: "invalid_body"},
 	{kind: errWrongShape, status: http.StatusUnprocessableEntity, code: "invalid_shape"},
 	{kind: errInvalidIdempotencyKey, status: http.StatusBadRequest, code: "invalid_idempotency_key"},
+	// 422, as the IETF draft on the Idempotency-Key header answers a key
+	// reused with another payload; /send-notification answers it as its
+	// other refusals.
+	{kind: errIdempotencyKeyReused, status: http.StatusUnprocessableEntity, code: "idempotency_key_reused", business: true},
 	{kind: errUnknownType, status: http.StatusUnprocessableEntity, code: "invalid_type", business: true},
 	{kind: errMissingCredentials, status: http.StatusUnprocessableEntity, code: "missing_credentials", business: true},
 	{kind: errBadCredentials, status: http.StatusUnprocessableEntity, code: "invalid_credentials", business: true},
