@@ -200,8 +200,11 @@ func NewID() string {
 	return strings.ToLower(idEncoding.EncodeToString(b[:]))
 }
 
-// IDFromKey derives a job id from a client's idempotency key, scoped by the
-// client's identity, so the same request retried maps to the same job.
+// IDFromKey derives an id of a job id's form from a client's idempotency
+// key, scoped by the client's identity: the same key of the same client
+// always gives the same id, another client's never. Herald's ingest keeps
+// keys under it (the key itself is not stored); the job gets an id of its
+// own, so that once the key is forgotten a new job never shares it.
 func IDFromKey(scope, key string) string {
 	sum := sha256.Sum256([]byte(scope + "\x00" + key))
 	return strings.ToLower(idEncoding.EncodeToString(sum[:16]))

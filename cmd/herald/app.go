@@ -28,6 +28,7 @@ import (
 	"github.com/heraldrelay/herald/internal/connlimit"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/hung"
+	"github.com/heraldrelay/herald/internal/idempotency"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/memtrim"
 	"github.com/heraldrelay/herald/internal/metrics"
@@ -283,13 +284,18 @@ func (a *App) Open(ctx context.Context) (err error) {
 	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
 	var handler http.Handler
 	if a.role.ingest {
+		keys, err := idempotency.EnsureBucket(connectCtx, a.js, a.cfg.Ingest.IdempotencyWindow, a.cfg.NATS.Stream.Replicas)
+		if err != nil {
+			return fmt.Errorf("idempotency bucket: %w", err)
+		}
 		srv, err := ingest.New(ingest.Config{
-			APISecrets:          a.cfg.Ingest.APISecrets,
-			MaxBodyBytes:        a.cfg.Ingest.MaxBodyBytes,
-			StreakyWait:         a.cfg.Ingest.Streaky.Wait,
-			MaxWaiting:          a.cfg.Ingest.Streaky.MaxWaiting,
-			MaxWaitingPerSecret: a.cfg.Ingest.Streaky.MaxWaitingPerSecret,
-			Version:             version,
+			APISecrets:           a.cfg.Ingest.APISecrets,
+			MaxBodyBytes:         a.cfg.Ingest.MaxBodyBytes,
+			StreakyWait:          a.cfg.Ingest.Streaky.Wait,
+			MaxWaiting:           a.cfg.Ingest.Streaky.MaxWaiting,
+			MaxWaitingPerSecret:  a.cfg.Ingest.Streaky.MaxWaitingPerSecret,
+			StreakyFailureStatus: ingest.FailureStatus(a.cfg.Ingest.Streaky.FailureStatus),
+			Version:              version,
 		}, ingest.Deps{
 			Publisher: publisher.New(a.js),
 			Status:    statuses,
@@ -299,11 +305,12 @@ func (a *App) Open(ctx context.Context) (err error) {
 				herald.ChannelDiscord:  discord,
 				herald.ChannelTelegram: telegram,
 			},
-			Ready:    ready,
-			Metrics:  a.metrics,
-			Gatherer: a.reg,
-			Logger:   a.logger,
-			Vault:    vlt,
+			Ready:       ready,
+			Metrics:     a.metrics,
+			Gatherer:    a.reg,
+			Logger:      a.logger,
+			Vault:       vlt,
+			Idempotency: idempotency.New(keys),
 		})
 		if err != nil {
 			return fmt.Errorf("config: ingest: %w", err)

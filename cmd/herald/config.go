@@ -158,6 +158,8 @@ type IngestConfig struct {
 	TrustedProxies []string            `mapstructure:"trusted_proxies"`
 	MaxBodyBytes   int64               `mapstructure:"max_body_bytes"`
 	Streaky        StreakyIngestConfig `mapstructure:"streaky"`
+	// IdempotencyWindow is how long an Idempotency-Key is kept.
+	IdempotencyWindow time.Duration `mapstructure:"idempotency_window"`
 	// sources says where each of APISecrets was set (VPS_SECRET, the
 	// variable or the file and which entry, or data_dir's file), for the
 	// start-up log that names the secrets in force.
@@ -168,6 +170,9 @@ type StreakyIngestConfig struct {
 	Wait                time.Duration `mapstructure:"wait"`
 	MaxWaiting          int           `mapstructure:"max_waiting"`
 	MaxWaitingPerSecret int           `mapstructure:"max_waiting_per_secret"`
+	// FailureStatus is "error" (a failure is a 4xx or 5xx) or "ok" (a
+	// failure is a 200 with success:false, as Streaky's proxy answers).
+	FailureStatus string `mapstructure:"failure_status"`
 }
 
 type ConsumerConfig struct {
@@ -243,6 +248,7 @@ var defaults = map[string]any{
 	"encryption.keys":                     []string{},
 	"ingest.api_secrets":                  []string{},
 	"ingest.max_body_bytes":               2 << 20,
+	"ingest.idempotency_window":           "24h",
 	"ingest.streaky.wait":                 "10s",
 	"ingest.streaky.max_waiting":          1000,
 	"consumer.workers":                    32,
@@ -264,6 +270,8 @@ var defaults = map[string]any{
 
 	// 0: ingest.streaky.max_waiting divided equally among the API secrets.
 	"ingest.streaky.max_waiting_per_secret": 0,
+	// error: no failure of /send-notification is a 2xx (see README).
+	"ingest.streaky.failure_status": "error",
 
 	"channels.discord.global_rate":         50.0,
 	"channels.discord.invalid_budget":      5000,
@@ -471,11 +479,17 @@ func (c Config) validate() error {
 	if c.Ingest.MaxBodyBytes < 1024 {
 		bad("ingest.max_body_bytes", "must be at least 1024")
 	}
+	if c.Ingest.IdempotencyWindow < time.Second {
+		bad("ingest.idempotency_window", "must be at least 1s, not %s", c.Ingest.IdempotencyWindow)
+	}
 	if c.Ingest.Streaky.Wait < 0 || c.Ingest.Streaky.Wait > 14*time.Second {
 		bad("ingest.streaky.wait", "must be between 0s and 14s (the Worker gives up after 15 s), not %s", c.Ingest.Streaky.Wait)
 	}
 	if c.Ingest.Streaky.MaxWaiting < 1 {
 		bad("ingest.streaky.max_waiting", "must be at least 1")
+	}
+	if f := c.Ingest.Streaky.FailureStatus; f != "error" && f != "ok" {
+		bad("ingest.streaky.failure_status", "must be error (a failure is a 4xx or 5xx) or ok (a failure is a 200 with success:false), not %q", f)
 	}
 	// Each API secret needs a slot, and the shares must fit in max_waiting,
 	// so one secret's requests never take another's slots. With no secret

@@ -105,6 +105,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"waiting shares past max_waiting", "ingest:\n  api_secrets: [a, b]\n  streaky:\n    max_waiting: 10\n    max_waiting_per_secret: 6\n", nil,
 			"ingest.streaky.max_waiting_per_secret"},
 		{"negative waiting share", "", map[string]string{"HERALD_INGEST_STREAKY_MAX_WAITING_PER_SECRET": "-1"}, "ingest.streaky.max_waiting_per_secret"},
+		{"idempotency window under a second", "ingest:\n  idempotency_window: 500ms\n", nil, "ingest.idempotency_window"},
+		{"failure status misspelt", "", map[string]string{"HERALD_INGEST_STREAKY_FAILURE_STATUS": "200"}, "ingest.streaky.failure_status"},
 		{"fewer waiting slots than secrets", "ingest:\n  api_secrets: [a, b, c]\n  streaky:\n    max_waiting: 2\n", nil, "ingest.streaky.max_waiting"},
 	}
 	for _, tt := range tests {

@@ -27,8 +27,8 @@ func TestServeDeadLetterThenReplayThroughAdminAPI(t *testing.T) {
 	app := newTestApp(t, map[string]string{"HERALD_ADMIN_SECRET": testAdminSecret})
 	webhook := discord.WebhookURL("9001", "dlq-token-9001")
 	code, reply := postStreakyDiscord(t, app, webhook)
-	if code != 200 || reply["success"] != false {
-		t.Fatalf("reply %d %v, want success:false", code, reply)
+	if code != 502 || reply["success"] != false {
+		t.Fatalf("reply %d %v, want 502 success:false", code, reply)
 	}
 	if discord.Count() != 1 {
 		t.Fatalf("fake saw %d requests, want exactly 1", discord.Count())

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,8 +167,8 @@ func TestServePermanentFailureReportsReasonWithoutSecrets(t *testing.T) {
 	app := newTestApp(t, nil)
 	webhook := discord.WebhookURL("8", "deleted-token-8")
 	code, reply := postStreakyDiscord(t, app, webhook)
-	if code != 200 || reply["success"] != false {
-		t.Fatalf("reply %d %v, want success:false", code, reply)
+	if code != 502 || reply["success"] != false {
+		t.Fatalf("reply %d %v, want 502 success:false", code, reply)
 	}
 	msg, _ := reply["error"].(string)
 	// Streaky's proxy's shape, which users of the Worker match on.
@@ -178,6 +179,105 @@ func TestServePermanentFailureReportsReasonWithoutSecrets(t *testing.T) {
 		t.Errorf("fake saw %d requests, want exactly 1", discord.Count())
 	}
 	testkit.AssertNoSecrets(t, "error and log", msg+app.Logs.String(), webhook, "deleted-token-8", testkit.Key, testSecret)
+}
+
+// Both Streaky Workers against a real Herald record what happened: the
+// original write-up's snippet, which reads only response.ok, and Streaky's
+// Worker (CONTRACT.md), which reads the body. By default no failure is a 2xx,
+// so the snippet records a dead webhook, a credential that does not open or
+// a refused destination as failed, not sent; the contract's Worker records
+// the same with the reason in its text. With ingest.streaky.failure_status
+// ok every answer is a 200, as the proxy's, and the contract's Worker still
+// records each failure with its exact text (the snippet would record them
+// sent: why that is not the default). A job stored but not known delivered
+// within the wait is sent for both: it will be delivered.
+func TestServeStreakyWorkersRecordFailures(t *testing.T) {
+	discord := fake.NewDiscord(t)
+	discord.Script(func(r fake.DiscordRequest, _ int) fake.Response {
+		if r.WebhookID == "404" {
+			return fake.Respond404UnknownWebhook() // dead-lettered at once
+		}
+		return fake.Response{}
+	})
+	wrongKey := testkit.Keyring(t, "ffffffffffffffffffffffffffffffff")
+	type sealer func(plain string) string
+	cases := []struct {
+		name string
+		body func(seal sealer) map[string]any
+		// delivered: the outcome is a delivery (else a failure).
+		delivered bool
+		// status by failure_status: error, ok.
+		status, okStatus int
+		// reason is in the error the contract's Worker records.
+		reason string
+	}{
+		{"delivered", func(seal sealer) map[string]any {
+			return map[string]any{"type": "discord", "encrypted_webhook": seal(discord.WebhookURL("123456789012345678", "live-token")), "message": streakyMessage("octocat")}
+		}, true, 200, 200, ""},
+		{"dead webhook", func(seal sealer) map[string]any {
+			return map[string]any{"type": "discord", "encrypted_webhook": seal(discord.WebhookURL("404", "dead-token")), "message": streakyMessage("octocat")}
+		}, false, 502, 200, "Discord API error: 404 Not Found - Unknown Webhook"},
+		{"credential that does not open", func(sealer) map[string]any {
+			return map[string]any{"type": "discord", "encrypted_webhook": testkit.Seal(t, wrongKey, discord.WebhookURL("1", "other-key-token")), "message": streakyMessage("octocat")}
+		}, false, 400, 200, "Decryption failed: wrong key or corrupted data (encrypted_webhook)"},
+		{"missing credential", func(sealer) map[string]any {
+			return map[string]any{"type": "telegram", "message": streakyMessage("octocat")}
+		}, false, 400, 200, "Missing encrypted_token for Telegram notification"},
+		{"unknown type", func(sealer) map[string]any {
+			return map[string]any{"type": "slack", "message": streakyMessage("octocat")}
+		}, false, 400, 200, "Invalid notification type"},
+		{"destination not allowed", func(seal sealer) map[string]any {
+			return map[string]any{"type": "discord", "encrypted_webhook": seal("https://evil.example.com/api/webhooks/1/not-allowed-token"), "message": streakyMessage("octocat")}
+		}, false, 400, 200, "Invalid destination: webhook host is not an allowed Discord host"},
+	}
+	for _, mode := range []string{"error", "ok"} {
+		t.Run("failure_status "+mode, func(t *testing.T) {
+			app := newTestApp(t, map[string]string{"HERALD_INGEST_STREAKY_FAILURE_STATUS": mode})
+			seal := func(plain string) string { return testkit.Seal(t, app.Keys, plain) }
+			for _, tc := range cases {
+				b, _ := json.Marshal(tc.body(seal))
+				code, _, raw := call(t, http.MethodPost, app.URL+"/send-notification", "X-API-Secret", testSecret, string(b))
+				testkit.AssertNoSecrets(t, "reply", string(raw), testSecret, "dead-token", "live-token", "other-key-token", "not-allowed-token")
+				want := tc.status
+				if mode == "ok" {
+					want = tc.okStatus
+				}
+				if code != want {
+					t.Errorf("%s: status %d (%s), want %d", tc.name, code, raw, want)
+				}
+				contract := contractWorker(code, raw)
+				if contract.Sent != tc.delivered || !strings.Contains(contract.Error, tc.reason) {
+					t.Errorf("%s: Streaky's Worker records %+v, want sent %v with %q", tc.name, contract, tc.delivered, tc.reason)
+				}
+				if mode == "ok" {
+					if contract.Error != "" && !strings.HasPrefix(contract.Error, tc.reason) {
+						t.Errorf("%s: Streaky's Worker records %q, want the proxy's bare text %q", tc.name, contract.Error, tc.reason)
+					}
+					continue
+				}
+				if snippet := snippetWorker(code, raw); snippet.Sent != tc.delivered {
+					t.Errorf("%s: the write-up's Worker records %+v, want sent %v", tc.name, snippet, tc.delivered)
+				}
+			}
+		})
+	}
+
+	// Stored, but no worker delivered it within the wait: 202 queued, which
+	// both Workers record as sent (it will be), with the id to look it up.
+	srv, _, _ := testkit.JetStream(t)
+	env := sharedNATSEnv(srv.URL())
+	env["HERALD_INGEST_STREAKY_WAIT"] = "300ms"
+	ingest := newTestAppAs(t, roleIngest, env)
+	b, _ := json.Marshal(map[string]any{"type": "discord", "encrypted_webhook": testkit.Seal(t, ingest.Keys, discord.WebhookURL("1", "queued-token")), "message": streakyMessage("octocat")})
+	code, _, raw := call(t, http.MethodPost, ingest.URL+"/send-notification", "X-API-Secret", testSecret, string(b))
+	var reply map[string]any
+	_ = json.Unmarshal(raw, &reply)
+	if id, _ := reply["id"].(string); code != 202 || reply["queued"] != true || id == "" {
+		t.Errorf("no worker: %d %s, want 202 queued with the id", code, raw)
+	}
+	if snippet, contract := snippetWorker(code, raw), contractWorker(code, raw); !snippet.Sent || !contract.Sent {
+		t.Errorf("no worker: the Workers record %+v and %+v, want sent", snippet, contract)
+	}
 }
 
 func TestServeRefusesBadEncryptionKey(t *testing.T) {
@@ -248,7 +348,7 @@ func TestServeStreakyWebhookURLForms(t *testing.T) {
 	for _, suffix := range []string{"/slack", "/github"} {
 		code, reply := postStreakyDiscord(t, app, base+suffix)
 		msg, _ := reply["error"].(string)
-		if code != 200 || reply["success"] != false || !strings.Contains(msg, "ending in "+suffix) {
+		if code != 400 || reply["success"] != false || !strings.Contains(msg, "ending in "+suffix) {
 			t.Errorf("%s form: %d %v, want refused saying why", suffix, code, reply)
 		}
 		testkit.AssertNoSecrets(t, "reply", msg, "forms-token")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -251,6 +252,47 @@ func postStreakyDiscord(t testing.TB, app *testApp, webhook string) (int, map[st
 		"encrypted_webhook": testkit.Seal(t, app.Keys, webhook),
 		"message":           streakyMessage("octocat"),
 	})
+}
+
+// workerRecord is what a Streaky Worker records of one reply: the row it
+// writes to D1's notifications table (sent or failed, and the error text
+// shown on the user's dashboard).
+type workerRecord struct {
+	Sent  bool
+	Error string
+}
+
+// snippetWorker reads a /send-notification reply as the Worker snippet of
+// the original write-up of the proxy (notifications.ts) does: it looks at
+// response.ok only. Any 2xx is {success: true}; any other status is
+// {success: false, error: <body text>}.
+func snippetWorker(code int, body []byte) workerRecord {
+	if code >= 200 && code <= 299 {
+		return workerRecord{Sent: true}
+	}
+	return workerRecord{Error: string(body)}
+}
+
+// contractWorker reads a reply as Streaky's Worker at d9a2641 does
+// (CONTRACT.md §3): a non-2xx is the failure "VPS proxy error: <status>
+// <body text>"; a 2xx is parsed and its success and error used as they are;
+// a 2xx whose body is not JSON is a failure.
+func contractWorker(code int, body []byte) workerRecord {
+	if code < 200 || code > 299 {
+		return workerRecord{Error: fmt.Sprintf("VPS proxy error: %d %s", code, body)}
+	}
+	var reply struct {
+		Success bool    `json:"success"`
+		Error   *string `json:"error"`
+	}
+	if err := json.Unmarshal(body, &reply); err != nil {
+		return workerRecord{Error: "the proxy's reply is not JSON"}
+	}
+	rec := workerRecord{Sent: reply.Success}
+	if reply.Error != nil {
+		rec.Error = *reply.Error
+	}
+	return rec
 }
 
 func streakyMessage(user string) map[string]any {

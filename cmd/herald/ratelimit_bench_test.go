@@ -44,7 +44,7 @@ func BenchmarkIngestRateLimit(b *testing.B) {
 			body := fmt.Sprintf(`{"type":"discord","encrypted_webhook":%q,"message":{"username":"bench","current_streak":1,"message":"m"}}`, sealed)
 			b.ResetTimer()
 			start := time.Now()
-			refused := hammer(b.N, app.URL+"/send-notification", http.StatusOK, func(i int) (string, string) {
+			refused := hammer(b.N, app.URL+"/send-notification", http.StatusAccepted, func(i int) (string, string) {
 				return body, secrets[i%tc.clients]
 			})
 			elapsed := time.Since(start)

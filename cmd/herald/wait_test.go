@@ -40,8 +40,8 @@ func TestStreakyWaitAcrossProcesses(t *testing.T) {
 		t.Fatalf("reply %d %v, want the delivered outcome", code, reply)
 	}
 	code, reply = postStreakyDiscord(t, ingest, discord.WebhookURL("404", "gone-token"))
-	if msg, _ := reply["error"].(string); code != 200 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
-		t.Fatalf("reply %d %v, want the failure with its reason", code, reply)
+	if msg, _ := reply["error"].(string); code != 502 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
+		t.Fatalf("reply %d %v, want 502 with the failure's reason", code, reply)
 	}
 	if n := discord.Count(); n != 2 {
 		t.Errorf("the fake got %d requests, want 2", n)
@@ -76,8 +76,8 @@ func TestServeStreakyWaitTimedOutKeepsRecord(t *testing.T) {
 	app := newTestApp(t, map[string]string{"HERALD_INGEST_STREAKY_WAIT": "200ms"})
 	code, reply := postStreakyDiscord(t, app, discord.WebhookURL("123456789012345678", "slow-token"))
 	id, _ := reply["id"].(string)
-	if code != 200 || reply["success"] != true || reply["queued"] != true || id == "" {
-		t.Fatalf("reply %d %v, want queued with the id", code, reply)
+	if code != 202 || reply["success"] != true || reply["queued"] != true || id == "" {
+		t.Fatalf("reply %d %v, want 202 queued with the id", code, reply)
 	}
 	kv, err := app.js.KeyValue(context.Background(), herald.StatusBucket)
 	if err != nil {
@@ -191,8 +191,8 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 	}
 	code, reply := post(discord.WebhookURL(goneID, "gone-token"))
 	t.Logf("secret A: %d requests waiting, %d answered at once; secret B, webhook answering 404: %d %v", waiting(), len(answered), code, reply)
-	if msg, _ := reply["error"].(string); code != 200 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
-		t.Errorf("secret B, webhook answering 404: reply %d %v, want the failure with its reason", code, reply)
+	if msg, _ := reply["error"].(string); code != 502 || reply["success"] != false || !strings.Contains(msg, "Unknown Webhook") {
+		t.Errorf("secret B, webhook answering 404: reply %d %v, want 502 with the failure's reason", code, reply)
 	}
 	code, reply = post(discord.WebhookURL("123456789012345678", "healthy-token"))
 	if code != 200 || reply["success"] != true || reply["error"] != nil || reply["queued"] != nil {
@@ -208,8 +208,8 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 	}
 	for range len(answered) {
 		a := <-answered
-		if id, _ := a.reply["id"].(string); a.code != 200 || a.reply["success"] != true || a.reply["queued"] != true || id == "" {
-			t.Errorf("secret A past its share: reply %d %v, want queued with the id", a.code, a.reply)
+		if id, _ := a.reply["id"].(string); a.code != 202 || a.reply["success"] != true || a.reply["queued"] != true || id == "" {
+			t.Errorf("secret A past its share: reply %d %v, want 202 queued with the id", a.code, a.reply)
 		}
 	}
 	if m := get(t, app.URL+"/metrics"); !strings.Contains(m, `herald_streaky_unwaited_total{reason="share_spent"} `+strconv.Itoa(maxWaiting-share)+"\n") {

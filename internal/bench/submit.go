@@ -124,20 +124,20 @@ func (s *httpSubmitter) submit(ctx context.Context, seq int) (bool, string) {
 	return false, statusLabel(resp.StatusCode)
 }
 
-// streakyAccepted reads a /send-notification answer: only 200 with
-// "success": true means the job was taken.
+// streakyAccepted reads a /send-notification answer: only a 2xx (200
+// delivered, 202 stored) with "success": true means the job was taken.
 func streakyAccepted(status int, answer []byte) (bool, string) {
-	if status != http.StatusOK {
+	if status != http.StatusOK && status != http.StatusAccepted {
 		return false, statusLabel(status)
 	}
 	var reply struct {
 		Success bool `json:"success"`
 	}
 	if err := json.Unmarshal(answer, &reply); err != nil {
-		return false, "200 not JSON"
+		return false, statusLabel(status) + " not JSON"
 	}
 	if !reply.Success {
-		return false, "200 success:false"
+		return false, statusLabel(status) + " success:false"
 	}
 	return true, ""
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/consumer"
+	"github.com/heraldrelay/herald/internal/idempotency"
 	"github.com/heraldrelay/herald/internal/ingest"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/publisher"
@@ -49,6 +50,10 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 
 	// Wired like cmd/herald's App.Open: one connection for ingest and pool.
 	nc, js, statuses := connect(t, ctx, ns.URL(), log)
+	keysKV, err := idempotency.EnsureBucket(ctx, js, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := ingest.New(ingest.Config{APISecrets: []string{apiSecret}, StreakyWait: 0, Version: "faulttest"}, ingest.Deps{
 		Publisher: publisher.New(js),
 		Status:    statuses,
@@ -57,8 +62,9 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 			herald.ChannelDiscord:  discord,
 			herald.ChannelTelegram: telegram,
 		},
-		Ready:  func(ctx context.Context) error { return queue.Ready(ctx, nc, js) },
-		Logger: log,
+		Ready:       func(ctx context.Context) error { return queue.Ready(ctx, nc, js) },
+		Logger:      log,
+		Idempotency: idempotency.New(keysKV),
 	})
 	if err != nil {
 		t.Fatal(err)

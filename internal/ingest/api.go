@@ -17,9 +17,6 @@ import (
 // SourceAPI is the Source of jobs built from POST /v1/notifications.
 const SourceAPI = "api"
 
-// maxIdempotencyKeyLen bounds the Idempotency-Key header.
-const maxIdempotencyKeyLen = 200
-
 // NotificationRequest is the body of POST /v1/notifications. Unknown fields
 // are refused. Credentials are sealed with Herald's keyring, in the Streaky
 // format (see package crypto).
@@ -38,19 +35,23 @@ type Accepted struct {
 	ID string `json:"id"`
 	// Status is always "queued".
 	Status herald.State `json:"status"`
-	// Duplicate is true when the same Idempotency-Key was seen within the
-	// stream's duplicate window: nothing new was stored.
+	// Duplicate is true when this request stored nothing: its
+	// Idempotency-Key's first request, within the idempotency window,
+	// stored the job ID names.
 	Duplicate bool `json:"duplicate"`
 }
 
 // handleCreate serves POST /v1/notifications.
 //
 // Auth is X-API-Secret or "Authorization: Bearer <secret>". An optional
-// Idempotency-Key (1-200 printable ASCII characters) makes the job id a
-// function of the client's secret and the key, so a retried request maps to
-// the same job: it answers 202 with the same id and "duplicate":true, and the
-// stream holds one job (within the stream's duplicate window). Errors are
-// {"error":{"code","message"}} with the status of errorTable.
+// Idempotency-Key (1-200 printable ASCII characters) is kept for the
+// idempotency window (ingest.idempotency_window, a day by default), scoped
+// to the API secret: a retry with the same key and the same request answers
+// 202 with the first job's id and "duplicate":true, and stores nothing; the
+// same key with another request is refused (422 idempotency_key_reused).
+// Past the window the key is forgotten, and a request with it is a new job
+// with a new id. Errors are {"error":{"code","message"}} with the status of
+// errorTable.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sec, ok := s.authAPI(r)
@@ -58,19 +59,11 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, r, routeCreate, reject(errUnauthorized, "missing or wrong API secret"))
 		return
 	}
-	var opts []publisher.Option
-	id := herald.NewID()
-	if keys, present := r.Header["Idempotency-Key"]; present {
-		key := keys[0]
-		if err := checkIdempotencyKey(key, len(keys)); err != nil {
-			s.apiFail(w, r, routeCreate, err)
-			return
-		}
-		id = herald.IDFromKey(sec.scope, key)
+	key, err := idempotencyKey(r, sec)
+	if err != nil {
+		s.apiFail(w, r, routeCreate, err)
+		return
 	}
-	// The id is tied to this secret: no other secret can read its status.
-	id = sec.own(id)
-	opts = append(opts, publisher.WithMsgID(id))
 	if err := checkContentType(r); err != nil {
 		s.apiFail(w, r, routeCreate, err)
 		return
@@ -86,8 +79,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	job := &herald.Job{
-		Version:     herald.JobVersion,
-		ID:          id,
+		Version: herald.JobVersion,
+		// The id is tied to this secret: no other secret can read its status.
+		ID:          sec.own(herald.NewID()),
 		Channel:     req.Channel,
 		Source:      SourceAPI,
 		Credentials: req.Credentials,
@@ -102,29 +96,32 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		s.apiFail(w, r, routeCreate, err)
 		return
 	}
-	res, err := s.publish(ctx, job, opts...)
-	if err != nil {
-		s.apiFail(w, r, routeCreate, err)
-		return
-	}
-	s.accepted(ctx, job, res.Duplicate)
-	w.Header().Set("Location", "/v1/notifications/"+url.PathEscape(res.ID))
-	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Status: herald.StateQueued, Duplicate: res.Duplicate})
-}
-
-func checkIdempotencyKey(key string, n int) error {
-	if n != 1 {
-		return reject(errInvalidIdempotencyKey, "send one Idempotency-Key header, not %d", n)
-	}
-	if len(key) == 0 || len(key) > maxIdempotencyKeyLen {
-		return reject(errInvalidIdempotencyKey, "Idempotency-Key must be 1-%d characters", maxIdempotencyKeyLen)
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c < 0x20 || c > 0x7e {
-			return reject(errInvalidIdempotencyKey, "Idempotency-Key must be printable ASCII")
+	// Only a valid request takes its key: a refused one may be corrected
+	// and sent again with the same key.
+	claim := keyClaim{publish: true}
+	if key != nil {
+		key.fingerprint = fingerprint(routeCreate, req)
+		if claim, err = s.claimKey(ctx, key, job); err != nil {
+			s.apiFail(w, r, routeCreate, err)
+			return
 		}
 	}
-	return nil
+	duplicate := !claim.publish
+	if claim.publish {
+		res, err := s.publish(ctx, job, publisher.WithMsgID(job.ID))
+		if err != nil {
+			s.releaseKey(ctx, claim)
+			s.apiFail(w, r, routeCreate, err)
+			return
+		}
+		if key != nil {
+			s.settleKey(ctx, claim)
+		}
+		duplicate = res.Duplicate
+	}
+	s.accepted(ctx, job, duplicate)
+	w.Header().Set("Location", "/v1/notifications/"+url.PathEscape(job.ID))
+	writeJSON(w, http.StatusAccepted, Accepted{ID: job.ID, Status: herald.StateQueued, Duplicate: duplicate})
 }
 
 // decodeStrict decodes one NotificationRequest and nothing after it,

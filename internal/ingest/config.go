@@ -23,6 +23,25 @@ const (
 	DefaultMaxWaiting = 1000
 )
 
+// FailureStatus says which HTTP status POST /send-notification answers a
+// failure with (Config.StreakyFailureStatus). The body is the same either
+// way: {"success":false,"error":"<text>"}.
+type FailureStatus string
+
+const (
+	// FailureStatusError answers a failure with an error status: 400 for a
+	// request that cannot be opened or validated (what the Streaky proxy of
+	// the original write-up answered), 502 for a delivery the destination
+	// refused, and a job stored but not yet delivered with 202. A Worker that
+	// reads only the status (response.ok) then records every failure as
+	// one. The default.
+	FailureStatusError FailureStatus = "error"
+	// FailureStatusOK answers every failure with 200, as Streaky's proxy does
+	// today (CONTRACT.md §3): for Workers that read the body's "success" and
+	// nothing else of a 2xx.
+	FailureStatusOK FailureStatus = "ok"
+)
+
 // defaultShare is each API secret's share of maxWaiting when
 // Config.MaxWaitingPerSecret is 0: an equal part for each of secrets, all of
 // it for one.
@@ -64,6 +83,10 @@ type Config struct {
 	// slots. When 0, MaxWaiting is divided equally among the secrets (all of
 	// it for a single secret).
 	MaxWaitingPerSecret int
+	// StreakyFailureStatus is the status of POST /send-notification's
+	// failures (ingest.streaky.failure_status); FailureStatusError when
+	// empty.
+	StreakyFailureStatus FailureStatus
 	// Version is Herald's version, sent in the X-Herald-Version header of
 	// /health and /readyz.
 	Version string
@@ -107,6 +130,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: max waiting per secret %d for %d API secrets is more than max waiting %d holds: one secret's requests could take another's slots",
 			d.MaxWaitingPerSecret, len(c.APISecrets), d.MaxWaiting)
 	}
+	switch c.StreakyFailureStatus {
+	case "", FailureStatusError, FailureStatusOK:
+	default:
+		return fmt.Errorf("ingest: streaky failure status %q must be %q or %q", c.StreakyFailureStatus, FailureStatusError, FailureStatusOK)
+	}
 	if c.StreakyWait < 0 || c.StreakyWait > MaxStreakyWait {
 		return fmt.Errorf("ingest: streaky wait %s must be between 0s and %s (the Worker gives up after 15s)", c.StreakyWait, MaxStreakyWait)
 	}
@@ -123,6 +151,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWaitingPerSecret == 0 {
 		c.MaxWaitingPerSecret = defaultShare(c.MaxWaiting, len(c.APISecrets))
+	}
+	if c.StreakyFailureStatus == "" {
+		c.StreakyFailureStatus = FailureStatusError
 	}
 	return c
 }

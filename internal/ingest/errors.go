@@ -24,6 +24,7 @@ var (
 	errInvalidBody           = errors.New("invalid request body")
 	errWrongShape            = errors.New("JSON of the wrong shape")
 	errInvalidIdempotencyKey = errors.New("invalid Idempotency-Key")
+	errIdempotencyKeyReused  = errors.New("Idempotency-Key reused with another request")
 	errUnknownType           = errors.New("unknown notification type")
 	errMissingCredentials    = errors.New("missing credentials")
 	errBadCredentials        = errors.New("credentials do not open")
@@ -53,7 +54,8 @@ type errorRow struct {
 	// errors, the reason label of herald_jobs_rejected_total, the log's code.
 	code string
 	// business marks failures that Streaky's proxy answers with 200
-	// {"success":false,"error":...}; POST /send-notification does the same.
+	// {"success":false,"error":...}; POST /send-notification answers them
+	// with that body and the status of its Config.StreakyFailureStatus.
 	business bool
 	// message replaces the error's own text in the response when set: the
 	// error then may hold internal details, which are only logged.
@@ -72,6 +74,10 @@ var errorTable = []errorRow{
 	{kind: errInvalidBody, status: http.StatusBadRequest, code: "invalid_body"},
 	{kind: errWrongShape, status: http.StatusUnprocessableEntity, code: "invalid_shape"},
 	{kind: errInvalidIdempotencyKey, status: http.StatusBadRequest, code: "invalid_idempotency_key"},
+	// 422, as the IETF draft on the Idempotency-Key header answers a key
+	// reused with another payload; /send-notification answers it as its
+	// other refusals.
+	{kind: errIdempotencyKeyReused, status: http.StatusUnprocessableEntity, code: "idempotency_key_reused", business: true},
 	{kind: errUnknownType, status: http.StatusUnprocessableEntity, code: "invalid_type", business: true},
 	{kind: errMissingCredentials, status: http.StatusUnprocessableEntity, code: "missing_credentials", business: true},
 	{kind: errBadCredentials, status: http.StatusUnprocessableEntity, code: "invalid_credentials", business: true},

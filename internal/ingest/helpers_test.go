@@ -17,6 +17,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/channels"
 	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/idempotency"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
@@ -63,6 +64,7 @@ type env struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
+	idemKV jetstream.KeyValue
 	status *status.Store
 	waits  *status.Outcomes
 	keys   *crypto.Keyring
@@ -88,6 +90,22 @@ func (e *env) outcomes() *status.Outcomes {
 
 func withWait(d time.Duration) envOption {
 	return func(c *Config, _ *Deps) { c.StreakyWait = d }
+}
+
+// idemWindow stands for the idempotency store until newTestEnv makes it,
+// with its window.
+type idemWindow struct {
+	Idempotency
+	window time.Duration
+}
+
+// withIdempotencyWindow keeps Idempotency-Keys for d instead of an hour.
+func withIdempotencyWindow(d time.Duration) envOption {
+	return func(_ *Config, deps *Deps) { deps.Idempotency = idemWindow{window: d} }
+}
+
+func withFailureStatus(f FailureStatus) envOption {
+	return func(c *Config, _ *Deps) { c.StreakyFailureStatus = f }
 }
 
 func withMaxBody(n int64) envOption {
@@ -152,6 +170,17 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 	}
 	for _, o := range opts {
 		o(&cfg, &deps)
+	}
+	window := time.Hour
+	if w, ok := deps.Idempotency.(idemWindow); ok {
+		window = w.window
+	}
+	if _, ok := deps.Idempotency.(idemWindow); ok || deps.Idempotency == nil {
+		e.idemKV, err = idempotency.EnsureBucket(ctx, e.js, window, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.Idempotency = idempotency.New(e.idemKV)
 	}
 	e.srv, err = New(cfg, deps)
 	if err != nil {

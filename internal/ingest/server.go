@@ -103,6 +103,8 @@ type Deps struct {
 	// Vault, when set, serves /v1/credentials and /v1/secrets and lets jobs
 	// name a stored credential (credential_id); nil refuses such jobs.
 	Vault Vault
+	// Idempotency keeps the requests' Idempotency-Keys (required).
+	Idempotency Idempotency
 }
 
 // Server serves the ingest routes. It is safe for concurrent use.
@@ -118,6 +120,7 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
 	vault    Vault
+	idem     Idempotency
 	secrets  []secret
 	now      func() time.Time
 	mux      *http.ServeMux // the routes
@@ -162,6 +165,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("ingest: a status store is required")
 	case deps.Keys == nil:
 		return nil, errors.New("ingest: a keyring is required")
+	case deps.Idempotency == nil:
+		return nil, errors.New("ingest: an idempotency key store is required")
 	case deps.Outcomes == nil && cfg.StreakyWait > 0:
 		return nil, errors.New("ingest: outcomes are required to wait for delivery results (streaky wait)")
 	}
@@ -182,6 +187,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		gatherer: deps.Gatherer,
 		log:      deps.Logger,
 		vault:    deps.Vault,
+		idem:     deps.Idempotency,
 		secrets:  newSecrets(cfg.APISecrets),
 		now:      time.Now,
 	}

@@ -38,30 +38,48 @@ const (
 
 // streakyReply is the proxy's JSON reply. Queued and ID are Herald's
 // additions, present only when the delivery result was not known in time;
-// the Worker ignores unknown fields.
+// Duplicate, too, is Herald's: present when an Idempotency-Key's earlier
+// request stored the job. The Worker ignores unknown fields.
 type streakyReply struct {
-	Success bool    `json:"success"`
-	Error   *string `json:"error"`
-	Queued  bool    `json:"queued,omitempty"`
-	ID      string  `json:"id,omitempty"`
+	Success   bool    `json:"success"`
+	Error     *string `json:"error"`
+	Queued    bool    `json:"queued,omitempty"`
+	ID        string  `json:"id,omitempty"`
+	Duplicate bool    `json:"duplicate,omitempty"`
 }
 
-// handleStreaky serves POST /send-notification exactly as Streaky's proxy
-// does (CONTRACT.md §3), except that it stores the job and, for up to
-// StreakyWait, waits for the delivery result instead of sending inline:
+// handleStreaky serves POST /send-notification as Streaky's proxy does
+// (CONTRACT.md §3), except that it stores the job and, for up to
+// StreakyWait, waits for the delivery result instead of sending inline. By
+// default (FailureStatusError) no failure is a 2xx, so that a Worker reading
+// only response.ok sees it:
 //
 //	401 empty                      missing or wrong X-API-Secret
 //	415 / 413 / 400 / 422 text     not JSON / too big / malformed / wrong shape
-//	200 {"success":false,...}      unknown type, missing or bad credentials,
-//	                               destination not allowed, delivery failed
-//	200 {"success":true,...}       delivered, or stored and still queued
+//	400 {"success":false,...}      unknown type, missing or bad credentials,
+//	                               destination not allowed
+//	502 {"success":false,...}      the destination refused: failed or
+//	                               dead-lettered within the wait
+//	200 {"success":true,...}       delivered
+//	202 {"success":true,"queued"}  stored, outcome not known within the wait
 //	503 + Retry-After              not stored (never a false success)
+//
+// With FailureStatusOK the 400, 502 and 202 answers are 200, as the proxy's.
+//
+// An Idempotency-Key (the Worker sends none) holds as on POST
+// /v1/notifications: a retry stores nothing, and is answered with the first
+// job's outcome when it is known, else as that job's wait is.
 func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	ctx := r.Context()
 	sec, ok := s.authStreaky(r)
 	if !ok {
 		s.streakyFail(w, r, reject(errUnauthorized, "missing or wrong X-API-Secret"))
+		return
+	}
+	key, err := idempotencyKey(r, sec)
+	if err != nil {
+		s.streakyFail(w, r, err)
 		return
 	}
 	if err := checkContentType(r); err != nil {
@@ -83,6 +101,15 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		s.streakyFail(w, r, err)
 		return
 	}
+	claim := keyClaim{publish: true}
+	if key != nil {
+		key.fingerprint = fingerprint(routeStreaky, req)
+		if claim, err = s.claimKey(ctx, key, job); err != nil {
+			s.streakyFail(w, r, err)
+			return
+		}
+	}
+	duplicate := !claim.publish
 
 	// Wait before publishing, so a fast worker's result is not missed.
 	var watch *status.Wait
@@ -107,39 +134,115 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 			watch = wt
 		}
 	}
-	if _, err := s.publish(ctx, job); err != nil {
-		s.streakyFail(w, r, err)
+	if claim.publish {
+		res, err := s.publish(ctx, job)
+		if err != nil {
+			s.releaseKey(ctx, claim)
+			s.streakyFail(w, r, err)
+			return
+		}
+		if key != nil {
+			s.settleKey(ctx, claim)
+		}
+		duplicate = res.Duplicate
+	} else if st, done := s.streakyEarlier(ctx, job.ID); done {
+		s.streakyFinal(w, st, true)
 		return
 	}
-	s.accepted(ctx, job, false)
+	s.accepted(ctx, job, duplicate)
 
-	queued := streakyReply{Success: true, Queued: true, ID: job.ID}
+	queued := streakyReply{Success: true, Queued: true, ID: job.ID, Duplicate: duplicate}
+	queuedStatus := s.streakyStatus(streakyQueued)
 	if watch == nil {
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
 		return
 	}
 	wctx, cancel := context.WithDeadline(ctx, start.Add(s.cfg.StreakyWait))
 	defer cancel()
 	st, err := watch.Final(wctx)
 	switch {
-	case err == nil && st.State == herald.StateDelivered:
-		writeJSON(w, http.StatusOK, streakyReply{Success: true})
 	case err == nil:
-		msg := st.LastError
-		if msg == "" {
-			msg = "Delivery failed"
-		}
-		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &msg})
+		s.streakyFinal(w, st, duplicate)
 	case ctx.Err() != nil:
 		// The Worker went away; the job is stored and will be delivered.
 		s.log.DebugContext(ctx, "client left before the delivery result", "id", job.ID)
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
 	default:
 		if !errors.Is(err, context.DeadlineExceeded) {
 			s.log.WarnContext(ctx, "waiting for the job's result failed", "id", job.ID, "err", err.Error())
 		}
 		s.metrics.StreakyUnwaited.WithLabelValues(metrics.UnwaitedTimeout).Inc()
-		writeJSON(w, http.StatusOK, queued)
+		writeJSON(w, queuedStatus, queued)
+	}
+}
+
+// streakyFinal answers with st, a final record: delivered, or failed or
+// dead-lettered (the destination refused, or kept failing).
+func (s *Server) streakyFinal(w http.ResponseWriter, st herald.Status, duplicate bool) {
+	if st.State == herald.StateDelivered {
+		writeJSON(w, http.StatusOK, streakyReply{Success: true, Duplicate: duplicate})
+		return
+	}
+	msg := st.LastError
+	if msg == "" {
+		msg = "Delivery failed"
+	}
+	writeJSON(w, s.streakyStatus(streakyFailed), streakyReply{Success: false, Error: &msg, Duplicate: duplicate})
+}
+
+// streakyEarlier looks up the job id an Idempotency-Key's earlier request
+// stored, and returns its final record when it has one (done true). A job
+// neither in the stream nor recorded was delivered to a request that took
+// its outcome (which leaves no record), or its record expired: it reads
+// delivered. A job still queued or delivering is not done; nor is one that
+// cannot be looked up now (the wait, or the queued answer, follows).
+func (s *Server) streakyEarlier(ctx context.Context, id string) (herald.Status, bool) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	st, err := s.status.Lookup(ctx, id)
+	switch {
+	case err == nil:
+		return st, st.State.Final()
+	case isNotFound(err):
+		return herald.Status{ID: id, State: herald.StateDelivered}, true
+	}
+	s.log.WarnContext(ctx, "cannot look up the job of an Idempotency-Key", "id", id, "err", err.Error())
+	return herald.Status{}, false
+}
+
+// streakyOutcome is what a JSON answer of /send-notification other than
+// delivered reports.
+type streakyOutcome int
+
+const (
+	// streakyRefused: the request cannot be opened or validated; nothing
+	// was stored.
+	streakyRefused streakyOutcome = iota
+	// streakyFailed: the job failed for good (the destination refused it,
+	// or it was dead-lettered) within the wait.
+	streakyFailed
+	// streakyQueued: the job is stored and will be delivered, but its
+	// outcome was not known within the wait.
+	streakyQueued
+)
+
+// streakyStatus is the HTTP status of outcome under the configured
+// FailureStatus. 400 is what the proxy of the original write-up answered
+// for a credential that does not open. A refusal by the destination is 502,
+// not that proxy's 500: Herald worked and the upstream did not, which a 500
+// (Herald's own fault, on every other route) would hide from monitoring.
+// Queued is 202: stored, not done; still a 2xx, since it is no failure.
+func (s *Server) streakyStatus(o streakyOutcome) int {
+	if s.cfg.StreakyFailureStatus == FailureStatusOK {
+		return http.StatusOK
+	}
+	switch o {
+	case streakyRefused:
+		return http.StatusBadRequest
+	case streakyFailed:
+		return http.StatusBadGateway
+	default:
+		return http.StatusAccepted
 	}
 }
 
@@ -242,12 +345,14 @@ func upperFirst(s string) string {
 }
 
 // streakyFail answers a refused or failed /send-notification request the way
-// the proxy would, choosing the status from errorTable.
+// the proxy would, choosing the status from errorTable; its business
+// failures get streakyStatus(streakyRefused) and the JSON body.
 func (s *Server) streakyFail(w http.ResponseWriter, r *http.Request, err error) {
 	row, text := classify(err)
 	if row.business {
-		s.rejected(r.Context(), routeStreaky, row, http.StatusOK, err)
-		writeJSON(w, http.StatusOK, streakyReply{Success: false, Error: &text})
+		code := s.streakyStatus(streakyRefused)
+		s.rejected(r.Context(), routeStreaky, row, code, err)
+		writeJSON(w, code, streakyReply{Success: false, Error: &text})
 		return
 	}
 	s.rejected(r.Context(), routeStreaky, row, row.status, err)
