@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/register"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
@@ -159,16 +158,17 @@ func runVaultRotate(cmd *cobra.Command, configPath string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	addr := cfg.NATS.URL
-	if addr == "" {
-		addr = "nats://" + cfg.NATS.Embedded.Listen
+	target, err := cfg.natsTarget()
+	if err != nil {
+		return err
 	}
+	addr := target.url
 	ctx := cmd.Context()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nc, err := queue.Connect(cctx, addr, cfg.NATS.Name+"-vault", slog.New(slog.DiscardHandler))
+	nc, err := connectNATS(cctx, target, cfg.NATS.Name+"-vault", slog.New(slog.DiscardHandler), cliUnreachable)
 	if err != nil {
-		return fmt.Errorf("cannot reach NATS at %s: is herald serve running? (%w)", redactURLs(addr), err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
