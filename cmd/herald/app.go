@@ -320,7 +320,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		handler = mux
 		// Token buckets in front of every public route (not /health,
 		// /readyz, /metrics); a limited client is offered a challenge.
-		a.protect, err = a.openProtection(connectCtx, a.js, srv.ClientID)
+		a.protect, err = a.openProtection(connectCtx, a.js, srv.ClientID, vlt.DeriveKeys)
 		if err != nil {
 			return err
 		}
