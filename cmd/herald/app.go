@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,8 +63,10 @@ type App struct {
 	logger *slog.Logger
 
 	ns *server.Server
-	nc *nats.Conn
-	js jetstream.JetStream
+	// natsToken is the token the embedded server requires ("" when none).
+	natsToken string
+	nc        *nats.Conn
+	js        jetstream.JetStream
 
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
@@ -124,40 +127,52 @@ func (a *App) Open(ctx context.Context) (err error) {
 	a.metrics = metrics.New(a.reg)
 	a.metrics.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 
-	url := a.cfg.NATS.URL
-	if url == "" && a.role.embedded {
+	var embedded queue.EmbeddedConfig
+	if a.cfg.NATS.URL == "" && a.role.embedded {
 		if a.unlockDataDir, err = lockDataDir(a.cfg.DataDir); err != nil {
 			return err
 		}
-		a.ns, err = queue.StartEmbedded(queue.EmbeddedConfig{
-			Listen:       a.cfg.NATS.Embedded.Listen,
-			StoreDir:     filepath.Join(a.cfg.DataDir, "jetstream"),
-			SyncInterval: a.cfg.NATS.Embedded.SyncInterval,
-			SyncAlways:   a.cfg.NATS.Embedded.SyncAlways,
-		}, a.logger)
+		if embedded, err = a.embeddedAuth(); err != nil {
+			return err
+		}
+		embedded.Listen = a.cfg.NATS.Embedded.Listen
+		embedded.StoreDir = filepath.Join(a.cfg.DataDir, "jetstream")
+		embedded.SyncInterval = a.cfg.NATS.Embedded.SyncInterval
+		embedded.SyncAlways = a.cfg.NATS.Embedded.SyncAlways
+		a.ns, err = queue.StartEmbedded(embedded, a.logger)
 		if err != nil {
 			return fmt.Errorf("start embedded NATS on %s (nats.embedded.listen): %w", a.cfg.NATS.Embedded.Listen, err)
 		}
-		url = a.ns.ClientURL()
-		a.logger.Info("embedded NATS JetStream started", "url", url, "store", filepath.Join(a.cfg.DataDir, "jetstream"))
-	} else if url == "" {
-		url = "nats://" + a.cfg.NATS.Embedded.Listen
+		a.natsToken = embedded.Token
+		a.logger.Info("embedded NATS JetStream started", "url", a.ns.ClientURL(), "store", embedded.StoreDir,
+			"auth", embeddedAuthSummary(embedded))
 	}
-
+	target, err := a.cfg.natsTarget()
+	if err != nil {
+		return err
+	}
 	var inProcess []nats.Option
 	if a.ns != nil {
 		// The embedded server is reached in process, without a socket.
+		target.url = a.ns.ClientURL()
 		inProcess = append(inProcess, nats.InProcessServer(a.ns))
+		// A token generated at this start is not in data_dir yet (it is
+		// written once start-up got through).
+		if a.natsToken != "" && target.auth.Kind() == "" {
+			target.auth.Token = a.natsToken
+		}
 	}
 	dialCtx, cancelDial := context.WithTimeout(ctx, a.cfg.NATS.ConnectTimeout)
-	a.nc, err = queue.Connect(dialCtx, url, a.cfg.NATS.Name, a.logger, inProcess...)
-	cancelDial()
-	if err != nil {
+	a.nc, err = connectNATS(dialCtx, target, a.cfg.NATS.Name, a.logger, func(addr string) error {
 		setting := "nats.url"
 		if a.cfg.NATS.URL == "" {
 			setting = "nats.embedded.listen: where a herald serve on this host listens; or set nats.url"
 		}
-		return fmt.Errorf("no NATS server answered at %s within %s (nats.connect_timeout); check %s", redactURLs(url), a.cfg.NATS.ConnectTimeout, setting)
+		return fmt.Errorf("no NATS server answered at %s within %s (nats.connect_timeout); check %s", addr, a.cfg.NATS.ConnectTimeout, setting)
+	}, inProcess...)
+	cancelDial()
+	if err != nil {
+		return err
 	}
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -334,7 +349,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 		handler = mux
 		// Token buckets in front of every public route (not /health,
 		// /readyz, /metrics); a limited client is offered a challenge.
-		a.protect, err = a.openProtection(connectCtx, a.js, srv.ClientID)
+		a.protect, err = a.openProtection(connectCtx, a.js, srv.ClientID, vlt.DeriveKeys)
 		if err != nil {
 			return err
 		}
@@ -480,12 +495,18 @@ func (a *App) HTTPAddr() string {
 	return a.ln.Addr().String()
 }
 
-// NATSURL is the embedded server's client URL ("" when none).
+// NATSURL is the embedded server's client URL ("" when none), with the
+// token it requires as the URL's user info: a secret, for tests and tools
+// of this process only.
 func (a *App) NATSURL() string {
 	if a.ns == nil {
 		return ""
 	}
-	return a.ns.ClientURL()
+	u := a.ns.ClientURL()
+	if a.natsToken != "" {
+		u = strings.Replace(u, "://", "://"+a.natsToken+"@", 1)
+	}
+	return u
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: the HTTP server

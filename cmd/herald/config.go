@@ -134,9 +134,27 @@ type NATSConfig struct {
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// DeliveredStatusTTL is how long a delivered job's record is kept.
 	DeliveredStatusTTL time.Duration `mapstructure:"delivered_status_ttl"`
+	// Credentials and TLS towards NATS (natsconn.go): at most one of
+	// CredsFile, NKeyFile and Token. With URL empty, Token or NKeyFile is
+	// also what the embedded server requires.
+	CredsFile string        `mapstructure:"creds_file"`
+	NKeyFile  string        `mapstructure:"nkey_file"`
+	Token     string        `mapstructure:"token"`
+	TLS       NATSTLSConfig `mapstructure:"tls"`
+}
+
+// NATSTLSConfig names PEM files: the CA of the NATS servers' certificates
+// and a client certificate with its key.
+type NATSTLSConfig struct {
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
 }
 
 type EmbeddedConfig struct {
+	// Auth is what the embedded server asks of clients: "token" (nats.token,
+	// else a token generated into data_dir/nats.token) or "none".
+	Auth         string        `mapstructure:"auth"`
 	Listen       string        `mapstructure:"listen"`
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	SyncAlways   bool          `mapstructure:"sync_always"`
@@ -237,6 +255,13 @@ var defaults = map[string]any{
 	"nats.name":                           "herald",
 	"nats.connect_timeout":                "5s",
 	"nats.embedded.listen":                "127.0.0.1:4222",
+	"nats.embedded.auth":                  "token",
+	"nats.creds_file":                     "",
+	"nats.nkey_file":                      "",
+	"nats.token":                          "",
+	"nats.tls.ca_file":                    "",
+	"nats.tls.cert_file":                  "",
+	"nats.tls.key_file":                   "",
 	"nats.embedded.sync_interval":         "0s",
 	"nats.embedded.sync_always":           false,
 	"nats.stream.replicas":                1,
@@ -461,6 +486,7 @@ func (c Config) validate() error {
 			bad("nats.embedded.listen", "%v", err)
 		}
 	}
+	c.NATS.check(bad)
 	if c.NATS.Stream.Replicas < 1 || c.NATS.Stream.Replicas > 5 {
 		bad("nats.stream.replicas", "must be between 1 and 5, not %d", c.NATS.Stream.Replicas)
 	}

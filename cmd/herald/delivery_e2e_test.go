@@ -69,7 +69,7 @@ func deliveryLine(logs, id, outcome string) map[string]any {
 
 // readmeNATSExample is the README's `nats pub --jetstream` example: the
 // subject, the header and the body (with $HOOK in it).
-var readmeNATSExample = regexp.MustCompile(`(?m)^nats pub --jetstream (\S+) -H "([^:"]+):([^"]+)" \\\n  "((?:[^"\\]|\\.)*)"$`)
+var readmeNATSExample = regexp.MustCompile(`(?m)^nats --server "nats://\$\(cat data/nats.token\)@127.0.0.1:4222" \\\n  pub --jetstream (\S+) -H "([^:"]+):([^"]+)" \\\n  "((?:[^"\\]|\\.)*)"$`)
 
 // The README's `nats pub --jetstream` example does what it says: the
 // publish is answered with the stream's ack (what the nats CLI prints),
@@ -83,7 +83,7 @@ func TestREADMENATSExample(t *testing.T) {
 	}
 	m := readmeNATSExample.FindStringSubmatch(string(readme))
 	if m == nil {
-		t.Fatal("README.md has no `nats pub --jetstream <subject> -H ... \"<job>\"` example")
+		t.Fatal("README.md has no `nats --server <url with data/nats.token> pub --jetstream <subject> -H ... \"<job>\"` example")
 	}
 	subject, hdrKey, hdrVal := m[1], m[2], m[3]
 	discord := unlimitedDiscord(t)

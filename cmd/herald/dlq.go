@@ -22,7 +22,6 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/dlq"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
 )
 
@@ -133,17 +132,18 @@ func (c *dlqCLI) open(ctx context.Context) (store *dlq.Store, closeFn func(), er
 	if err != nil {
 		return nil, nil, err
 	}
-	addr := cfg.NATS.URL
-	if addr == "" {
-		addr = "nats://" + cfg.NATS.Embedded.Listen
+	target, err := cfg.natsTarget()
+	if err != nil {
+		return nil, nil, err
 	}
+	addr := target.url
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	// The CLI's own output says what matters; connection chatter would only
 	// get in the way.
-	nc, err := queue.Connect(cctx, addr, cfg.NATS.Name+"-dlq", slog.New(slog.DiscardHandler))
+	nc, err := connectNATS(cctx, target, cfg.NATS.Name+"-dlq", slog.New(slog.DiscardHandler), cliUnreachable)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach NATS at %s: is herald serve running? (%w)", redactURLs(addr), err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -143,7 +143,9 @@ nats.url set it joins that NATS server or cluster instead.
 
 An encryption key, an API secret and a vault key that are not configured are
 generated once into data_dir (encryption.key, api.secret, vault.key; mode
-0600) and reused.`,
+0600) and reused, and so is the token the embedded NATS asks of clients
+(nats.token; nats.embedded.auth), which the CLI run with the same data_dir
+uses by itself.`,
 			Args: cobra.NoArgs,
 			RunE: runRole(roleServe),
 		},

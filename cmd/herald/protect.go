@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,7 +88,11 @@ func parseTrustedProxies(in []string) ([]netip.Prefix, error) {
 // openProtection builds the limiter and the challenge service on js.
 // apiClient tells the id of the API secret a request carries (never the
 // secret). It returns nil when ratelimit.enabled is false.
-func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiClient func(*http.Request) (string, bool)) (*protection, error) {
+//
+// Without challenge.keys (or data_dir/challenge.key) a process joining a
+// shared NATS signs with keys derived from the vault keys (derive is
+// vault.Vault.DeriveKeys), which every ingest holds alike.
+func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiClient func(*http.Request) (string, bool), derive func(purpose string) [][]byte) (*protection, error) {
 	if !a.cfg.RateLimit.Enabled {
 		return nil, nil
 	}
@@ -114,13 +121,17 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 			}
 		} else if k, err = loadSecretFile(path, "challenge signing key"); errors.Is(err, fs.ErrNotExist) {
 			// Every ingest must sign and check clearances with the same
-			// keys, or a clearance from one is refused by the next.
-			err = errors.New("config: challenge.keys (HERALD_CHALLENGE_KEYS) is required: this process joins NATS with other Herald processes, which must all sign clearances with the same keys (Herald generates one into data_dir only for a single herald serve on its embedded NATS): `herald vault key` prints one in the right form, kid:secret")
+			// keys, or a clearance from one is refused by the next: keys
+			// derived from the vault keys, which they all share, are.
+			k, err = "", nil
+			keys = derivedChallengeKeys(derive)
 		}
 		if err != nil {
 			return nil, err
 		}
-		keys = []string{generatedChallengeKID + ":" + k}
+		if k != "" {
+			keys = []string{generatedChallengeKID + ":" + k}
+		}
 	}
 	id := &ratelimit.Identifier{TrustedProxies: proxies, IPv6Prefix: a.cfg.HTTP.IPv6ClientPrefix, APIClient: apiClient}
 	ccfg := a.cfg.Challenge.serviceConfig()
@@ -153,4 +164,20 @@ func (a *App) openProtection(ctx context.Context, js jetstream.JetStream, apiCli
 		svc.Respond(w, r, c.IP, group, c.KeyFor(group), d.RetryAfter)
 	}
 	return &protection{limiter: lim, challenge: svc, wrap: lim.Middleware(id, nil, onLimited)}, nil
+}
+
+// challengePurpose names the clearance signing keys derived from the vault
+// keys.
+const challengePurpose = "challenge clearance"
+
+// derivedChallengeKeys are challenge.keys derived from the vault keys,
+// newest first, so they rotate with them. A key's id is a hash of the key,
+// the same on every process.
+func derivedChallengeKeys(derive func(purpose string) [][]byte) []string {
+	var out []string
+	for _, k := range derive(challengePurpose) {
+		sum := sha256.Sum256(k)
+		out = append(out, "v"+hex.EncodeToString(sum[:6])+":"+base64.RawURLEncoding.EncodeToString(k))
+	}
+	return out
 }

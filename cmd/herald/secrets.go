@@ -28,11 +28,13 @@ const (
 // created, for writeSecrets to write into data_dir once start-up has got so
 // far that the configuration cannot fail it any more (a bad key, a port in
 // use must leave no file behind). Without generate the process shares NATS
-// with other Herald processes, which must all hold the same keys: one it
-// cannot find is an error naming the setting, never a key of its own that
-// would make the others' jobs undeliverable.
+// with other Herald processes, which must all hold the same keys: the ones it
+// cannot find are one error naming every missing setting and why it must be
+// shared, never a key of its own that would make the others' jobs
+// undeliverable.
 func ensureSecrets(cfg *Config, r role, generate bool) (created []newSecret, err error) {
-	fill := func(have []string, file, what, setting, hint string, make func() (string, error)) ([]string, error) {
+	var missing []string
+	fill := func(have []string, file, what, setting, why string, make func() (string, error)) ([]string, error) {
 		if len(have) > 0 {
 			return have, nil
 		}
@@ -40,7 +42,8 @@ func ensureSecrets(cfg *Config, r role, generate bool) (created []newSecret, err
 		if !generate {
 			s, err := loadSecretFile(path, what)
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%s is required: this process joins NATS with other Herald processes, which must all use the same %s; a key of its own would leave theirs unreadable (Herald generates one into data_dir only for a single herald serve on its embedded NATS)%s", setting, what, hint)
+				missing = append(missing, setting+": "+why)
+				return nil, nil
 			}
 			if err != nil {
 				return nil, err
@@ -56,22 +59,37 @@ func ensureSecrets(cfg *Config, r role, generate bool) (created []newSecret, err
 		}
 		return []string{s}, nil
 	}
-	if cfg.Encryption.Keys, err = fill(cfg.Encryption.Keys, encryptionKeyFile, "encryption key", "encryption.keys (or ENCRYPTION_KEY)", "", randomSecret); err != nil {
+	if cfg.Encryption.Keys, err = fill(cfg.Encryption.Keys, encryptionKeyFile, "encryption key", "ENCRYPTION_KEY (or encryption.keys)",
+		"the key your clients seal credentials with (a Streaky Worker's ENCRYPTION_KEY); jobs sealed under another key cannot be delivered", randomSecret); err != nil {
 		return nil, err
 	}
 	if r.ingest {
 		configured := len(cfg.Ingest.APISecrets) > 0
-		if cfg.Ingest.APISecrets, err = fill(cfg.Ingest.APISecrets, apiSecretFile, "API secret", "ingest.api_secrets (or VPS_SECRET)", "", randomSecret); err != nil {
+		if cfg.Ingest.APISecrets, err = fill(cfg.Ingest.APISecrets, apiSecretFile, "API secret", "VPS_SECRET (or ingest.api_secrets)",
+			"the X-API-Secret your clients send; a secret of this process's own would be known to no client, and every ingest behind one address must accept the same secrets", randomSecret); err != nil {
 			return nil, err
 		}
-		if !configured {
+		if !configured && cfg.Ingest.APISecrets != nil {
 			cfg.Ingest.sources = []string{filepath.Join(cfg.DataDir, apiSecretFile)}
 		}
 	}
-	if cfg.Vault.Keys, err = fill(cfg.Vault.Keys, vaultKeyFile, "vault key", "vault.keys (HERALD_VAULT_KEYS)", ": `herald vault key` prints one", vault.GenerateKey); err != nil {
+	if cfg.Vault.Keys, err = fill(cfg.Vault.Keys, vaultKeyFile, "vault key", "HERALD_VAULT_KEYS (or vault.keys)",
+		"seals stored credentials; every ingest and worker must hold the same keys to open them", vault.GenerateKey); err != nil {
 		return nil, err
 	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing %s, which this process must share with the other Herald processes on its NATS (Herald generates keys into data_dir only for a single herald serve on its embedded NATS; `herald vault key --env` prints a fresh set):\n  %s",
+			plural(len(missing), "setting"), strings.Join(missing, "\n  "))
+	}
 	return created, nil
+}
+
+// plural is "1 setting" or "n settings".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // loadSecretFile reads the secret in path; an error wrapping fs.ErrNotExist

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
-	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/register"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
@@ -134,20 +134,61 @@ run it again: records already under the newest key are skipped.`,
 		},
 	}
 	rotate.Flags().DurationVar(&timeout, "timeout", vaultConnectTimeout, "how long to wait for NATS")
-	cmd.AddCommand(&cobra.Command{
+	var env bool
+	key := &cobra.Command{
 		Use:   "key",
-		Short: "Print a new vault key (kid:base64 of 32 random bytes)",
-		Args:  cobra.NoArgs,
+		Short: "Print a new vault key (kid:base64 of 32 random bytes), or with --env every secret a split deployment shares",
+		Long: `Print a new vault key (kid:base64 of 32 random bytes), for vault.keys
+(HERALD_VAULT_KEYS) or, in the same form, challenge.keys.
+
+With --env, print a fresh set of every secret the Herald processes sharing one
+NATS must agree on, as an environment file (NAME=value lines, which a shell's
+'set -a; . ./file', docker --env-file and Compose's .env all read):
+ENCRYPTION_KEY, VPS_SECRET, HERALD_VAULT_KEYS, and HERALD_NATS_TOKEN for the
+NATS server to require. Keep the file private. A Streaky Worker's deployment
+replaces ENCRYPTION_KEY and VPS_SECRET with the Worker's own.`,
+		Example: `  herald vault key
+  herald vault key --env > herald.env
+  docker run --rm herald:latest vault key --env > herald.env`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := vault.GenerateKey()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), k)
-			return nil
+			out := cmd.OutOrStdout()
+			if !env {
+				fmt.Fprintln(out, k)
+				return nil
+			}
+			return writeSharedEnv(out, k)
 		},
-	}, rotate)
+	}
+	key.Flags().BoolVar(&env, "env", false, "print every secret processes sharing one NATS need, as an environment file")
+	cmd.AddCommand(key, rotate)
 	return cmd
+}
+
+// writeSharedEnv writes a fresh set of the secrets every Herald process on
+// one NATS shares, vaultKey among them, as an environment file.
+func writeSharedEnv(w io.Writer, vaultKey string) error {
+	vals := map[string]string{"HERALD_VAULT_KEYS": vaultKey}
+	for _, name := range []string{"ENCRYPTION_KEY", "VPS_SECRET", "HERALD_NATS_TOKEN"} {
+		v, err := randomSecret()
+		if err != nil {
+			return err
+		}
+		vals[name] = v
+	}
+	_, err := fmt.Fprintf(w, `# Secrets every Herald process sharing one NATS must agree on. Keep private.
+# A Streaky Worker's deployment: replace ENCRYPTION_KEY and VPS_SECRET with the Worker's.
+ENCRYPTION_KEY=%s
+VPS_SECRET=%s
+HERALD_VAULT_KEYS=%s
+# The token the NATS server requires (nats-server --auth "$HERALD_NATS_TOKEN").
+HERALD_NATS_TOKEN=%s
+`, vals["ENCRYPTION_KEY"], vals["VPS_SECRET"], vals["HERALD_VAULT_KEYS"], vals["HERALD_NATS_TOKEN"])
+	return err
 }
 
 func runVaultRotate(cmd *cobra.Command, configPath string, getenv func(string) string, terminal func(any) bool, timeout time.Duration) error {
@@ -159,16 +200,17 @@ func runVaultRotate(cmd *cobra.Command, configPath string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	addr := cfg.NATS.URL
-	if addr == "" {
-		addr = "nats://" + cfg.NATS.Embedded.Listen
+	target, err := cfg.natsTarget()
+	if err != nil {
+		return err
 	}
+	addr := target.url
 	ctx := cmd.Context()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	nc, err := queue.Connect(cctx, addr, cfg.NATS.Name+"-vault", slog.New(slog.DiscardHandler))
+	nc, err := connectNATS(cctx, target, cfg.NATS.Name+"-vault", slog.New(slog.DiscardHandler), cliUnreachable)
 	if err != nil {
-		return fmt.Errorf("cannot reach NATS at %s: is herald serve running? (%w)", redactURLs(addr), err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

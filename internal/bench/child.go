@@ -114,6 +114,9 @@ func startChild(ctx context.Context, cfg Config, key, secret, natsURL string) (*
 		"HERALD_RATELIMIT_ENABLED=false",
 		// The harness is one client with --concurrency connections.
 		"HERALD_HTTP_MAX_CONNECTIONS_PER_CLIENT=0",
+		// The harness publishes to the child's embedded NATS itself (--via
+		// nats, the baseline): no token on that loopback listener.
+		"HERALD_NATS_EMBEDDED_AUTH=none",
 		"ENCRYPTION_KEY="+key,
 		"VPS_SECRET="+secret,
 	)

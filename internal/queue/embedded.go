@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
 )
 
 // Defaults of EmbeddedConfig.
@@ -49,6 +50,13 @@ type EmbeddedConfig struct {
 	// MaxMemory and MaxStore cap JetStream's memory and file storage in bytes;
 	// 0 keeps the server defaults (a share of the machine's memory and disk).
 	MaxMemory, MaxStore int64
+	// Token, when set, is required of every client, in-process ones
+	// included. Without Token and NKeys any client that reaches Listen may
+	// connect and read or change every stream and bucket.
+	Token string
+	// NKeys, when set, are the public keys ("U...") of the only nkey users
+	// admitted. At most one of Token and NKeys is set.
+	NKeys []string
 }
 
 // Validate checks the configuration; StartEmbedded calls it.
@@ -67,6 +75,14 @@ func (c EmbeddedConfig) Validate() error {
 	}
 	if c.MaxStore < 0 {
 		return fmt.Errorf("queue: embedded: max store %d is negative", c.MaxStore)
+	}
+	if c.Token != "" && len(c.NKeys) > 0 {
+		return errors.New("queue: embedded: give a token or nkeys, not both")
+	}
+	for _, k := range c.NKeys {
+		if !nkeys.IsValidPublicUserKey(k) {
+			return errors.New("queue: embedded: an nkey is not a user's public key (U...)")
+		}
 	}
 	return nil
 }
@@ -126,6 +142,10 @@ func StartEmbedded(cfg EmbeddedConfig, logger *slog.Logger) (*server.Server, err
 		JetStreamMaxMemory: cfg.MaxMemory,
 		JetStreamMaxStore:  cfg.MaxStore,
 		NoSigs:             true,
+		Authorization:      cfg.Token,
+	}
+	for _, k := range cfg.NKeys {
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: k})
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
