@@ -146,9 +146,13 @@ func BenchmarkServeDeadDestinationsRSS(b *testing.B) {
 	b.ReportMetric(float64(peak)/1024, "peak-MiB")
 	b.ReportMetric(float64(rss)/1024, "after-MiB")
 	b.ReportMetric(float64(rss-idle)*1024/float64(b.N), "B/destination")
-	// Once the duplicate window (2 minutes) has let go of the jobs' ids and
-	// the runtime has returned what the burst's heap no longer needs.
-	time.Sleep(3 * time.Minute)
+	// A minute after: the process has been quiet long enough to give back
+	// what the burst's heap no longer needs (internal/memtrim).
+	time.Sleep(45 * time.Second)
+	b.ReportMetric(float64(procKB(b, cmd.Process.Pid, "VmRSS:"))/1024, "minute-MiB")
+	// Three minutes after: the duplicate window (2 minutes) has let go of
+	// the jobs' ids too.
+	time.Sleep(2*time.Minute + 15*time.Second)
 	settled := procKB(b, cmd.Process.Pid, "VmRSS:")
 	b.ReportMetric(float64(settled)/1024, "settled-MiB")
 }
