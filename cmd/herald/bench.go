@@ -96,9 +96,7 @@ docs/performance.md.`,
 			cfg.Via = bench.Via(via)
 			flags := cmd.Flags()
 			suite := !flags.Changed("via") && !flags.Changed("streaky-wait") && !cfg.IngestOnly && cfg.URL == ""
-			if !flags.Changed("via") {
-				cfg.Via = "" // the default of the mode
-			}
+			cfg.Via = benchVia(cfg.Via, flags.Changed("via"), flags.Changed("streaky-wait"), cfg.IngestOnly)
 			cfg.NoBaseline = !baseline
 			rl, err := bench.ParseRateLimit(rateLimit)
 			if err != nil {
@@ -148,7 +146,7 @@ docs/performance.md.`,
 	// No default in the flag: which one applies depends on the mode, and
 	// without any of these flags the suite runs (three runs, none of them
 	// chosen by --via).
-	f.StringVar(&via, "via", "", "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); a single run (--streaky-wait, --url) goes through "+string(bench.DefaultVia)+" unless --via says otherwise, --ingest-only through "+string(bench.DefaultIngestOnlyVia)+"; with none of --via, --streaky-wait, --url and --ingest-only the suite runs")
+	f.StringVar(&via, "via", "", "run Herald once, with jobs going in through api (POST /v1/notifications), streaky (POST /send-notification) or nats (publish to the jobs stream); a single run goes through streaky with --streaky-wait, else through "+string(bench.DefaultVia)+", unless --via says otherwise, --ingest-only through "+string(bench.DefaultIngestOnlyVia)+"; with none of --via, --streaky-wait, --url and --ingest-only the suite runs")
 	f.Float64Var(&cfg.Rate, "rate", 0, "jobs per second, open loop; 0 sends as fast as --concurrency clients can")
 	f.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "concurrent clients (connections)")
 	f.IntVar(&cfg.Jobs, "jobs", 0, "jobs to send (default 10,000 unless --duration is set; with --rate and --duration, rate × duration)")
@@ -157,7 +155,7 @@ docs/performance.md.`,
 	f.DurationVar(&cfg.Latency, "latency", 0, "fixed delay before the fake Discord answers")
 	f.StringVar(&rateLimit, "rate-limit", "", "per-webhook limit the fake enforces with 429s, N/window (e.g. 5/2s, Discord's usual)")
 	f.IntVar(&cfg.GlobalLimit, "global-limit", 0, "global requests per second the fake allows over all webhooks (Discord: 50); also the child's channels.discord.global_rate")
-	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "run Herald once with this ingest.streaky.wait: how long /send-notification waits for the delivery (it applies to jobs sent --via streaky; the suite's first run waits 10s)")
+	f.DurationVar(&cfg.StreakyWait, "streaky-wait", 0, "run Herald once with this ingest.streaky.wait: how long /send-notification waits for the delivery; jobs go in --via streaky unless --via says otherwise (the suite's first run waits 10s)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
 	f.BoolVar(&cfg.IngestOnly, "ingest-only", false, "measure the ingest alone: 'herald ingest' against NATS run by the harness, no delivery, rounds of Herald and baseline phases")
 	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "with --ingest-only, rounds the jobs are split into (each a Herald and a baseline phase)")
@@ -177,6 +175,20 @@ docs/performance.md.`,
 	f.StringVar(&memoryLimit, "memory", "", "run each child under this memory limit (e.g. 512MiB), in the same cgroup as --cpus")
 	cmd.AddCommand(newBenchRelayCmd(getenv))
 	return cmd
+}
+
+// benchVia is the way in of a run: via when --via was given; streaky when
+// --streaky-wait was (a wait applies only to the Streaky endpoint, so asking
+// for one asks for jobs to go in there), except with --ingest-only; else ""
+// (the default of the mode).
+func benchVia(via bench.Via, viaGiven, waitGiven, ingestOnly bool) bench.Via {
+	switch {
+	case viaGiven:
+		return via
+	case waitGiven && !ingestOnly:
+		return bench.ViaStreaky
+	}
+	return ""
 }
 
 // runSuite runs the suite (bench.RunSuite) and prints it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/heraldrelay/herald/internal/bench"
 	"strings"
 	"testing"
 )
@@ -69,9 +70,29 @@ func TestBenchHelpOnVia(t *testing.T) {
 	if strings.Contains(via, "(default") {
 		t.Errorf("--via shows a default, yet without --via the suite runs: %s", via)
 	}
-	for _, want := range []string{"the suite runs", "a single run (--streaky-wait, --url) goes through api", "--ingest-only through streaky"} {
+	for _, want := range []string{"the suite runs", "a single run goes through streaky with --streaky-wait, else through api", "--ingest-only through streaky"} {
 		if !strings.Contains(via, want) {
 			t.Errorf("--via help lacks %q: %s", want, via)
+		}
+	}
+}
+
+// --streaky-wait alone sends the jobs in through the Streaky endpoint, the
+// only one a wait applies to; --via still wins.
+func TestBenchStreakyWaitGoesInThroughStreaky(t *testing.T) {
+	for _, tt := range []struct {
+		via                         bench.Via
+		viaGiven, waitGiven, ingest bool
+		want                        bench.Via
+	}{
+		{"", false, true, false, bench.ViaStreaky},
+		{bench.ViaAPI, true, true, false, bench.ViaAPI},
+		{"", false, false, false, ""},
+		{"", false, true, true, ""},
+		{bench.ViaNATS, true, false, false, bench.ViaNATS},
+	} {
+		if got := benchVia(tt.via, tt.viaGiven, tt.waitGiven, tt.ingest); got != tt.want {
+			t.Errorf("benchVia(%q, via given %v, wait given %v, ingest-only %v) = %q, want %q", tt.via, tt.viaGiven, tt.waitGiven, tt.ingest, got, tt.want)
 		}
 	}
 }
