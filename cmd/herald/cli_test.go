@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
-	"github.com/heraldrelay/herald/internal/bench"
 	"strings"
 	"testing"
+
+	"github.com/heraldrelay/herald/internal/bench"
 )
 
 // `herald --version` says what `herald version` says.
