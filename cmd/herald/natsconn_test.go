@@ -232,19 +232,19 @@ func TestEmbeddedNATSAuth(t *testing.T) {
 }
 
 // Credentials that cannot go together, or need nats.url, are refused when
-// the configuration is read, naming the key.
+// the configuration is read, naming the variable and the key.
 func TestNATSCredentialConfigErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		env  map[string]string
 		want string
 	}{
-		{"two credentials", map[string]string{"HERALD_NATS_URL": "nats://127.0.0.1:4222", "HERALD_NATS_TOKEN": "a", "HERALD_NATS_NKEY_FILE": "b"}, "nats.token: give one of"},
+		{"two credentials", map[string]string{"HERALD_NATS_URL": "nats://127.0.0.1:4222", "HERALD_NATS_TOKEN": "a", "HERALD_NATS_NKEY_FILE": "b"}, "HERALD_NATS_TOKEN (nats.token): give one of"},
 		{"certificate without key", map[string]string{"HERALD_NATS_URL": "nats://127.0.0.1:4222", "HERALD_NATS_TLS_CERT_FILE": "c"}, "nats.tls.cert_file"},
-		{"creds on the embedded server", map[string]string{"HERALD_NATS_CREDS_FILE": "c"}, "nats.creds_file: needs nats.url"},
+		{"creds on the embedded server", map[string]string{"HERALD_NATS_CREDS_FILE": "c"}, "HERALD_NATS_CREDS_FILE (nats.creds_file): needs nats.url"},
 		{"TLS on the embedded server", map[string]string{"HERALD_NATS_TLS_CA_FILE": "c"}, "nats.tls: needs nats.url"},
-		{"unknown auth", map[string]string{"HERALD_NATS_EMBEDDED_AUTH": "password"}, "nats.embedded.auth: must be token or none"},
-		{"none with a token", map[string]string{"HERALD_NATS_EMBEDDED_AUTH": "none", "HERALD_NATS_TOKEN": "t"}, "nats.embedded.auth: is none"},
+		{"unknown auth", map[string]string{"HERALD_NATS_EMBEDDED_AUTH": "password"}, "HERALD_NATS_EMBEDDED_AUTH (nats.embedded.auth): must be token or none"},
+		{"none with a token", map[string]string{"HERALD_NATS_EMBEDDED_AUTH": "none", "HERALD_NATS_TOKEN": "t"}, "HERALD_NATS_EMBEDDED_AUTH (nats.embedded.auth): is none"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := loadConfig(writeFile(t, "c.yaml", "{}"), envMap(tt.env))
