@@ -238,3 +238,50 @@ func BenchmarkKeyCost(b *testing.B) {
 		b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "B-store/key")
 	}
 }
+
+// BenchmarkBoundedKeys shows the bound at work: twice as many fresh keys as
+// the bucket may hold (50,000) are claimed, as a client sending a new key
+// with every request does; the bucket keeps the first 50,000 and refuses
+// the rest, and the NATS server's heap holds what the kept keys cost and no
+// more. The default bound, 200,000 keys, is four times this.
+//
+//	go test ./internal/idempotency -run '^$' -bench BoundedKeys -benchtime 1x
+func BenchmarkBoundedKeys(b *testing.B) {
+	const bound, n = 50_000, 100_000
+	_, _, js := testkit.JetStream(b)
+	ctx := context.Background()
+	kv, err := idempotency.EnsureBucket(ctx, js, 24*time.Hour, bound, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := idempotency.New(kv)
+	scope := "0123456789abcdef0123456789abcdef"
+	for i := range b.N {
+		h0 := liveHeap()
+		refused := 0
+		for k := range n {
+			key := herald.IDFromKey(scope, strconv.Itoa(i)+"-"+strconv.Itoa(k))
+			e, claimed, err := s.Claim(ctx, key, herald.NewID()+"_abcdefghij", "0123456789abcdefghijkl")
+			if errors.Is(err, idempotency.ErrFull) {
+				refused++
+				continue
+			}
+			if err != nil || !claimed {
+				b.Fatal(claimed, err)
+			}
+			if err := s.Stored(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(15 * time.Second) // as BenchmarkKeyCost: past the write cache
+		h := liveHeap()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(st.Values()), "keys-kept")
+		b.ReportMetric(float64(refused), "keys-refused")
+		b.ReportMetric(float64(h-h0)/1e6, "MB-heap-kept")
+		b.ReportMetric(float64(st.Bytes())/1e6, "MB-store")
+	}
+}
