@@ -299,7 +299,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 	ready := func(ctx context.Context) error { return queue.Ready(ctx, a.nc, a.js) }
 	var handler http.Handler
 	if a.role.ingest {
-		keys, err := idempotency.EnsureBucket(connectCtx, a.js, a.cfg.Ingest.IdempotencyWindow, a.cfg.NATS.Stream.Replicas)
+		keys, err := idempotency.EnsureBucket(connectCtx, a.js, a.cfg.Ingest.IdempotencyWindow, a.cfg.Ingest.IdempotencyMaxKeys, a.cfg.NATS.Stream.Replicas)
 		if err != nil {
 			return fmt.Errorf("idempotency bucket: %w", err)
 		}
@@ -309,6 +309,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 			StreakyWait:          a.cfg.Ingest.Streaky.Wait,
 			MaxWaiting:           a.cfg.Ingest.Streaky.MaxWaiting,
 			MaxWaitingPerSecret:  a.cfg.Ingest.Streaky.MaxWaitingPerSecret,
+			IdempotencyWindow:    a.cfg.Ingest.IdempotencyWindow,
+			MaxKeys:              a.cfg.Ingest.IdempotencyMaxKeys,
+			MaxKeysPerSecret:     a.cfg.Ingest.IdempotencyMaxKeysPerSecret,
 			StreakyFailureStatus: ingest.FailureStatus(a.cfg.Ingest.Streaky.FailureStatus),
 			Version:              version,
 		}, ingest.Deps{

@@ -178,6 +178,10 @@ type IngestConfig struct {
 	Streaky        StreakyIngestConfig `mapstructure:"streaky"`
 	// IdempotencyWindow is how long an Idempotency-Key is kept.
 	IdempotencyWindow time.Duration `mapstructure:"idempotency_window"`
+	// IdempotencyMaxKeys bounds the keys kept at once; each API secret may
+	// hold IdempotencyMaxKeysPerSecret of them (0: an equal share).
+	IdempotencyMaxKeys          int `mapstructure:"idempotency_max_keys"`
+	IdempotencyMaxKeysPerSecret int `mapstructure:"idempotency_max_keys_per_secret"`
 	// sources says where each of APISecrets was set (VPS_SECRET, the
 	// variable or the file and which entry, or data_dir's file), for the
 	// start-up log that names the secrets in force.
@@ -274,6 +278,7 @@ var defaults = map[string]any{
 	"ingest.api_secrets":                  []string{},
 	"ingest.max_body_bytes":               2 << 20,
 	"ingest.idempotency_window":           "24h",
+	"ingest.idempotency_max_keys":         200000,
 	"ingest.streaky.wait":                 "10s",
 	"ingest.streaky.max_waiting":          1000,
 	"consumer.workers":                    32,
@@ -295,6 +300,8 @@ var defaults = map[string]any{
 
 	// 0: ingest.streaky.max_waiting divided equally among the API secrets.
 	"ingest.streaky.max_waiting_per_secret": 0,
+	// 0: ingest.idempotency_max_keys divided equally among the API secrets.
+	"ingest.idempotency_max_keys_per_secret": 0,
 	// error: no failure of /send-notification is a 2xx (see README).
 	"ingest.streaky.failure_status": "error",
 
@@ -508,6 +515,9 @@ func (c Config) validate() error {
 	if c.Ingest.IdempotencyWindow < time.Second {
 		bad("ingest.idempotency_window", "must be at least 1s, not %s", c.Ingest.IdempotencyWindow)
 	}
+	if c.Ingest.IdempotencyMaxKeys < 1 {
+		bad("ingest.idempotency_max_keys", "must be at least 1, not %d", c.Ingest.IdempotencyMaxKeys)
+	}
 	if c.Ingest.Streaky.Wait < 0 || c.Ingest.Streaky.Wait > 14*time.Second {
 		bad("ingest.streaky.wait", "must be between 0s and 14s (the Worker gives up after 15 s), not %s", c.Ingest.Streaky.Wait)
 	}
@@ -528,6 +538,18 @@ func (c Config) validate() error {
 				mw, secrets, per)
 		case mw < secrets:
 			bad("ingest.streaky.max_waiting", "must be at least 1 per API secret (%d secrets), not %d", secrets, mw)
+		}
+	}
+	// The same for the kept Idempotency-Keys: one secret's keys never take
+	// another's room.
+	if mk := c.Ingest.IdempotencyMaxKeys; mk >= 1 {
+		secrets := max(1, len(c.Ingest.APISecrets))
+		switch per := c.Ingest.IdempotencyMaxKeysPerSecret; {
+		case per < 0 || per > mk/secrets:
+			bad("ingest.idempotency_max_keys_per_secret", "must be between 0 (idempotency_max_keys shared equally) and ingest.idempotency_max_keys (%d) divided by the %d API secrets, not %d",
+				mk, secrets, per)
+		case mk < secrets:
+			bad("ingest.idempotency_max_keys", "must be at least 1 per API secret (%d secrets), not %d", secrets, mk)
 		}
 	}
 	if c.Consumer.Workers < 1 {

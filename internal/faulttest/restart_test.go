@@ -50,7 +50,7 @@ func TestIngestUnderLoadWhileServerRestarts(t *testing.T) {
 
 	// Wired like cmd/herald's App.Open: one connection for ingest and pool.
 	nc, js, statuses := connect(t, ctx, ns.URL(), log)
-	keysKV, err := idempotency.EnsureBucket(ctx, js, 0, 0)
+	keysKV, err := idempotency.EnsureBucket(ctx, js, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

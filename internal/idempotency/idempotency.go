@@ -11,6 +11,11 @@
 // entry that stays pending (its request died between the claim and the
 // mark, or could not reach NATS to mark or release it) is resolved by the
 // next request with the key (see the ingest).
+//
+// The bucket holds at most a set number of keys (its stream's MaxMsgs): a
+// full bucket refuses new keys (ErrFull) until its oldest expire, so that
+// however many keys clients send, the NATS server's memory for them is
+// bounded. Keys already held are still read, marked and released.
 package idempotency
 
 import (
@@ -35,20 +40,55 @@ const DefaultWindow = 24 * time.Hour
 // MinWindow is the shortest window EnsureBucket accepts.
 const MinWindow = time.Second
 
+// DefaultMaxKeys is how many keys the bucket holds when EnsureBucket is
+// given 0. Each costs the NATS server about 230 bytes of memory and 200 of
+// store while kept (BenchmarkKeyCost), so 200,000 keys hold about 46 MB of
+// memory and 40 MB of disk: a tenth of a 512 MB machine. That is a keyed
+// request every 0.43 s, on average, over a day's window.
+const DefaultMaxKeys = 200_000
+
+// ErrFull is matched by the error of a Claim the bucket refused because it
+// holds as many keys as it may (see FullError).
+var ErrFull = errors.New("idempotency: the bucket holds as many keys as it may")
+
+// FullError is Claim's error when the bucket is full. It matches ErrFull.
+type FullError struct {
+	// RetryAfter is when the bucket's oldest key expires, freeing room
+	// (at least a second; 0 when that could not be read).
+	RetryAfter time.Duration
+}
+
+func (e *FullError) Error() string { return ErrFull.Error() }
+
+// Is makes errors.Is(err, ErrFull) true.
+func (e *FullError) Is(target error) bool { return target == ErrFull }
+
 // ErrChanged is returned by Stored and Release when the entry is no longer
 // the one the caller read: another request marked or released it first.
 var ErrChanged = errors.New("idempotency: entry changed since it was read")
 
 // EnsureBucket creates Bucket, or updates it if it exists: entries expire
-// window after their last write (DefaultWindow when 0), one revision kept,
-// replicas copies (queue.DefaultReplicas when 0), file storage. It is
-// idempotent.
-func EnsureBucket(ctx context.Context, js jetstream.JetStream, window time.Duration, replicas int) (jetstream.KeyValue, error) {
+// window after their last write (DefaultWindow when 0), at most maxKeys of
+// them (DefaultMaxKeys when 0), one revision kept, replicas copies
+// (queue.DefaultReplicas when 0), file storage. It is idempotent.
+//
+// The bound is the stream's MaxMsgs, with the buckets' discard-new policy:
+// a count, exactly the keys (and released keys' markers) held, and the
+// memory they cost is per key. A byte bound (MaxBytes) would refuse marking
+// a key stored in a nearly full bucket, the mark's record being a few bytes
+// longer than the claim's; a count lets a held key's record be replaced.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, window time.Duration, maxKeys, replicas int) (jetstream.KeyValue, error) {
 	if window == 0 {
 		window = DefaultWindow
 	}
 	if window < MinWindow {
 		return nil, fmt.Errorf("idempotency: window %s is shorter than %s", window, MinWindow)
+	}
+	if maxKeys == 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	if maxKeys < 1 {
+		return nil, fmt.Errorf("idempotency: max keys %d is negative", maxKeys)
 	}
 	if replicas < 0 || replicas > 5 {
 		return nil, fmt.Errorf("idempotency: replicas %d out of range 0..5", replicas)
@@ -67,8 +107,27 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, window time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: ensure bucket %s: %w", Bucket, err)
 	}
+	// KeyValueConfig has no MaxMsgs: set it on the bucket's stream. (The
+	// update above put it back to unlimited, for the moment until this.)
+	if _, err := queue.Ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			return nil, err
+		}
+		cfg := st.CachedInfo().Config
+		if cfg.MaxMsgs == int64(maxKeys) {
+			return st, nil
+		}
+		cfg.MaxMsgs = int64(maxKeys)
+		return js.UpdateStream(ctx, cfg)
+	}); err != nil {
+		return nil, fmt.Errorf("idempotency: bound bucket %s to %d keys: %w", Bucket, maxKeys, err)
+	}
 	return kv, nil
 }
+
+// stream is the bucket's stream.
+const stream = "KV_" + Bucket
 
 // Entry is what a key holds.
 type Entry struct {
@@ -116,6 +175,9 @@ func (s *Store) Claim(ctx context.Context, key, id, fingerprint string) (e Entry
 			pending.Created = time.Now()
 			return pending, true, nil
 		}
+		if isFull(err) {
+			return Entry{}, false, &FullError{RetryAfter: s.nextExpiry(ctx)}
+		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return Entry{}, false, fmt.Errorf("idempotency: claim: %w", err)
 		}
@@ -133,6 +195,55 @@ func (s *Store) Claim(ctx context.Context, key, id, fingerprint string) (e Entry
 		return held, false, nil
 	}
 	return Entry{}, false, errors.New("idempotency: claim: the key keeps changing")
+}
+
+// Held returns the entry that holds key, and held false when none does (the
+// key was never claimed, expired, or was released). It writes nothing.
+func (s *Store) Held(ctx context.Context, key string) (e Entry, held bool, err error) {
+	kve, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("idempotency: read: %w", err)
+	}
+	e, err = decode(kve)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	return e, true, nil
+}
+
+// isFull reports whether err is the bucket's stream refusing a new record
+// because it holds its MaxMsgs (or, on a bucket someone else bounded, its
+// MaxBytes).
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jsErrCodeStoreFailed {
+		return false
+	}
+	return strings.Contains(apiErr.Description, "maximum messages exceeded") ||
+		strings.Contains(apiErr.Description, "maximum bytes exceeded")
+}
+
+// jsErrCodeStoreFailed is the JetStream error code of a message the stream
+// did not store (JSStreamStoreFailedF); its description says why.
+const jsErrCodeStoreFailed jetstream.ErrorCode = 10077
+
+// nextExpiry is how long until the bucket's oldest record expires: its
+// first message's time plus the bucket's TTL. At least a second; 0 when the
+// bucket's state cannot be read.
+func (s *Store) nextExpiry(ctx context.Context) time.Duration {
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		return 0
+	}
+	bs, ok := st.(interface{ StreamInfo() *jetstream.StreamInfo })
+	if !ok || bs.StreamInfo() == nil {
+		return 0
+	}
+	info := bs.StreamInfo()
+	return max(time.Until(info.State.FirstTime.Add(info.Config.MaxAge)), time.Second)
 }
 
 // Stored marks e's job stored, if e is still the entry's current revision.

@@ -18,7 +18,7 @@ import (
 func newStore(t testing.TB, window time.Duration) (*idempotency.Store, jetstream.JetStream) {
 	t.Helper()
 	_, _, js := testkit.JetStream(t)
-	kv, err := idempotency.EnsureBucket(testkit.Context(t, 10*time.Second), js, window, 0)
+	kv, err := idempotency.EnsureBucket(testkit.Context(t, 10*time.Second), js, window, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +101,10 @@ func TestClaimStoredRelease(t *testing.T) {
 func TestEnsureBucketWindow(t *testing.T) {
 	_, _, js := testkit.JetStream(t)
 	ctx := testkit.Context(t, 10*time.Second)
-	if _, err := idempotency.EnsureBucket(ctx, js, time.Millisecond, 1); err == nil {
+	if _, err := idempotency.EnsureBucket(ctx, js, time.Millisecond, 0, 1); err == nil {
 		t.Fatal("a window under a second was accepted")
 	}
-	kv, err := idempotency.EnsureBucket(ctx, js, 0, 0)
+	kv, err := idempotency.EnsureBucket(ctx, js, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +114,75 @@ func TestEnsureBucketWindow(t *testing.T) {
 	}
 	if st.TTL() != idempotency.DefaultWindow || st.History() != 1 {
 		t.Fatalf("bucket TTL %s history %d", st.TTL(), st.History())
+	}
+}
+
+// A full bucket refuses new keys (ErrFull, with when its oldest key
+// expires), and nothing of them is kept; keys it holds are still read,
+// marked stored and released, and a released key's room is claimed again.
+// Ensuring the bucket again with another bound applies it.
+func TestBucketBound(t *testing.T) {
+	_, _, js := testkit.JetStream(t)
+	ctx := testkit.Context(t, 10*time.Second)
+	kv, err := idempotency.EnsureBucket(ctx, js, time.Hour, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := idempotency.New(kv)
+	held := make([]idempotency.Entry, 3)
+	for i := range held {
+		if held[i], _, err = s.Claim(ctx, "k"+strconv.Itoa(i), "job-"+strconv.Itoa(i), "fp"); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	_, claimed, err := s.Claim(ctx, "k3", "job-3", "fp")
+	var full *idempotency.FullError
+	if claimed || !errors.Is(err, idempotency.ErrFull) || !errors.As(err, &full) {
+		t.Fatalf("claim in a full bucket: %v %v, want ErrFull", claimed, err)
+	}
+	if full.RetryAfter < 59*time.Minute || full.RetryAfter > time.Hour {
+		t.Errorf("RetryAfter %s, want about the window (the oldest key was just written)", full.RetryAfter)
+	}
+	if _, ok, err := s.Held(ctx, "k3"); ok || err != nil {
+		t.Fatalf("the refused key is held: %v %v", ok, err)
+	}
+	// Held keys: read, marked stored, released, all in the full bucket.
+	if e, ok, err := s.Held(ctx, "k0"); !ok || err != nil || e.ID != "job-0" || e.Stored {
+		t.Fatalf("Held(k0) = %+v %v %v", e, ok, err)
+	}
+	if e, claimed, err := s.Claim(ctx, "k0", "job-other", "fp"); claimed || err != nil || e.ID != "job-0" {
+		t.Fatalf("a held key's reuse in a full bucket: %+v %v %v", e, claimed, err)
+	}
+	if err := s.Stored(ctx, held[0]); err != nil {
+		t.Fatalf("mark stored in a full bucket: %v", err)
+	}
+	if err := s.Release(ctx, held[1]); err != nil {
+		t.Fatalf("release in a full bucket: %v", err)
+	}
+	// The released key's marker takes its room until it expires, or until
+	// the key is claimed again.
+	if _, _, err := s.Claim(ctx, "k3", "job-3", "fp"); !errors.Is(err, idempotency.ErrFull) {
+		t.Fatalf("claim after a release: %v, want ErrFull (the marker holds the room)", err)
+	}
+	if _, claimed, err := s.Claim(ctx, "k1", "job-1b", "fp"); !claimed || err != nil {
+		t.Fatalf("the released key claimed again: %v %v", claimed, err)
+	}
+	// A larger bound makes room; a smaller one keeps what is held and
+	// refuses new keys.
+	if _, err := idempotency.EnsureBucket(ctx, js, time.Hour, 4, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, claimed, err := s.Claim(ctx, "k3", "job-3", "fp"); !claimed || err != nil {
+		t.Fatalf("claim after raising the bound: %v %v", claimed, err)
+	}
+	if _, err := idempotency.EnsureBucket(ctx, js, time.Hour, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Claim(ctx, "k4", "job-4", "fp"); !errors.Is(err, idempotency.ErrFull) {
+		t.Fatalf("claim over a lowered bound: %v, want ErrFull", err)
+	}
+	if e, ok, _ := s.Held(ctx, "k2"); !ok || e.ID != "job-2" {
+		t.Fatalf("a key held before the bound was lowered: %+v %v", e, ok)
 	}
 }
 
@@ -167,5 +236,52 @@ func BenchmarkKeyCost(b *testing.B) {
 		b.ReportMetric(float64(h1-h0)/n, "B-heap-written/key")
 		b.ReportMetric(float64(h2-h0)/n, "B-heap-kept/key")
 		b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "B-store/key")
+	}
+}
+
+// BenchmarkBoundedKeys shows the bound at work: twice as many fresh keys as
+// the bucket may hold (50,000) are claimed, as a client sending a new key
+// with every request does; the bucket keeps the first 50,000 and refuses
+// the rest, and the NATS server's heap holds what the kept keys cost and no
+// more. The default bound, 200,000 keys, is four times this.
+//
+//	go test ./internal/idempotency -run '^$' -bench BoundedKeys -benchtime 1x
+func BenchmarkBoundedKeys(b *testing.B) {
+	const bound, n = 50_000, 100_000
+	_, _, js := testkit.JetStream(b)
+	ctx := context.Background()
+	kv, err := idempotency.EnsureBucket(ctx, js, 24*time.Hour, bound, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := idempotency.New(kv)
+	scope := "0123456789abcdef0123456789abcdef"
+	for i := range b.N {
+		h0 := liveHeap()
+		refused := 0
+		for k := range n {
+			key := herald.IDFromKey(scope, strconv.Itoa(i)+"-"+strconv.Itoa(k))
+			e, claimed, err := s.Claim(ctx, key, herald.NewID()+"_abcdefghij", "0123456789abcdefghijkl")
+			if errors.Is(err, idempotency.ErrFull) {
+				refused++
+				continue
+			}
+			if err != nil || !claimed {
+				b.Fatal(claimed, err)
+			}
+			if err := s.Stored(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(15 * time.Second) // as BenchmarkKeyCost: past the write cache
+		h := liveHeap()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(st.Values()), "keys-kept")
+		b.ReportMetric(float64(refused), "keys-refused")
+		b.ReportMetric(float64(h-h0)/1e6, "MB-heap-kept")
+		b.ReportMetric(float64(st.Bytes())/1e6, "MB-store")
 	}
 }

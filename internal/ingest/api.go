@@ -49,7 +49,9 @@ type Accepted struct {
 // to the API secret: a retry with the same key and the same request answers
 // 202 with the first job's id and "duplicate":true, and stores nothing; the
 // same key with another request is refused (422 idempotency_key_reused).
-// Past the window the key is forgotten, and a request with it is a new job
+// A new key past the secret's share of the kept keys is refused (429
+// idempotency_keys_exhausted), and past all the bucket holds (503
+// idempotency_keys_full); neither stores the job. Past the window the key is forgotten, and a request with it is a new job
 // with a new id. Errors are {"error":{"code","message"}} with the status of
 // errorTable.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +103,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	claim := keyClaim{publish: true}
 	if key != nil {
 		key.fingerprint = fingerprint(routeCreate, req)
-		if claim, err = s.claimKey(ctx, key, job); err != nil {
+		if claim, err = s.claimKey(ctx, sec, key, job); err != nil {
 			s.apiFail(w, r, routeCreate, err)
 			return
 		}
@@ -229,8 +231,8 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, route string, e
 	switch row.status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", retryAfterSeconds)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", retryAfter(err))
 	}
 	writeJSON(w, row.status, apiError{Error: apiErrorBody{Code: row.code, Message: text}})
 }

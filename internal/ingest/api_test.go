@@ -384,6 +384,12 @@ func TestConfigValidate(t *testing.T) {
 		{"fewer slots than secrets", Config{APISecrets: []string{"a", "b", "c"}, MaxWaiting: 2}, false},
 		{"negative share", Config{APISecrets: []string{"a"}, MaxWaitingPerSecret: -1}, false},
 		{"negative max waiting", Config{APISecrets: []string{"a"}, MaxWaiting: -1}, false},
+		{"key share of the default", Config{APISecrets: []string{"a", "b"}, MaxKeysPerSecret: 100_000}, true},
+		{"key shares past max keys", Config{APISecrets: []string{"a", "b", "c"}, MaxKeys: 10, MaxKeysPerSecret: 4}, false},
+		{"fewer keys than secrets", Config{APISecrets: []string{"a", "b", "c"}, MaxKeys: 2}, false},
+		{"negative key share", Config{APISecrets: []string{"a"}, MaxKeysPerSecret: -1}, false},
+		{"negative max keys", Config{APISecrets: []string{"a"}, MaxKeys: -1}, false},
+		{"idempotency window under a second", Config{APISecrets: []string{"a"}, IdempotencyWindow: time.Millisecond}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

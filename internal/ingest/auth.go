@@ -28,6 +28,9 @@ type secret struct {
 	// waiting counts the Streaky requests sent with this secret that wait
 	// for their result (Config.MaxWaitingPerSecret caps it).
 	waiting atomic.Int64
+	// keys counts the Idempotency-Keys this secret claimed over the window
+	// (Config.MaxKeysPerSecret caps it).
+	keys keyCount
 }
 
 // scopePrefix separates the idempotency scope's hash from the auth digest.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/heraldrelay/herald/internal/idempotency"
 )
 
 // Defaults and bounds of Config.
@@ -43,7 +45,8 @@ const (
 )
 
 // defaultShare is each API secret's share of maxWaiting when
-// Config.MaxWaitingPerSecret is 0: an equal part for each of secrets, all of
+// Config.MaxWaitingPerSecret is 0 (and of Config.MaxKeys when
+// Config.MaxKeysPerSecret is 0): an equal part for each of secrets, all of
 // it for one.
 func defaultShare(maxWaiting, secrets int) int {
 	if secrets < 1 {
@@ -83,6 +86,28 @@ type Config struct {
 	// slots. When 0, MaxWaiting is divided equally among the secrets (all of
 	// it for a single secret).
 	MaxWaitingPerSecret int
+	// IdempotencyWindow is how long the idempotency bucket keeps a key
+	// (ingest.idempotency_window; idempotency.DefaultWindow when 0): the
+	// keys a secret claimed are counted against its share for as long.
+	IdempotencyWindow time.Duration
+	// MaxKeys is the most Idempotency-Keys the idempotency bucket holds
+	// (ingest.idempotency_max_keys; idempotency.DefaultMaxKeys when 0). The
+	// bucket enforces it (see idempotency.EnsureBucket, given the same
+	// value): a request whose new key does not fit is answered 503
+	// idempotency_keys_full and its job is not stored. It is shared out
+	// among the API secrets (MaxKeysPerSecret).
+	MaxKeys int
+	// MaxKeysPerSecret is each API secret's share of MaxKeys
+	// (ingest.idempotency_max_keys_per_secret): the new keys one secret may
+	// claim per idempotency window. Past it a request of that secret with a
+	// new key is answered 429 idempotency_keys_exhausted, with Retry-After,
+	// and its job is not stored; a request whose key the secret already
+	// holds (a retry) is answered as ever. The shares together must fit in
+	// MaxKeys, so one secret's keys never take another's room. When 0,
+	// MaxKeys is divided equally among the secrets (all of it for a single
+	// secret). Keys are counted per process: with several ingest processes
+	// sharing the bucket, each counts its own.
+	MaxKeysPerSecret int
 	// StreakyFailureStatus is the status of POST /send-notification's
 	// failures (ingest.streaky.failure_status); FailureStatusError when
 	// empty.
@@ -130,6 +155,22 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: max waiting per secret %d for %d API secrets is more than max waiting %d holds: one secret's requests could take another's slots",
 			d.MaxWaitingPerSecret, len(c.APISecrets), d.MaxWaiting)
 	}
+	if c.IdempotencyWindow != 0 && c.IdempotencyWindow < idempotency.MinWindow {
+		return fmt.Errorf("ingest: idempotency window %s is shorter than %s", c.IdempotencyWindow, idempotency.MinWindow)
+	}
+	if c.MaxKeys < 0 {
+		return fmt.Errorf("ingest: idempotency max keys %d is negative", c.MaxKeys)
+	}
+	if c.MaxKeysPerSecret < 0 {
+		return fmt.Errorf("ingest: idempotency max keys per secret %d is negative", c.MaxKeysPerSecret)
+	}
+	if d.MaxKeysPerSecret < 1 {
+		return fmt.Errorf("ingest: idempotency max keys %d is less than one per API secret (%d secrets)", d.MaxKeys, len(c.APISecrets))
+	}
+	if d.MaxKeysPerSecret > d.MaxKeys/len(c.APISecrets) {
+		return fmt.Errorf("ingest: idempotency max keys per secret %d for %d API secrets is more than idempotency max keys %d holds: one secret's keys could take another's room",
+			d.MaxKeysPerSecret, len(c.APISecrets), d.MaxKeys)
+	}
 	switch c.StreakyFailureStatus {
 	case "", FailureStatusError, FailureStatusOK:
 	default:
@@ -151,6 +192,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWaitingPerSecret == 0 {
 		c.MaxWaitingPerSecret = defaultShare(c.MaxWaiting, len(c.APISecrets))
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = idempotency.DefaultWindow
+	}
+	if c.MaxKeys == 0 {
+		c.MaxKeys = idempotency.DefaultMaxKeys
+	}
+	if c.MaxKeysPerSecret == 0 {
+		c.MaxKeysPerSecret = defaultShare(c.MaxKeys, len(c.APISecrets))
 	}
 	if c.StreakyFailureStatus == "" {
 		c.StreakyFailureStatus = FailureStatusError

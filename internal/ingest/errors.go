@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/status"
@@ -25,6 +27,8 @@ var (
 	errWrongShape            = errors.New("JSON of the wrong shape")
 	errInvalidIdempotencyKey = errors.New("invalid Idempotency-Key")
 	errIdempotencyKeyReused  = errors.New("Idempotency-Key reused with another request")
+	errKeysExhausted         = errors.New("the API secret's share of Idempotency-Keys is in use")
+	errKeysFull              = errors.New("the Idempotency-Key bucket is full")
 	errUnknownType           = errors.New("unknown notification type")
 	errMissingCredentials    = errors.New("missing credentials")
 	errBadCredentials        = errors.New("credentials do not open")
@@ -78,6 +82,11 @@ var errorTable = []errorRow{
 	// reused with another payload; /send-notification answers it as its
 	// other refusals.
 	{kind: errIdempotencyKeyReused, status: http.StatusUnprocessableEntity, code: "idempotency_key_reused", business: true},
+	// 429: this secret's share of the kept keys is taken, by its own keys;
+	// it frees as they expire (Retry-After). Never a 2xx on either route.
+	{kind: errKeysExhausted, status: http.StatusTooManyRequests, code: "idempotency_keys_exhausted"},
+	{kind: errKeysFull, status: http.StatusServiceUnavailable, code: "idempotency_keys_full",
+		message: "Herald keeps as many Idempotency-Keys as it may; nothing was queued, retry later"},
 	{kind: errUnknownType, status: http.StatusUnprocessableEntity, code: "invalid_type", business: true},
 	{kind: errMissingCredentials, status: http.StatusUnprocessableEntity, code: "missing_credentials", business: true},
 	{kind: errBadCredentials, status: http.StatusUnprocessableEntity, code: "invalid_credentials", business: true},
@@ -104,9 +113,27 @@ var errorTable = []errorRow{
 
 var internalRow = errorRow{status: http.StatusInternalServerError, code: "internal", message: "internal error"}
 
-// retryAfterSeconds is the Retry-After of every 503: JetStream usually comes
-// back (leader elected, reconnected) within seconds.
+// retryAfterSeconds is the Retry-After of a 503 that does not say when:
+// JetStream usually comes back (leader elected, reconnected) within seconds.
 const retryAfterSeconds = "5"
+
+// retryLater is a failure that knows when a retry may succeed.
+type retryLater struct {
+	error
+	after time.Duration
+}
+
+func (e *retryLater) Unwrap() error { return e.error }
+
+// retryAfter is the Retry-After of err's answer, in whole seconds: when
+// err says, rounded up, else retryAfterSeconds.
+func retryAfter(err error) string {
+	var rl *retryLater
+	if errors.As(err, &rl) && rl.after > 0 {
+		return strconv.FormatInt(int64((rl.after+time.Second-1)/time.Second), 10)
+	}
+	return retryAfterSeconds
+}
 
 // classify returns err's row and the text the client may see.
 func classify(err error) (errorRow, string) {

@@ -104,6 +104,12 @@ func withIdempotencyWindow(d time.Duration) envOption {
 	return func(_ *Config, deps *Deps) { deps.Idempotency = idemWindow{window: d} }
 }
 
+// withMaxKeys bounds the kept keys to n, shared out as Config says (per
+// secret when not 0).
+func withMaxKeys(n, perSecret int) envOption {
+	return func(c *Config, _ *Deps) { c.MaxKeys, c.MaxKeysPerSecret = n, perSecret }
+}
+
 func withFailureStatus(f FailureStatus) envOption {
 	return func(c *Config, _ *Deps) { c.StreakyFailureStatus = f }
 }
@@ -175,8 +181,11 @@ func newTestEnv(t testing.TB, opts ...envOption) *env {
 	if w, ok := deps.Idempotency.(idemWindow); ok {
 		window = w.window
 	}
+	if cfg.IdempotencyWindow == 0 {
+		cfg.IdempotencyWindow = window
+	}
 	if _, ok := deps.Idempotency.(idemWindow); ok || deps.Idempotency == nil {
-		e.idemKV, err = idempotency.EnsureBucket(ctx, e.js, window, 1)
+		e.idemKV, err = idempotency.EnsureBucket(ctx, e.js, window, cfg.MaxKeys, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

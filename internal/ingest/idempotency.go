@@ -12,12 +12,14 @@ import (
 
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/idempotency"
+	"github.com/heraldrelay/herald/internal/metrics"
 )
 
 // Idempotency keeps the Idempotency-Keys of requests; *idempotency.Store
 // implements it (see that package for the protocol).
 type Idempotency interface {
 	Claim(ctx context.Context, key, id, fingerprint string) (idempotency.Entry, bool, error)
+	Held(ctx context.Context, key string) (idempotency.Entry, bool, error)
 	Stored(ctx context.Context, e idempotency.Entry) error
 	Release(ctx context.Context, e idempotency.Entry) error
 }
@@ -95,10 +97,16 @@ type keyClaim struct {
 	publish bool
 }
 
-// claimKey claims k for job, or finds the request that did: then job.ID
-// becomes that request's job's id. A key used before with another request
-// is refused (errIdempotencyKeyReused); a key whose first request's job is
-// stored needs nothing published.
+// claimKey claims k for sec's job, or finds the request that did: then
+// job.ID becomes that request's job's id. A key used before with another
+// request is refused (errIdempotencyKeyReused); a key whose first request's
+// job is stored needs nothing published.
+//
+// A new key is counted against sec's share of the kept keys
+// (Config.MaxKeysPerSecret): past it the request is refused
+// (errKeysExhausted, with when the share frees), and so it is when the
+// bucket is full (errKeysFull); nothing is stored either way. A key sec
+// already holds is a retry, answered as ever whatever its share.
 //
 // A pending entry belongs to a request still storing its job, or to one
 // that died or lost NATS before it could mark it: if the job can be found
@@ -106,10 +114,33 @@ type keyClaim struct {
 // request publishes it under the same id and Nats-Msg-Id, so that of it and
 // a first request still at work the stream keeps one (within the duplicate
 // window, which any request still at work is well inside).
-func (s *Server) claimKey(ctx context.Context, k *idemKey, job *herald.Job) (keyClaim, error) {
+func (s *Server) claimKey(ctx context.Context, sec *secret, k *idemKey, job *herald.Job) (keyClaim, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idempotencyTimeout)
 	defer cancel()
-	e, claimed, err := s.idem.Claim(ctx, k.name, job.ID, k.fingerprint)
+	slot, ok, wait := sec.keys.take(s.now(), s.cfg.IdempotencyWindow, s.cfg.MaxKeysPerSecret)
+	var e idempotency.Entry
+	var claimed, held bool
+	var err error
+	if ok {
+		e, claimed, err = s.idem.Claim(ctx, k.name, job.ID, k.fingerprint)
+		if !claimed {
+			sec.keys.giveBack(slot) // held already, or not kept
+		}
+		var full *idempotency.FullError
+		if errors.As(err, &full) {
+			s.metrics.KeysRefused.WithLabelValues(metrics.KeysFull).Inc()
+			return keyClaim{}, &retryLater{error: errKeysFull, after: full.RetryAfter}
+		}
+	} else {
+		// The share is spent: only a key held already may go on.
+		e, held, err = s.idem.Held(ctx, k.name)
+		if err == nil && !held {
+			s.metrics.KeysRefused.WithLabelValues(metrics.KeysShareSpent).Inc()
+			return keyClaim{}, &retryLater{after: wait, error: reject(errKeysExhausted,
+				"this API secret holds its share of Idempotency-Keys (%d per %s); nothing was queued. Retry after Retry-After, or send requests without a key",
+				s.cfg.MaxKeysPerSecret, s.cfg.IdempotencyWindow)}
+		}
+	}
 	if err != nil {
 		return keyClaim{}, fmt.Errorf("%w: %w", errUnavailable, err)
 	}

@@ -104,7 +104,7 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 	claim := keyClaim{publish: true}
 	if key != nil {
 		key.fingerprint = fingerprint(routeStreaky, req)
-		if claim, err = s.claimKey(ctx, key, job); err != nil {
+		if claim, err = s.claimKey(ctx, sec, key, job); err != nil {
 			s.streakyFail(w, r, err)
 			return
 		}
@@ -361,9 +361,13 @@ func (s *Server) streakyFail(w http.ResponseWriter, r *http.Request, err error) 
 		w.WriteHeader(http.StatusUnauthorized) // the proxy's empty 401
 	case row.status == http.StatusServiceUnavailable:
 		// Not stored: the Worker records "VPS proxy error: 503 <body>".
-		w.Header().Set("Retry-After", retryAfterSeconds)
+		w.Header().Set("Retry-After", retryAfter(err))
 		msg := "Herald could not store the notification; retry later"
 		writeJSON(w, row.status, streakyReply{Success: false, Error: &msg})
+	case row.status == http.StatusTooManyRequests:
+		// Not stored either; never a 2xx, whatever FailureStatus says.
+		w.Header().Set("Retry-After", retryAfter(err))
+		writeJSON(w, row.status, streakyReply{Success: false, Error: &text})
 	default:
 		if strings.TrimSpace(text) == "" {
 			text = http.StatusText(row.status)

@@ -29,6 +29,9 @@ type Metrics struct {
 	// (UnwaitedShareSpent, UnwaitedTimeout).
 	StreakyWaiting  prometheus.Gauge
 	StreakyUnwaited *prometheus.CounterVec
+	// KeysRefused counts requests whose new Idempotency-Key was not kept,
+	// and whose job was not stored, by reason (KeysShareSpent, KeysFull).
+	KeysRefused *prometheus.CounterVec
 
 	// Delivery.
 	Deliveries       *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
@@ -133,6 +136,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		StreakyUnwaited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_streaky_unwaited_total", Help: "Streaky requests answered without their delivery outcome (queued), by reason: share_spent (their API secret's share of ingest.streaky.max_waiting was in use), timeout (no outcome within ingest.streaky.wait).",
 		}, []string{"reason"}),
+		KeysRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_idempotency_keys_refused_total", Help: "Requests refused because their new Idempotency-Key could not be kept (nothing stored), by reason: share_spent (their API secret holds its share of ingest.idempotency_max_keys, 429), full (the bucket holds ingest.idempotency_max_keys, 503).",
+		}, []string{"reason"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_jobs_in_flight", Help: "Jobs being handled by this process.",
 		}),
@@ -226,7 +232,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"op", "result"}),
 	}
 	reg.MustRegister(
-		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails, m.StreakyWaiting, m.StreakyUnwaited,
+		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails, m.StreakyWaiting, m.StreakyUnwaited, m.KeysRefused,
 		m.Deliveries, m.Retries, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
 		m.StatusWriteFails, m.Parked, m.ParkRefused, m.StaleCopies,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
@@ -242,8 +248,19 @@ func New(reg prometheus.Registerer) *Metrics {
 	// Both reasons show from the start, at 0, for alerts on their rate.
 	m.StreakyUnwaited.WithLabelValues(UnwaitedShareSpent)
 	m.StreakyUnwaited.WithLabelValues(UnwaitedTimeout)
+	m.KeysRefused.WithLabelValues(KeysShareSpent)
+	m.KeysRefused.WithLabelValues(KeysFull)
 	return m
 }
+
+// Reasons of KeysRefused.
+const (
+	// KeysShareSpent: the request's API secret already holds its share of
+	// the kept Idempotency-Keys.
+	KeysShareSpent = "share_spent"
+	// KeysFull: the idempotency bucket holds all the keys it may.
+	KeysFull = "full"
+)
 
 // Reasons of StreakyUnwaited.
 const (
