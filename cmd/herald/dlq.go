@@ -67,8 +67,9 @@ the HERALD_DLQ stream, credentials still sealed, for dlq.max_age (30 days by
 default).
 
 The commands reach the same NATS as 'herald serve': nats.url, or when that is
-empty the embedded server at nats.embedded.listen. Nothing here opens a
-credential: sealed values are shown as "sealed (N bytes)".
+empty the embedded server at nats.embedded.listen. Sealed values are shown as
+"sealed (N bytes)"; only 'list --group' opens credentials, in memory, to show
+each destination as a mask (an id and keyed hashes, never a secret).
 
 IDs are job ids, or seq:<n> for the letter at stream sequence n.
 --since takes a duration (2h, 7d: that long ago) or a time (RFC 3339 or
