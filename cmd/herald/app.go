@@ -27,6 +27,7 @@ import (
 	"github.com/heraldrelay/herald/internal/admin"
 	"github.com/heraldrelay/herald/internal/breaker"
 	"github.com/heraldrelay/herald/internal/connlimit"
+	"github.com/heraldrelay/herald/internal/console"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/hung"
 	"github.com/heraldrelay/herald/internal/idempotency"
@@ -77,6 +78,7 @@ type App struct {
 	pool    *consumer.Pool
 	letters *dlq.Store
 	protect *protection // nil when ratelimit.enabled is false or no ingest
+	console *console.Console
 
 	closeOnce sync.Once
 	// unlockDataDir releases data_dir, taken for the embedded server.
@@ -340,6 +342,9 @@ func (a *App) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("config: admin.secret: %w", err)
 		}
 		mux.Handle(admin.Prefix, adm.Handler())
+		if err := a.mountConsole(mux, statuses, breakers, pacer); err != nil {
+			return err
+		}
 		// The pacer that sends verification messages lives with the
 		// workers: an ingest-only process cannot see its share.
 		var verificationWait func() time.Duration
@@ -546,6 +551,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.protect != nil {
 		g.Go(func() error { return a.protect.limiter.Run(gctx) })
 	}
+	if a.console != nil {
+		g.Go(func() error { return a.console.Run(gctx) })
+	}
 	// A burst's memory goes back to the system once the process is quiet
 	// again (see internal/memtrim).
 	g.Go(func() error {
@@ -574,6 +582,9 @@ func (a *App) Run(ctx context.Context) error {
 // Close releases what Open acquired. Safe to call more than once.
 func (a *App) Close() {
 	a.closeOnce.Do(func() {
+		if a.console != nil {
+			a.console.Close() // a replay still running stops; its letters stay
+		}
 		if a.ln != nil && a.httpSrv == nil {
 			a.ln.Close()
 		}

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +23,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/crypto"
+	"github.com/heraldrelay/herald/internal/destmask"
 	"github.com/heraldrelay/herald/internal/dlq"
 	"github.com/heraldrelay/herald/internal/status"
 )
@@ -63,8 +67,9 @@ the HERALD_DLQ stream, credentials still sealed, for dlq.max_age (30 days by
 default).
 
 The commands reach the same NATS as 'herald serve': nats.url, or when that is
-empty the embedded server at nats.embedded.listen. Nothing here opens a
-credential: sealed values are shown as "sealed (N bytes)".
+empty the embedded server at nats.embedded.listen. Sealed values are shown as
+"sealed (N bytes)"; only 'list --group' opens credentials, in memory, to show
+each destination as a mask (an id and keyed hashes, never a secret).
 
 IDs are job ids, or seq:<n> for the letter at stream sequence n.
 --since takes a duration (2h, 7d: that long ago) or a time (RFC 3339 or
@@ -82,6 +87,8 @@ type filterFlags struct {
 	ids     []string
 	channel string
 	since   string
+	until   string
+	cause   string
 	reason  string
 	limit   int
 }
@@ -94,6 +101,8 @@ func (f *filterFlags) register(cmd *cobra.Command, withAll bool, limit int) {
 	}
 	fl.StringVar(&f.channel, "channel", "", "only this channel (discord, telegram, unknown)")
 	fl.StringVar(&f.since, "since", "", "only letters dead since this time or for at most this long (2h, 7d, RFC 3339)")
+	fl.StringVar(&f.until, "until", "", "only letters dead before this time, or more than this long ago (2h, 7d, RFC 3339)")
+	fl.StringVar(&f.cause, "cause", "", "only letters of this cause (permanent, budget_exhausted, max_age, undecodable, credentials, ...)")
 	fl.StringVar(&f.reason, "reason", "", "only letters whose reason or cause contains this (any case)")
 	fl.IntVar(&f.limit, "limit", limit, "at most this many letters (0: no limit)")
 }
@@ -103,10 +112,15 @@ func (f *filterFlags) filter() (dlq.Filter, error) {
 	if err != nil {
 		return dlq.Filter{}, fmt.Errorf("%w: --since: %w", errUsage, err)
 	}
+	until, err := dlq.ParseSince(f.until, time.Now())
+	if err != nil {
+		return dlq.Filter{}, fmt.Errorf("%w: --until: %w", errUsage, err)
+	}
 	if f.limit < 0 {
 		return dlq.Filter{}, fmt.Errorf("%w: --limit must not be negative", errUsage)
 	}
-	out := dlq.Filter{All: f.all, IDs: f.ids, Channel: herald.Channel(f.channel), Since: since, Reason: f.reason, Limit: f.limit}
+	out := dlq.Filter{All: f.all, IDs: f.ids, Channel: herald.Channel(f.channel), Since: since, Until: until,
+		Cause: f.cause, Reason: f.reason, Limit: f.limit}
 	if err := out.Validate(); err != nil {
 		return dlq.Filter{}, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -120,7 +134,7 @@ func (f *filterFlags) selection(verb string) (dlq.Filter, error) {
 		return out, err
 	}
 	if out.Empty() {
-		return out, fmt.Errorf("%w: say which dead letters to %s: --all, --id, --channel, --since or --reason", errUsage, verb)
+		return out, fmt.Errorf("%w: say which dead letters to %s: --all, --id, --channel, --since, --until, --cause or --reason", errUsage, verb)
 	}
 	return out, nil
 }
@@ -174,13 +188,22 @@ func (c *dlqCLI) listCmd() *cobra.Command {
 	var (
 		f      filterFlags
 		asJSON bool
+		group  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List dead letters, oldest first",
+		Long: `List dead letters, oldest first; with --group, the groups of cause x channel x
+destination that the console shows, largest first, counting every letter that
+matches (--limit applies only when given). A destination is shown as a mask:
+a Discord webhook's id and a short keyed hash of its token, keyed hashes of a
+Telegram bot and chat. Masks need the encryption keys (encryption.keys,
+ENCRYPTION_KEY or data_dir/encryption.key); without them destinations show as
+"sealed".`,
 		Example: `  herald dlq list
   herald dlq list --channel discord --since 24h
-  herald dlq list --reason "unknown webhook" --json`,
+  herald dlq list --reason "unknown webhook" --json
+  herald dlq list --group --since 24h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			filter, err := f.filter()
@@ -192,6 +215,12 @@ func (c *dlqCLI) listCmd() *cobra.Command {
 				return err
 			}
 			defer closeFn()
+			if group {
+				if !cmd.Flags().Changed("limit") {
+					filter.Limit = 0
+				}
+				return c.listGroups(cmd, store, filter, asJSON)
+			}
 			limit := filter.Limit
 			if limit > 0 {
 				filter.Limit++ // one more says whether there are more
@@ -226,7 +255,76 @@ func (c *dlqCLI) listCmd() *cobra.Command {
 	f.register(cmd, false, dlqListLimit)
 	cmd.Flags().StringSliceVar(&f.ids, "id", nil, "only these job ids or seq:<n>")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (credentials masked)")
+	cmd.Flags().BoolVar(&group, "group", false, "print groups of cause x channel x destination (as the console does)")
 	return cmd
+}
+
+// listGroups prints the groups of the letters filter matches.
+func (c *dlqCLI) listGroups(cmd *cobra.Command, store *dlq.Store, filter dlq.Filter, asJSON bool) error {
+	masker, err := c.masker()
+	if err != nil {
+		return err
+	}
+	if masker == nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "no encryption keys configured: destinations are shown as \"sealed\"")
+	}
+	groups, err := store.Groups(cmd.Context(), filter, masker)
+	if err != nil {
+		return storeErr(err)
+	}
+	out := cmd.OutOrStdout()
+	if asJSON {
+		if groups == nil {
+			groups = []dlq.Group{}
+		}
+		return writeIndentedJSON(out, groups)
+	}
+	if len(groups) == 0 {
+		fmt.Fprintln(out, "no dead letters")
+		return nil
+	}
+	printGroupTable(out, groups)
+	return nil
+}
+
+// masker returns the destination masker of the configured encryption keys
+// (as herald serve's console uses), or nil when there are none.
+func (c *dlqCLI) masker() (dlq.Masker, error) {
+	cfg, err := loadConfig(*c.configPath, c.getenv)
+	if err != nil {
+		return nil, err
+	}
+	keys := cfg.Encryption.Keys
+	if len(keys) == 0 {
+		k, err := loadSecretFile(filepath.Join(cfg.DataDir, encryptionKeyFile), "encryption key")
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = []string{k}
+	}
+	return destinationMasker(keys)
+}
+
+// destinationMasker is the masker of the console and `dlq list --group`.
+func destinationMasker(keys []string) (*destmask.Masker, error) {
+	ring, err := crypto.NewKeyring(keys...)
+	if err != nil {
+		return nil, fmt.Errorf("config: encryption.keys (or ENCRYPTION_KEY): %w", err)
+	}
+	return destmask.New(ring, destmask.DeriveKey(keys[0])), nil
+}
+
+func printGroupTable(w io.Writer, groups []dlq.Group) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COUNT\tCAUSE\tCHANNEL\tDESTINATION\tFIRST SEEN\tLAST SEEN\tLAST ERROR")
+	for _, g := range groups {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Count, orDash(g.Cause), orDash(string(g.Channel)), g.Destination,
+			g.FirstSeen.UTC().Format(time.DateTime), g.LastSeen.UTC().Format(time.DateTime), clip(g.LastError, dlqReasonWidth))
+	}
+	_ = tw.Flush()
 }
 
 func printLetterTable(w io.Writer, letters []dlq.Letter) {

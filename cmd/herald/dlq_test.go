@@ -435,3 +435,64 @@ func TestIsTerminalRefusesDevNull(t *testing.T) {
 		t.Error("isTerminal(a reader) = true")
 	}
 }
+
+// TestDLQListGroup: `dlq list --group` prints the groups Store.Groups gives
+// the console (same masker, same keys), filtered like list, and without the
+// keys shows destinations as sealed.
+func TestDLQListGroup(t *testing.T) {
+	e := newDLQEnv(t)
+	e.kill(t, herald.ChannelDiscord, "d1", "404 Unknown Webhook", 404)
+	e.kill(t, herald.ChannelDiscord, "d2", "404 Unknown Webhook again", 404)
+	e.killWith(t, herald.ChannelDiscord, "d3", "401 Unauthorized", 401, func(j *herald.Job) {
+		j.Credentials.Webhook = testkit.Seal(t, testkit.Keyring(t), "https://discord.com/api/webhooks/999/PLAINTEXT-other")
+	})
+	e.kill(t, herald.ChannelTelegram, "t1", "chat not found", 400)
+	e.env["ENCRYPTION_KEY"] = testkit.Key
+
+	r := e.run(t, "dlq", "list", "--group", "--json")
+	if r.err != nil {
+		t.Fatalf("list --group: %v\n%s", r.err, r.stderr)
+	}
+	var got []dlq.Group
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	masker, err := destinationMasker([]string{testkit.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := dlq.NewStore(e.js).Groups(testkit.Context(t, 30*time.Second), dlq.Filter{}, masker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || len(want) != 3 {
+		t.Fatalf("got %d groups, the store %d, want 3:\n%s", len(got), len(want), r.stdout)
+	}
+	for i := range want {
+		if got[i].GroupKey != want[i].GroupKey || got[i].Count != want[i].Count || got[i].LastError != want[i].LastError {
+			t.Errorf("group %d: CLI %+v, store %+v", i, got[i], want[i])
+		}
+	}
+	if got[0].Count != 2 || !strings.HasPrefix(got[0].Destination, "webhook 123456789012345678 #") {
+		t.Errorf("largest group %+v, want d1 and d2's webhook", got[0])
+	}
+
+	table := e.run(t, "dlq", "list", "--group", "--channel", "discord", "--cause", "permanent")
+	if table.err != nil {
+		t.Fatal(table.err)
+	}
+	lines := strings.Split(strings.TrimSpace(table.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "COUNT") || !strings.HasPrefix(lines[1], "2 ") || !strings.Contains(lines[1], got[0].Destination) {
+		t.Errorf("table:\n%s", table.stdout)
+	}
+
+	delete(e.env, "ENCRYPTION_KEY")
+	sealed := e.run(t, "dlq", "list", "--group", "--json")
+	if sealed.err != nil || !strings.Contains(sealed.stderr, "sealed") {
+		t.Fatalf("without keys: %v %s", sealed.err, sealed.stderr)
+	}
+	var bare []dlq.Group
+	if err := json.Unmarshal([]byte(sealed.stdout), &bare); err != nil || len(bare) != 2 || bare[0].Destination != dlq.DestinationSealed || bare[0].Count != 3 {
+		t.Errorf("without keys: %+v, %v", bare, err)
+	}
+}

@@ -12,7 +12,7 @@ import (
 
 // ErrEmptyFilter is returned by Replay and Purge for a filter that selects
 // nothing in particular: set Filter.All to mean every letter.
-var ErrEmptyFilter = errors.New("no filter: name letters by id, channel, since or reason, or ask for all")
+var ErrEmptyFilter = errors.New("no filter: name letters by id, channel, since, until, cause or reason, or ask for all")
 
 // ErrInvalidFilter is wrapped by every error Filter.Validate returns.
 var ErrInvalidFilter = errors.New("invalid filter")
@@ -30,6 +30,11 @@ type Filter struct {
 	Channel herald.Channel `json:"channel,omitempty"`
 	// Since keeps letters stored at or after this time.
 	Since time.Time `json:"since,omitzero"`
+	// Until keeps letters stored before this time.
+	Until time.Time `json:"until,omitzero"`
+	// Cause keeps letters whose cause (consumer.Cause*) is exactly this,
+	// ignoring case.
+	Cause string `json:"cause,omitempty"`
 	// Reason keeps letters whose reason or cause contains it, ignoring case.
 	Reason string `json:"reason,omitempty"`
 	// Limit stops after this many matching letters; 0 means no limit.
@@ -38,7 +43,7 @@ type Filter struct {
 
 // Empty reports whether f has no condition and does not say All.
 func (f Filter) Empty() bool {
-	return !f.All && len(f.IDs) == 0 && f.Channel == "" && f.Since.IsZero() && f.Reason == ""
+	return !f.All && len(f.IDs) == 0 && f.Channel == "" && f.Since.IsZero() && f.Until.IsZero() && f.Cause == "" && f.Reason == ""
 }
 
 // Validate checks the filter's fields; every error wraps ErrInvalidFilter
@@ -49,6 +54,9 @@ func (f Filter) Validate() error {
 	}
 	if f.Limit < 0 {
 		return fmt.Errorf("%w: limit %d is negative", ErrInvalidFilter, f.Limit)
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return fmt.Errorf("%w: until %s is not after since %s", ErrInvalidFilter, f.Until.UTC().Format(time.RFC3339), f.Since.UTC().Format(time.RFC3339))
 	}
 	for _, id := range f.IDs {
 		if _, ok := parseSeqID(id); ok {
@@ -107,6 +115,12 @@ func (m *matcher) match(l *Letter) bool {
 		return false
 	}
 	if !m.f.Since.IsZero() && l.DeadAt.Before(m.f.Since) {
+		return false
+	}
+	if !m.f.Until.IsZero() && !l.DeadAt.Before(m.f.Until) {
+		return false
+	}
+	if m.f.Cause != "" && !strings.EqualFold(l.Cause, m.f.Cause) {
 		return false
 	}
 	if m.reason != "" && !strings.Contains(strings.ToLower(l.Reason), m.reason) && !strings.Contains(strings.ToLower(l.Cause), m.reason) {

@@ -147,6 +147,11 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, f Filter, fn func
 	m := newMatcher(f)
 	n := 0
 	emit := func(l Letter) bool {
+		if !f.Until.IsZero() && !l.DeadAt.Before(f.Until) && !m.onlySeqs() {
+			// Letters are stored in time order: none after this one
+			// can match.
+			return false
+		}
 		if !m.match(&l) {
 			return true
 		}

@@ -57,3 +57,14 @@ func (w *window) take(t time.Time) {
 		w.next, w.full = 0, true
 	}
 }
+
+// since counts the sends recorded after t.
+func (w *window) since(t time.Time) int {
+	n := 0
+	for _, at := range w.times {
+		if !at.IsZero() && at.After(t) {
+			n++
+		}
+	}
+	return n
+}

@@ -9,7 +9,7 @@ import (
 // Route groups: each has its own bucket per client (see GroupOf).
 const (
 	GroupStreaky   = "streaky"   // POST /send-notification
-	GroupAPI       = "api"       // /v1/*, /admin/*
+	GroupAPI       = "api"       // /v1/*, /admin/*, /console/*
 	GroupRegister  = "register"  // /register*
 	GroupChallenge = "challenge" // /challenge/*
 )

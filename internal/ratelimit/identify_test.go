@@ -137,6 +137,8 @@ func TestGroupOf(t *testing.T) {
 		"/v1/notifications":          GroupAPI,
 		"/v1/notifications/abc":      GroupAPI,
 		"/admin/dlq":                 GroupAPI,
+		"/console/login":             GroupAPI,
+		"/console":                   GroupAPI,
 		"/register":                  GroupRegister,
 		"/register/discord":          GroupRegister,
 		"/register-bot":              GroupRegister,

@@ -10,7 +10,7 @@ import (
 )
 
 // GroupOf maps a request to its route group by path: /send-notification is
-// GroupStreaky; /v1 and /admin and below GroupAPI; /register* GroupRegister;
+// GroupStreaky; /v1, /admin and /console (its sign-in too) and below GroupAPI; /register* GroupRegister;
 // /challenge and below GroupChallenge. Anything else ("" : not limited)
 // includes /health, /readyz and /metrics. The path is cleaned first, so
 // "/x/../v1/" is still GroupAPI.
@@ -23,7 +23,7 @@ func GroupOf(r *http.Request) string {
 	switch {
 	case p == "/send-notification":
 		return GroupStreaky
-	case under(p, "/v1"), under(p, "/admin"):
+	case under(p, "/v1"), under(p, "/admin"), under(p, "/console"):
 		return GroupAPI
 	case strings.HasPrefix(p, "/register"):
 		return GroupRegister
