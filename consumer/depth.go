@@ -27,7 +27,9 @@ const (
 // SampleDepth sets m.QueueDepth{stream="jobs"} to the number of messages in
 // herald.JobsStream (waiting or in flight), {stream="parked"} and m.Parked to
 // the number in herald.ParkedStream (held back until their next attempt),
-// and {stream="dead_letters"} to the number in herald.DeadLetterStream, at once and then every every
+// and {stream="dead_letters"} to the number in herald.DeadLetterStream, and
+// m.QueueOldest of each stream to the age of its oldest message (0 when it is
+// empty: for the work-queue jobs stream, the oldest job not yet settled), at once and then every every
 // (DefaultDepthInterval when every <= 0), until ctx ends; it blocks, so run it
 // in its own goroutine. A stream that does not exist counts 0; a lookup that
 // fails otherwise leaves the gauge at its last value. Several processes may
@@ -53,19 +55,26 @@ func SampleDepth(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics
 }
 
 // sampleStream sets the QueueDepth gauge labelled label to the message count
-// of stream, and returns it; ok is false when the lookup failed.
+// of stream, and the QueueOldest one to the age of its first message, and
+// returns the count; ok is false when the lookup failed.
 func sampleStream(ctx context.Context, js jetstream.JetStream, m *metrics.Metrics, stream, label string) (n float64, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, depthTimeout)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
+	var age time.Duration
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		n, ok = 0, true
 	case err == nil:
-		n, ok = float64(s.CachedInfo().State.Msgs), true
+		st := s.CachedInfo().State
+		n, ok = float64(st.Msgs), true
+		if st.Msgs > 0 && !st.FirstTime.IsZero() {
+			age = max(time.Since(st.FirstTime), 0)
+		}
 	default:
 		return 0, false
 	}
 	m.QueueDepth.WithLabelValues(label).Set(n)
+	m.QueueOldest.WithLabelValues(label).Set(age.Seconds())
 	return n, true
 }

@@ -176,6 +176,13 @@ func (a *App) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	nc := a.nc
+	a.metrics.NATSConnected.Set(func() float64 {
+		if nc.IsConnected() {
+			return 1
+		}
+		return 0
+	})
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	a.js, err = jetstream.New(a.nc)

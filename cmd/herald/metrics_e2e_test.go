@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/heraldrelay/herald/internal/testkit"
 )
 
 // herald_http_requests_total counts every request the HTTP port answers:
@@ -53,4 +56,21 @@ func TestEveryRequestIsCounted(t *testing.T) {
 			}
 		}
 	}
+}
+
+// herald_nats_connected follows the process's NATS connection: 1 while it
+// is connected, 0 while the server is gone, 1 again once it reconnected.
+func TestNATSConnectedMetric(t *testing.T) {
+	srv := testkit.NewServer(t)
+	app := newTestApp(t, sharedNATSEnv(srv.URL()))
+	connected := func(want string) func() bool {
+		return func() bool {
+			return strings.Contains(get(t, app.URL+"/metrics"), "\nherald_nats_connected "+want+"\n")
+		}
+	}
+	testkit.WaitFor(t, 10*time.Second, "herald_nats_connected 1", connected("1"))
+	srv.Shutdown()
+	testkit.WaitFor(t, 10*time.Second, "herald_nats_connected 0 with the server down", connected("0"))
+	srv.Start()
+	testkit.WaitFor(t, 30*time.Second, "herald_nats_connected 1 after the server came back", connected("1"))
 }

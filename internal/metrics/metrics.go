@@ -63,6 +63,15 @@ type Metrics struct {
 	Suspended        *prometheus.GaugeVec     // channel: 1 while sending is suspended (invalid-request budget spent)
 	BreakerState     *prometheus.GaugeVec     // channel, state (closed, half_open, open): breakers in each state
 	BreakerChanges   *prometheus.CounterVec   // channel, to
+	// InvalidBudget is the invalid responses a channel may receive in its
+	// window before sends are suspended (channels.discord.invalid_budget);
+	// InvalidSpent the ones counted in the current window, with the sends
+	// on their way that may come back invalid (read when scraped).
+	InvalidBudget *prometheus.GaugeVec // channel
+	InvalidSpent  *Sampled             // channel
+	// GlobalPause is the time left of a pause of every send to a channel
+	// after a global 429 (0 when none), read when scraped.
+	GlobalPause *Sampled // channel
 	// SuspectSends is the sends on their way to suspect destinations (new,
 	// or unanswered lately), each holding a worker: at most
 	// pacing.hung_share of them. SuspectRefused counts the jobs given back
@@ -77,7 +86,14 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 
 	// Queue depth, sampled.
-	QueueDepth *prometheus.GaugeVec // stream (jobs, dead_letters)
+	QueueDepth *prometheus.GaugeVec // stream (jobs, parked, dead_letters)
+	// QueueOldest is the age of each stream's oldest message (0 when the
+	// stream is empty), sampled with QueueDepth: for the jobs stream, how
+	// long the oldest job not yet settled has waited.
+	QueueOldest *prometheus.GaugeVec // stream (jobs, parked, dead_letters)
+	// NATSConnected is 1 while this process's NATS connection is connected,
+	// read from the connection when scraped.
+	NATSConnected *Sampled
 
 	// Abuse protection: token buckets and the proof-of-work challenge.
 	Limited           *prometheus.CounterVec // group (streaky, api, register, challenge): requests refused with 429
@@ -188,6 +204,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "herald_queue_depth", Help: "Messages waiting, by stream (jobs, parked, dead_letters).",
 		}, []string{"stream"}),
+		QueueOldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_queue_oldest_age_seconds", Help: "Age of the oldest message in each stream (jobs, parked, dead_letters), 0 when it is empty (sampled).",
+		}, []string{"stream"}),
+		NATSConnected: NewSampled("herald_nats_connected", "1 while this process's NATS connection is connected, 0 while it is disconnected or reconnecting."),
+		InvalidBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "herald_invalid_budget", Help: "Invalid responses a channel may receive within its window before its sends are suspended (channels.discord.invalid_budget).",
+		}, []string{"channel"}),
+		InvalidSpent: NewSampled("herald_invalid_budget_spent", "Invalid responses counted in the current window, with the sends on their way that may come back invalid; sends are suspended at herald_invalid_budget.", "channel"),
+		GlobalPause:  NewSampled("herald_global_pause_seconds", "Time left of the pause of every send to a channel after a global 429 (0 when none).", "channel"),
 		Parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "herald_parked_jobs", Help: "Jobs held back until their next attempt, in the parked stream (sampled).",
 		}),
@@ -238,7 +263,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
 		m.SuspectSends, m.SuspectRefused, m.UnansweredSends,
-		m.QueueDepth, m.BuildInfo,
+		m.QueueDepth, m.QueueOldest, m.NATSConnected, m.BuildInfo,
+		m.InvalidBudget, m.InvalidSpent, m.GlobalPause,
 		m.Limited, m.LimiterFallbacks, m.StoreErrors,
 		m.ChallengesIssued, m.ChallengesSolved, m.ChallengesFailed, m.ClearancesIssued, m.ClearancesRefused,
 		m.VaultOps, m.ConnectionsRefused, m.ConnectionsReclaimed,

@@ -74,3 +74,28 @@ func (d *describedNames) MustRegister(cs ...prometheus.Collector) {
 }
 
 func (d *describedNames) Unregister(prometheus.Collector) bool { return false }
+
+// A Sampled gauge reads its function at every scrape, per label value, and
+// a series whose function is removed is no longer exported.
+func TestSampledReadsAtScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := metrics.NewSampled("herald_test_sampled", "A test gauge.", "channel")
+	reg.MustRegister(s)
+	v := 1.0
+	s.Set(func() float64 { return v }, "discord")
+	if got := testutil.ToFloat64(s); got != 1 {
+		t.Fatalf("first scrape = %v, want 1", got)
+	}
+	v = 2
+	if got := testutil.ToFloat64(s); got != 2 {
+		t.Fatalf("second scrape = %v, want 2", got)
+	}
+	s.Set(func() float64 { return 3 }, "telegram")
+	if n, err := testutil.GatherAndCount(reg, "herald_test_sampled"); err != nil || n != 2 {
+		t.Fatalf("%d series, err %v; want 2", n, err)
+	}
+	s.Set(nil, "discord")
+	if got := testutil.ToFloat64(s); got != 3 {
+		t.Fatalf("after removing discord = %v, want telegram's 3", got)
+	}
+}

@@ -283,12 +283,23 @@ func TestDiscordGlobal429PausesAll(t *testing.T) {
 	if got := tp.waits("discord", "global"); got != 1 {
 		t.Errorf("pacing waits{discord,global} = %v, want 1", got)
 	}
+	// The metric shows the pause running out.
+	if got := testutil.ToFloat64(tp.m.GlobalPause); got != 5 {
+		t.Errorf("herald_global_pause_seconds = %v, want 5", got)
+	}
+	tp.clock.Advance(2 * time.Second)
+	if got := testutil.ToFloat64(tp.m.GlobalPause); got != 3 {
+		t.Errorf("herald_global_pause_seconds 2 s later = %v, want 3", got)
+	}
 	if !strings.Contains(tp.logs.String(), "discord global rate limit") {
 		t.Errorf("no log line for the global pause: %s", tp.logs.String())
 	}
-	tp.clock.Advance(5 * time.Second)
+	tp.clock.Advance(3 * time.Second)
 	if called, err := tp.sendVia(t, hookB, nil); !called || err != nil {
 		t.Fatalf("after the pause: called %v, err %v", called, err)
+	}
+	if got := testutil.ToFloat64(tp.m.GlobalPause); got != 0 {
+		t.Errorf("herald_global_pause_seconds after the pause = %v, want 0", got)
 	}
 }
 
@@ -358,6 +369,10 @@ func TestDiscordInvalidBudget(t *testing.T) {
 	if got := testutil.ToFloat64(tp.m.InvalidResponses.WithLabelValues("discord")); got != 3 {
 		t.Errorf("invalid responses = %v, want 3", got)
 	}
+	spent := func() float64 { return testutil.ToFloat64(tp.m.InvalidSpent) }
+	if got, budget := spent(), testutil.ToFloat64(tp.m.InvalidBudget.WithLabelValues("discord")); got != 3 || budget != 3 {
+		t.Errorf("herald_invalid_budget_spent = %v of herald_invalid_budget %v, want 3 of 3", got, budget)
+	}
 	if suspended() != 1 {
 		t.Fatal("not suspended at the budget")
 	}
@@ -389,6 +404,10 @@ func TestDiscordInvalidBudget(t *testing.T) {
 	}
 	if suspended() != 0 {
 		t.Error("still suspended after the window cleared")
+	}
+	// The first two left the window without an event to set a gauge on.
+	if got := spent(); got != 1 {
+		t.Errorf("herald_invalid_budget_spent after the window cleared = %v, want 1", got)
 	}
 	logs := tp.logs.String()
 	if n := strings.Count(logs, "discord resumed"); n != 1 {

@@ -142,7 +142,28 @@ func New(cfg Config, logger *slog.Logger, m *metrics.Metrics) (*Pacer, error) {
 	p.invalid = m.InvalidResponses.WithLabelValues(string(herald.ChannelDiscord))
 	p.suspended = m.Suspended.WithLabelValues(string(herald.ChannelDiscord))
 	p.suspended.Set(0)
+	discord := string(herald.ChannelDiscord)
+	m.InvalidBudget.WithLabelValues(discord).Set(float64(cfg.Discord.InvalidBudget))
+	m.InvalidSpent.Set(p.invalidSpent, discord)
+	m.GlobalPause.Set(p.globalPause, discord)
 	return p, nil
+}
+
+// invalidSpent is the InvalidSpent metric: the Discord invalid responses in
+// the current window, with the sends on their way (each may come back
+// invalid), as the guard in discordGateLocked counts them.
+func (p *Pacer) invalidSpent() float64 {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	return float64(p.dg.invalid.count(p.now()) + p.dg.inflight)
+}
+
+// globalPause is the GlobalPause metric: the seconds left of a pause of
+// every Discord send after a global 429.
+func (p *Pacer) globalPause() float64 {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	return max(p.dg.pausedUntil.Sub(p.now()), 0).Seconds()
 }
 
 // sleepCtx is the real Pacer.sleep.
