@@ -33,7 +33,7 @@ func TestEveryRequestIsCounted(t *testing.T) {
 	if code, _, _ := call(t, "GET", app.URL+"/nowhere", "", "", ""); code != 404 {
 		t.Fatalf("GET /nowhere = %d", code)
 	}
-	body := get(t, app.URL+"/metrics")
+	body := get(t, app.MetricsURL+"/metrics")
 	for _, want := range []string{
 		`herald_http_requests_total{code="200",route="/register"} 1`,
 		`herald_http_requests_total{code="429",route="/register"} 1`,
