@@ -402,7 +402,7 @@ func TestCheckExprRefusesUnknownNames(t *testing.T) {
 func TestComposePrometheusLoadsTheRules(t *testing.T) {
 	env := []string{
 		"ENCRYPTION_KEY=0123456789abcdef0123456789abcdef", "VPS_SECRET=s",
-		"HERALD_VAULT_KEYS=k", "HERALD_CHALLENGE_KEYS=k",
+		"HERALD_VAULT_KEYS=k", "HERALD_NATS_TOKEN=t",
 	}
 	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"},
 		cli.WithName("herald"), cli.WithEnv(env), cli.WithWorkingDirectory(".."))
@@ -417,19 +417,20 @@ func TestComposePrometheusLoadsTheRules(t *testing.T) {
 	if !ok {
 		t.Fatal("docker-compose.yml: no prometheus service")
 	}
-	mounted := map[string]string{} // target → file or content
-	for _, c := range svc.Configs {
-		cfg := p.Configs[c.Source]
-		if cfg.File != "" {
-			mounted[c.Target] = "file:" + cfg.File
-		} else {
-			mounted[c.Target] = cfg.Content
+	mounted := map[string]string{} // target → the host file mounted there
+	for _, v := range svc.Volumes {
+		if v.Type == "bind" {
+			mounted[v.Target] = v.Source
 		}
+	}
+	config, err := os.ReadFile(mounted["/etc/prometheus/prometheus.yml"])
+	if err != nil {
+		t.Fatalf("the prometheus service's /etc/prometheus/prometheus.yml (mounted: %v): %v", mounted, err)
 	}
 	var prom struct {
 		RuleFiles []string `yaml:"rule_files"`
 	}
-	if err := yaml.Unmarshal([]byte(mounted["/etc/prometheus/prometheus.yml"]), &prom); err != nil {
+	if err := yaml.Unmarshal(config, &prom); err != nil {
 		t.Fatalf("prometheus.yml: %v", err)
 	}
 	abs, err := filepath.Abs(rulesFile)
@@ -438,7 +439,7 @@ func TestComposePrometheusLoadsTheRules(t *testing.T) {
 	}
 	loaded := false
 	for _, f := range prom.RuleFiles {
-		loaded = loaded || mounted[f] == "file:"+abs
+		loaded = loaded || mounted[f] == abs
 	}
 	if !loaded {
 		t.Errorf("rule_files %v: none is %s mounted (mounted: %v)", prom.RuleFiles, rulesFile, mounted)

@@ -75,6 +75,10 @@ type App struct {
 
 	ln      net.Listener // HTTP: ingest, or the worker's ops endpoints
 	httpSrv *http.Server
+	// opsLn and opsSrv serve the ingest's /metrics (http.metrics_addr),
+	// never on its public port; nil when not set or not an ingest.
+	opsLn   net.Listener
+	opsSrv  *http.Server
 	pool    *consumer.Pool
 	letters *dlq.Store
 	protect *protection // nil when ratelimit.enabled is false or no ingest
@@ -118,6 +122,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 				return taken
 			}
 			return fmt.Errorf("listen on %s (%s): %w", addr, addrKey, err)
+		}
+	}
+	if a.role.ingest && a.cfg.HTTP.MetricsAddr != "" {
+		if a.opsLn, err = net.Listen("tcp", a.cfg.HTTP.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on %s (http.metrics_addr): %w", a.cfg.HTTP.MetricsAddr, err)
 		}
 	}
 	if t := runtimeTuned; t.GOMAXPROCS > 0 || t.MemLimit > 0 {
@@ -332,9 +341,10 @@ func (a *App) Open(ctx context.Context) (err error) {
 				herald.ChannelDiscord:  discord,
 				herald.ChannelTelegram: telegram,
 			},
-			Ready:       ready,
-			Metrics:     a.metrics,
-			Gatherer:    a.reg,
+			Ready:   ready,
+			Metrics: a.metrics,
+			// No Gatherer: /metrics is not served on the public port, only
+			// on http.metrics_addr.
 			Logger:      a.logger,
 			Vault:       vlt,
 			Idempotency: idempotency.New(keys),
@@ -375,6 +385,18 @@ func (a *App) Open(ctx context.Context) (err error) {
 		// Outermost, so that every request is counted: /register's, the
 		// admin API's and the token buckets' 429s as much as the ingest's.
 		handler = ingest.Instrument(a.metrics, a.logger, httpRoute(mux, srv.Route), handler)
+		if a.opsLn != nil {
+			ops := opsHandler(a.reg, ready)
+			a.opsSrv = &http.Server{
+				Handler:           ingest.Instrument(a.metrics, a.logger, httpRoute(ops, nil), ops),
+				ReadHeaderTimeout: 5 * time.Second,
+				ReadTimeout:       a.cfg.HTTP.ReadTimeout,
+				WriteTimeout:      30 * time.Second,
+				IdleTimeout:       a.cfg.HTTP.IdleTimeout,
+				ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
+			}
+			a.logger.Info("metrics listening", "addr", a.opsLn.Addr().String())
+		}
 	} else if a.cfg.Worker.HTTPAddr != "" {
 		ops := opsHandler(a.reg, ready)
 		handler = ingest.Instrument(a.metrics, a.logger, httpRoute(ops, nil), ops)
@@ -502,6 +524,15 @@ func opsHandler(g prometheus.Gatherer, ready func(context.Context) error) *http.
 	return mux
 }
 
+// MetricsAddr is the address the ingest's /metrics is served on
+// (http.metrics_addr; "" when none).
+func (a *App) MetricsAddr() string {
+	if a.opsLn == nil {
+		return ""
+	}
+	return a.opsLn.Addr().String()
+}
+
 // HTTPAddr is the address the HTTP server listens on ("" when none).
 func (a *App) HTTPAddr() string {
 	if a.ln == nil {
@@ -542,9 +573,21 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	if a.opsSrv != nil {
+		g.Go(func() error {
+			if err := a.opsSrv.Serve(a.opsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http (http.metrics_addr): %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.logger.Info("shutting down")
+		if a.opsSrv != nil {
+			// Nothing waits on a scrape: close at once.
+			a.opsSrv.Close()
+		}
 		if a.httpSrv != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
 			defer cancel()
@@ -594,6 +637,9 @@ func (a *App) Close() {
 		}
 		if a.ln != nil && a.httpSrv == nil {
 			a.ln.Close()
+		}
+		if a.opsLn != nil {
+			a.opsLn.Close() // closed already if Run served it: harmless
 		}
 		if a.nc != nil {
 			if err := a.nc.Drain(); err != nil {

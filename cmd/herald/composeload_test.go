@@ -15,9 +15,13 @@ var composeEnv = []string{
 	"ENCRYPTION_KEY=0123456789abcdef0123456789abcdef",
 	"VPS_SECRET=compose-vps-secret",
 	"HERALD_VAULT_KEYS=" + testVaultKey,
-	"HERALD_CHALLENGE_KEYS=" + testVaultKey,
+	"HERALD_NATS_TOKEN=compose-nats-token-0123456789abcdef",
 	"VERSION=v9.9.9",
 }
+
+// composeShared are the variables every Herald service must get, the same
+// for all: none starts without them.
+var composeShared = []string{"ENCRYPTION_KEY", "VPS_SECRET", "HERALD_VAULT_KEYS", "HERALD_NATS_TOKEN"}
 
 // composeProject loads docker-compose.yml with the Compose specification's
 // own loader, as `docker compose` does (interpolation, merge keys,
@@ -46,7 +50,7 @@ func loadCompose(t *testing.T, env []string) error {
 			continue
 		}
 		heralds++
-		for _, k := range []string{"ENCRYPTION_KEY", "VPS_SECRET", "HERALD_VAULT_KEYS", "HERALD_CHALLENGE_KEYS"} {
+		for _, k := range composeShared {
 			v := svc.Environment[k]
 			if v == nil || !strings.Contains(strings.Join(env, "\n"), k+"="+*v) {
 				t.Errorf("%s: %s is not the value the operator set", name, k)

@@ -122,6 +122,9 @@ type HTTPConfig struct {
 	// IPv6ClientPrefix is the IPv6 network length that is one client, for
 	// the per-client connection cap and rate-limit buckets alike.
 	IPv6ClientPrefix int `mapstructure:"ipv6_client_prefix"`
+	// MetricsAddr is where the ingest (and serve) serves /metrics, apart
+	// from the public Addr; "" serves it nowhere.
+	MetricsAddr string `mapstructure:"metrics_addr"`
 }
 
 type NATSConfig struct {
@@ -254,6 +257,7 @@ var defaults = map[string]any{
 	"http.max_connections":            2048,
 	"http.max_connections_per_client": 128,
 	"http.ipv6_client_prefix":         64,
+	"http.metrics_addr":               "",
 
 	"nats.url":                            "",
 	"nats.name":                           "herald",
@@ -349,7 +353,7 @@ var defaults = map[string]any{
 	"ratelimit.groups.challenge.refill_rate": 1,
 	"ratelimit.groups.challenge.refill_time": "6s",
 	"challenge.difficulty":                   4,
-	"challenge.max_difficulty":               6,
+	"challenge.max_difficulty":               5,
 	"challenge.escalate_after_solves":        8,
 	"challenge.ttl":                          "5m",
 	"challenge.clearance_ttl":                "1h",
@@ -482,6 +486,11 @@ func (c Config) validate() error {
 	}
 	if c.HTTP.IdleTimeout <= 0 {
 		bad("http.idle_timeout", "must be more than 0s")
+	}
+	if c.HTTP.MetricsAddr != "" {
+		if err := checkAddr(c.HTTP.MetricsAddr); err != nil {
+			bad("http.metrics_addr", "%v", err)
+		}
 	}
 	if c.Worker.HTTPAddr != "" {
 		if err := checkAddr(c.Worker.HTTPAddr); err != nil {

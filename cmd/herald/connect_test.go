@@ -81,7 +81,7 @@ func TestBinaryRefusesUnknownVariable(t *testing.T) {
 // /metrics says which Herald runs.
 func TestBuildInfoMetric(t *testing.T) {
 	app := newTestApp(t, nil)
-	_, _, body := call(t, "GET", app.URL+"/metrics", "", "", "")
+	_, _, body := call(t, "GET", app.MetricsURL+"/metrics", "", "", "")
 	want := `herald_build_info{go_version="` + runtime.Version() + `",version="` + version + `"} 1`
 	if !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)

@@ -212,7 +212,7 @@ func metricsFrom(t *testing.T, app *testApp, from string) string {
 	t.Helper()
 	var body []byte
 	testkit.WaitFor(t, 10*time.Second, "GET /metrics", func() bool {
-		resp, err := testkit.ClientFrom(from).Get(app.URL + "/metrics")
+		resp, err := testkit.ClientFrom(from).Get(app.MetricsURL + "/metrics")
 		if err != nil {
 			return false
 		}

@@ -122,7 +122,7 @@ func TestREADMENATSExample(t *testing.T) {
 	}
 	testkit.WaitFor(t, 20*time.Second, "the job delivered", func() bool { return discord.Count() == 1 })
 	testkit.WaitFor(t, 5*time.Second, "its latency counted", func() bool {
-		return strings.Contains(get(t, app.URL+"/metrics"), `herald_delivery_latency_seconds_count{channel="discord"} 1`)
+		return strings.Contains(get(t, app.MetricsURL+"/metrics"), `herald_delivery_latency_seconds_count{channel="discord"} 1`)
 	})
 	if n := discord.Count(); n != 1 {
 		t.Errorf("the fake got %d messages, want 1", n)

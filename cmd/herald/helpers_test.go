@@ -57,9 +57,11 @@ func writeFile(t testing.TB, name, body string) string {
 // testApp is the real `serve` wiring running in the test's process.
 type testApp struct {
 	*App
-	URL  string
-	Logs *testkit.LogBuffer
-	Keys *crypto.Keyring
+	URL string
+	// MetricsURL serves /metrics (http.metrics_addr): never URL.
+	MetricsURL string
+	Logs       *testkit.LogBuffer
+	Keys       *crypto.Keyring
 }
 
 // newTestApp runs the real `serve` wiring on loopback ports chosen by the
@@ -88,6 +90,7 @@ func testAppConfig(t testing.TB, env map[string]string) Config {
 	base := map[string]string{
 		"HERALD_DATA_DIR":                       t.TempDir(),
 		"HERALD_HTTP_ADDR":                      "127.0.0.1:0",
+		"HERALD_HTTP_METRICS_ADDR":              "127.0.0.1:0",
 		"HERALD_WORKER_HTTP_ADDR":               "127.0.0.1:0",
 		"HERALD_NATS_EMBEDDED_LISTEN":           "127.0.0.1:-1",
 		"HERALD_LOG_FORMAT":                     "json",
@@ -133,7 +136,13 @@ func startTestApp(t testing.TB, r role, cfg Config, logs *testkit.LogBuffer, log
 			t.Error("Run did not return after cancel")
 		}
 	})
-	return &testApp{App: app, URL: "http://" + app.HTTPAddr(), Logs: logs, Keys: testkit.Keyring(t)}
+	ta := &testApp{App: app, URL: "http://" + app.HTTPAddr(), Logs: logs, Keys: testkit.Keyring(t)}
+	if a := app.MetricsAddr(); a != "" {
+		ta.MetricsURL = "http://" + a
+	} else if !r.ingest {
+		ta.MetricsURL = ta.URL // a worker's ops endpoints
+	}
+	return ta
 }
 
 // newBenchApp is newTestApp for benchmarks: quiet logs, no Streaky wait, a

@@ -79,7 +79,7 @@ func TestServeIdempotencyKeysShared(t *testing.T) {
 			t.Fatalf("the other tenant's key %d: %d %v", i, code, a)
 		}
 	}
-	if m := get(t, app.URL+"/metrics"); !strings.Contains(m, `herald_idempotency_keys_refused_total{reason="share_spent"} 1`) {
+	if m := get(t, app.MetricsURL+"/metrics"); !strings.Contains(m, `herald_idempotency_keys_refused_total{reason="share_spent"} 1`) {
 		t.Errorf("metrics do not count the refusal:\n%s", m)
 	}
 	// The bucket itself holds no more than the setting.

@@ -172,6 +172,7 @@ JetStream consumer, so jobs are spread across them. worker.http_addr serves
 		newVaultCmd(&configPath, getenv),
 		newBenchCmd(&configPath, getenv),
 		newFakeDiscordCmd(),
+		newHealthCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print Herald's version",

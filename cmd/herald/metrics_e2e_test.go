@@ -36,7 +36,7 @@ func TestEveryRequestIsCounted(t *testing.T) {
 	if code, _, _ := call(t, "GET", app.URL+"/nowhere", "", "", ""); code != 404 {
 		t.Fatalf("GET /nowhere = %d", code)
 	}
-	body := get(t, app.URL+"/metrics")
+	body := get(t, app.MetricsURL+"/metrics")
 	for _, want := range []string{
 		`herald_http_requests_total{code="200",route="/register"} 1`,
 		`herald_http_requests_total{code="429",route="/register"} 1`,
@@ -65,7 +65,7 @@ func TestNATSConnectedMetric(t *testing.T) {
 	app := newTestApp(t, sharedNATSEnv(srv.URL()))
 	connected := func(want string) func() bool {
 		return func() bool {
-			return strings.Contains(get(t, app.URL+"/metrics"), "\nherald_nats_connected "+want+"\n")
+			return strings.Contains(get(t, app.MetricsURL+"/metrics"), "\nherald_nats_connected "+want+"\n")
 		}
 	}
 	testkit.WaitFor(t, 10*time.Second, "herald_nats_connected 1", connected("1"))

@@ -81,9 +81,9 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 	}
 
 	// Health and metrics are never limited.
-	for _, p := range []string{"/health", "/readyz", "/metrics"} {
-		if code, _, _ := call(t, http.MethodGet, app.URL+p, "", "", ""); code != http.StatusOK {
-			t.Fatalf("GET %s = %d while the client is limited", p, code)
+	for _, u := range []string{app.URL + "/health", app.URL + "/readyz", app.MetricsURL + "/metrics"} {
+		if code, _, _ := call(t, http.MethodGet, u, "", "", ""); code != http.StatusOK {
+			t.Fatalf("GET %s = %d while the client is limited", u, code)
 		}
 	}
 
@@ -105,7 +105,7 @@ func TestServeLimitsAndChallengesAClient(t *testing.T) {
 		t.Fatalf("delivered %d, want the 3 admitted + 1 after the challenge", got)
 	}
 
-	metrics := get(t, app.URL+"/metrics")
+	metrics := get(t, app.MetricsURL+"/metrics")
 	for _, want := range []string{
 		`herald_requests_limited_total{group="api"}`,
 		`herald_challenges_issued_total{format="json"}`,

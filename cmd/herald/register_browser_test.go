@@ -50,7 +50,7 @@ func TestRegisterPageChallengeInBrowser(t *testing.T) {
 	if !sawChallenge || text != "Register a destination" {
 		t.Fatalf("after the challenge the page shows %q (challenge page seen: %v)", text, sawChallenge)
 	}
-	metrics := get(t, app.URL+"/metrics")
+	metrics := get(t, app.MetricsURL+"/metrics")
 	for _, want := range []string{
 		`herald_requests_limited_total{group="register"} 1`,
 		`herald_challenges_issued_total{format="html"} 1`,

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,18 +19,23 @@ import (
 // `herald worker`s, each with the environment Compose gives its service
 // (loaded by the Compose loader), changed only where the machine differs:
 // the NATS URLs, free ports, a data directory, and the fake Discord allowed.
-// A credential stored through the ingest is delivered by a worker: the
-// processes share the keys Compose gives them.
+// The NATS nodes ask for the token the operator set, as Compose starts them
+// (--auth). A credential stored through the ingest is delivered by a
+// worker: the processes share the keys Compose gives them. Every Herald
+// service's health check, run as written (its port moved), passes, and the
+// ingest serves /metrics on its metrics address, not its public port.
 func TestComposeTopologyAsProcesses(t *testing.T) {
 	bin := buildHerald(t)
-	cluster := testkit.NewCluster(t, 3)
-	discord := unlimitedDiscord(t)
-
 	project, err := composeProject(t, composeEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
+	token := composeNATSToken(t, project)
+	cluster := testkit.NewCluster(t, 3, testkit.WithToken(token))
+	discord := unlimitedDiscord(t)
+
 	ingestAddr := testkit.Addr(testkit.FreePort(t))
+	metricsAddr := testkit.Addr(testkit.FreePort(t))
 	start := func(service string, changes map[string]string) *proc {
 		svc, ok := project.Services[service]
 		if !ok {
@@ -53,12 +62,32 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 	}
 	// All at once, as compose starts them: they create the same replicated
 	// streams at the same moment.
-	ingest := start("ingest", map[string]string{"HERALD_HTTP_ADDR": ingestAddr})
+	ingest := start("ingest", map[string]string{"HERALD_HTTP_ADDR": ingestAddr, "HERALD_HTTP_METRICS_ADDR": metricsAddr})
+	addrs := map[string]string{"ingest": ingestAddr}
 	for _, w := range []string{"worker-1", "worker-2"} {
-		start(w, map[string]string{"HERALD_WORKER_HTTP_ADDR": testkit.Addr(testkit.FreePort(t))})
+		addrs[w] = testkit.Addr(testkit.FreePort(t))
+		start(w, map[string]string{"HERALD_WORKER_HTTP_ADDR": addrs[w]})
 	}
 	url := "http://" + ingestAddr
 	waitReady(t, url)
+
+	// The health checks Compose runs, as written but for the port.
+	for name, addr := range addrs {
+		test := project.Services[name].HealthCheck.Test
+		args := slices.Clone(test[2:])
+		for i, a := range args {
+			args[i] = regexp.MustCompile(`127\.0\.0\.1:[0-9]+`).ReplaceAllString(a, addr)
+		}
+		testkit.WaitFor(t, 30*time.Second, name+"'s health check to pass", func() bool {
+			return exec.Command(bin, args...).Run() == nil
+		})
+	}
+	if code, _, _ := call(t, http.MethodGet, url+"/metrics", "", "", ""); code != http.StatusNotFound {
+		t.Errorf("the ingest's public port answers /metrics: %d", code)
+	}
+	if m := get(t, "http://"+metricsAddr+"/metrics"); !strings.Contains(m, "herald_build_info") {
+		t.Errorf("the ingest's metrics address serves no metrics")
+	}
 
 	secret := "compose-vps-secret"
 	webhook := discord.WebhookURL("7070", "topology-token")

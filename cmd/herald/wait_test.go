@@ -172,7 +172,7 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 		})
 	}
 	waiting := func() int {
-		for line := range strings.Lines(get(t, app.URL+"/metrics")) {
+		for line := range strings.Lines(get(t, app.MetricsURL+"/metrics")) {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "herald_streaky_waiting "); ok {
 				n, _ := strconv.Atoi(v)
 				return n
@@ -212,7 +212,7 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 			t.Errorf("secret A past its share: reply %d %v, want 202 queued with the id", a.code, a.reply)
 		}
 	}
-	if m := get(t, app.URL+"/metrics"); !strings.Contains(m, `herald_streaky_unwaited_total{reason="share_spent"} `+strconv.Itoa(maxWaiting-share)+"\n") {
+	if m := get(t, app.MetricsURL+"/metrics"); !strings.Contains(m, `herald_streaky_unwaited_total{reason="share_spent"} `+strconv.Itoa(maxWaiting-share)+"\n") {
 		t.Errorf("/metrics does not count secret A's unwaited requests by reason")
 	}
 	cancel()

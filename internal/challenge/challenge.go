@@ -109,9 +109,55 @@ type Challenge struct {
 // quota of unsolved challenges).
 var errNotIssued = errors.New("challenge: not issued")
 
-// issue stores a fresh challenge bound to ip, group and bucketKey.
+// pastCapError means the client's difficulty would pass MaxDifficulty: it
+// is asked for no work, only to come back at until, when its difficulty is
+// back within the cap.
+type pastCapError struct{ until time.Time }
+
+func (e *pastCapError) Error() string { return "challenge: difficulty past the cap" }
+
+// difficulty is what a client is asked for with unsolved challenges (this
+// one included) and solved ones within the window, before the cap.
+func (s *Service) difficulty(unsolved, solved int) int {
+	return s.cfg.Difficulty + max(unsolved-1, 0)/s.cfg.EscalateAfter + solved/s.cfg.EscalateAfterSolves
+}
+
+// comeBack is the first moment, if the client sends nothing more, at which
+// its difficulty is back within the cap: when the count that pushed it
+// over is forgotten, or both counts if one alone is not enough. unsolved
+// counts the next request; a zero time means nothing to forget.
+func (s *Service) comeBack(unsolved int, unsolvedUntil time.Time, solved int, solvedUntil time.Time) time.Time {
+	both := unsolvedUntil
+	if solvedUntil.After(both) {
+		both = solvedUntil
+	}
+	at := both
+	if !unsolvedUntil.IsZero() && unsolvedUntil.Before(at) && s.difficulty(1, solved) <= s.cfg.MaxDifficulty {
+		at = unsolvedUntil
+	}
+	if !solvedUntil.IsZero() && solvedUntil.Before(at) && s.difficulty(unsolved, 0) <= s.cfg.MaxDifficulty {
+		at = solvedUntil
+	}
+	return at
+}
+
+// issue stores a fresh challenge bound to ip, group and bucketKey. Its
+// difficulty never passes MaxDifficulty: a client whose count would take it
+// past gets a *pastCapError instead.
 func (s *Service) issue(ctx context.Context, ip, group, bucketKey string) (*Challenge, error) {
 	now := s.cfg.Now()
+	// Leaving challenges unsolved raises the difficulty, and so does solving
+	// many: a solve resets the first count, never the second.
+	pending, unsolvedUntil := s.unsolved.get(bucketKey, now)
+	solved, solvedUntil := s.solves.get(bucketKey, now)
+	if s.difficulty(pending+1, solved) > s.cfg.MaxDifficulty {
+		// Not counted as unsolved: nothing was asked of the client, and
+		// its counts are forgotten on time.
+		until := s.comeBack(pending+1, unsolvedUntil, solved, solvedUntil)
+		s.warn("challenge: client past the difficulty cap; told to come back later",
+			"ip", ip, "group", group, "max_difficulty", s.cfg.MaxDifficulty, "come_back_in", until.Sub(now).Round(time.Second))
+		return nil, &pastCapError{until: until}
+	}
 	n := s.unsolved.add(bucketKey, now)
 	if n > maxUnsolved {
 		if n == maxUnsolved+1 {
@@ -120,10 +166,8 @@ func (s *Service) issue(ctx context.Context, ip, group, bucketKey string) (*Chal
 		}
 		return nil, errNotIssued
 	}
-	// Leaving challenges unsolved raises the difficulty, and so does solving
-	// many: a solve resets the first count, never the second.
-	solved := s.solves.get(bucketKey, now)
-	difficulty := min(s.cfg.Difficulty+(n-1)/s.cfg.EscalateAfter+solved/s.cfg.EscalateAfterSolves, s.cfg.MaxDifficulty)
+	// min: another request of the same client may have counted meanwhile.
+	difficulty := min(s.difficulty(n, solved), s.cfg.MaxDifficulty)
 
 	idRaw := make([]byte, 16)
 	seedRaw := make([]byte, 16)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -261,18 +263,23 @@ func TestDifficultyEscalatesForUnsolvedChallenges(t *testing.T) {
 	})
 	srv := newServer(t, f)
 	var got []int
-	for range 7 {
-		got = append(got, getChallenge(t, srv, "203.0.113.9").Difficulty)
+	var ch challenge.Challenge
+	for range 6 {
+		ch = getChallenge(t, srv, "203.0.113.9")
+		got = append(got, ch.Difficulty)
 	}
-	if want := []int{1, 1, 2, 2, 3, 3, 3}; !equal(got, want) {
+	if want := []int{1, 1, 2, 2, 3, 3}; !equal(got, want) {
 		t.Errorf("difficulties %v, want %v", got, want)
+	}
+	// The next would be past MaxDifficulty: a plain 429, no challenge.
+	if res, b := limitedAs(t, srv, "203.0.113.9", "application/json"); b.Challenge != nil || res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("past the cap: %d %+v, want a 429 without a challenge", res.StatusCode, b)
 	}
 	// Other clients are not affected.
 	if d := getChallenge(t, srv, "203.0.113.10").Difficulty; d != 1 {
 		t.Errorf("another client got difficulty %d, want 1", d)
 	}
-	// Solving one resets the count.
-	ch := getChallenge(t, srv, "203.0.113.9")
+	// Solving one (the last issued) resets the count.
 	if a := postJSON(t, srv, "203.0.113.9", ch.ID, client.Solve(ch.Seed, ch.Difficulty)); a.status != http.StatusOK {
 		t.Fatalf("verify: %d %v", a.status, a.body)
 	}
@@ -309,7 +316,10 @@ func TestDifficultyEscalatesForRepeatedSolves(t *testing.T) {
 
 func TestUnsolvedQuotaStopsIssuing(t *testing.T) {
 	kv, _ := connectKV(t, testkit.NewServer(t))
-	f := newFixture(t, kv, func(c *challenge.Config) { c.Difficulty = 1 })
+	f := newFixture(t, kv, func(c *challenge.Config) {
+		// Escalation out of the way: the quota alone stops issuing.
+		c.Difficulty, c.MaxDifficulty, c.EscalateAfter = 1, challenge.MaxAllowedDifficulty, 1000
+	})
 	srv := newServer(t, f)
 	last := func() limitedBody {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/page", nil)
@@ -438,5 +448,132 @@ func TestHTMLChallengePage(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.m.ChallengesIssued.WithLabelValues("html")); got != 1 {
 		t.Errorf("issued{html} = %v, want 1", got)
+	}
+}
+
+// limitedAs asks srv for a page as ip with the Accept header accept, and
+// returns the answer (its body read into b for JSON, kept for HTML).
+func limitedAs(t *testing.T, srv *httptest.Server, ip, accept string) (*http.Response, limitedBody) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/page", nil)
+	req.Header.Set("Accept", accept)
+	req.Header.Set(testIPHeader, ip)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var b limitedBody
+	if strings.Contains(accept, "json") {
+		if err := json.Unmarshal(raw, &b); err != nil {
+			t.Fatalf("decode 429: %v: %s", err, raw)
+		}
+	} else {
+		res.Body = io.NopCloser(strings.NewReader(string(raw)))
+	}
+	return res, b
+}
+
+// However hard one address pushes (challenges left unsolved, or solved one
+// after another), no challenge is harder than MaxDifficulty. Past it the
+// answer is a plain 429 whose Retry-After lasts until the address's
+// difficulty is back within the cap, and then challenges come again.
+func TestDifficultyNeverPassesTheCap(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		solve bool
+	}{
+		{"unsolved", false},
+		{"solved", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv, _ := connectKV(t, testkit.NewServer(t))
+			f := newFixture(t, kv, func(c *challenge.Config) {
+				c.Difficulty, c.MaxDifficulty, c.EscalateAfter, c.EscalateAfterSolves = 1, 3, 2, 2
+			})
+			srv := newServer(t, f)
+			const ip = "203.0.113.70"
+			start := f.clock.Now()
+			var issued, refused int
+			for range 40 {
+				res, b := limitedAs(t, srv, ip, "application/json")
+				if res.StatusCode != http.StatusTooManyRequests {
+					t.Fatalf("status %d", res.StatusCode)
+				}
+				if b.Challenge == nil {
+					refused++
+					after, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+					// The count started at the first request: it is
+					// forgotten ten minutes later.
+					want := int((start.Add(10*time.Minute).Sub(f.clock.Now()) + time.Second - 1) / time.Second)
+					if b.Error != "rate_limited" || b.RetryAfter != after || after < want || after > want+1 {
+						t.Fatalf("past the cap: Retry-After %d, body %+v; want about %d s", after, b, want)
+					}
+					f.clock.Advance(time.Second)
+					continue
+				}
+				issued++
+				if b.Challenge.Difficulty > 3 {
+					t.Fatalf("challenge %d: difficulty %d, above the cap 3", issued, b.Challenge.Difficulty)
+				}
+				if tc.solve {
+					ch := *b.Challenge
+					if a := postJSON(t, srv, ip, ch.ID, client.Solve(ch.Seed, ch.Difficulty)); a.status != http.StatusOK {
+						t.Fatalf("verify: %d %v", a.status, a.body)
+					}
+				}
+			}
+			if refused == 0 {
+				t.Fatal("never past the cap")
+			}
+			// Once the counts are forgotten, the address is asked again, at
+			// the start.
+			f.clock.Advance(10 * time.Minute)
+			if d := getChallenge(t, srv, ip).Difficulty; d != 1 {
+				t.Errorf("after the window: difficulty %d, want 1", d)
+			}
+		})
+	}
+}
+
+// Past the cap a browser gets a page, not a challenge: a 429 with
+// Retry-After, saying when to come back, and reloading by itself then.
+func TestPastTheCapPageSaysWhenToComeBack(t *testing.T) {
+	kv, _ := connectKV(t, testkit.NewServer(t))
+	f := newFixture(t, kv, nil) // the defaults: 4, at most 5
+	srv := newServer(t, f)
+	const ip = "203.0.113.80"
+	for range 10 { // 5 unsolved raise it to 5; 5 more would take it to 6
+		if d := getChallenge(t, srv, ip).Difficulty; d > challenge.DefaultDifficulty+challenge.DefaultMaxSteps {
+			t.Fatalf("difficulty %d above the default cap", d)
+		}
+	}
+	res, _ := limitedAs(t, srv, ip, "text/html,application/xhtml+xml")
+	raw, _ := io.ReadAll(res.Body)
+	page := string(raw)
+	after, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+	if res.StatusCode != http.StatusTooManyRequests || after < 590 || after > 600 {
+		t.Errorf("status %d, Retry-After %q; want 429 and about 600 s", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("Content-Type %q", res.Header.Get("Content-Type"))
+	}
+	// Rendered a moment ago: this second or the one before.
+	at := f.clock.Now().Add(time.Duration(after) * time.Second)
+	back := at.UTC().Format("15:04:05 UTC")
+	said := strings.Contains(page, "come back in about 10 minutes, at "+back) ||
+		strings.Contains(page, "come back in about 10 minutes, at "+at.Add(-time.Second).UTC().Format("15:04:05 UTC"))
+	if !said ||
+		!strings.Contains(page, `<meta http-equiv="refresh" content="`+strconv.Itoa(after)+`">`) {
+		t.Errorf("the page does not say when to come back (%s):\n%s", back, page)
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "verify_url") {
+		t.Errorf("the page past the cap asks for work:\n%s", page)
+	}
+	// An API client gets the same as JSON.
+	res, b := limitedAs(t, srv, ip, "application/json")
+	if res.StatusCode != http.StatusTooManyRequests || b.Challenge != nil || b.Error != "rate_limited" || b.RetryAfter < 590 {
+		t.Errorf("JSON past the cap: %d %+v", res.StatusCode, b)
 	}
 }

@@ -18,6 +18,14 @@ const (
 	// MaxAllowedDifficulty bounds Difficulty and MaxDifficulty: 16^8 hashes is
 	// already minutes of a browser's time.
 	MaxAllowedDifficulty = 8
+	// DefaultMaxSteps is how far above Difficulty a client's difficulty may
+	// rise by default (MaxDifficulty 0): one step, 16 times the work. At
+	// 4 + 1, a phone 8 times slower than headless chromium on a small
+	// server solves the hardest page in a median of 6-13 s (see
+	// docs/operations.md); at 4 + 2 it would take minutes, so a person
+	// sharing an address with a script that kept solving could not get
+	// through.
+	DefaultMaxSteps = 1
 	// DefaultTTL is how long a challenge may be solved.
 	DefaultTTL = 5 * time.Minute
 	// MaxTTL bounds TTL: a challenge is a moment's work, not a credential.
@@ -34,7 +42,7 @@ const (
 	// DefaultEscalateAfterSolves is how many challenges one bucket key
 	// solved within ten minutes add one to its difficulty. A person solves
 	// one; a script that solves every challenge to keep registering pays 16
-	// times more per solve after 8, 256 times after 16 (up to MaxDifficulty).
+	// times more per solve after 8, and past MaxDifficulty waits.
 	DefaultEscalateAfterSolves = 8
 	// MinKeyLen is the shortest signing secret accepted, in bytes.
 	MinKeyLen = 32
@@ -49,8 +57,10 @@ type Config struct {
 	// sha256(seed + nonce) must have; DefaultDifficulty when 0.
 	Difficulty int
 	// MaxDifficulty caps the difficulty of repeated offenders (clients with
-	// many unsolved challenges); Difficulty+2 when 0, at most
-	// MaxAllowedDifficulty.
+	// many unsolved or solved challenges); Difficulty+DefaultMaxSteps when
+	// 0, at most MaxAllowedDifficulty. No client is ever asked for more: one
+	// whose counts would take it past gets a 429 without a challenge, whose
+	// Retry-After lasts until its difficulty is back within the cap.
 	MaxDifficulty int
 	// EscalateAfter is the number of unsolved challenges of one bucket key
 	// that raises its difficulty by one; DefaultEscalateAfter when 0.
@@ -106,7 +116,7 @@ func (c Config) parse() (Config, []signingKey, error) {
 		c.Difficulty = DefaultDifficulty
 	}
 	if c.MaxDifficulty == 0 {
-		c.MaxDifficulty = min(c.Difficulty+2, MaxAllowedDifficulty)
+		c.MaxDifficulty = min(c.Difficulty+DefaultMaxSteps, MaxAllowedDifficulty)
 	}
 	if c.MaxDifficulty < c.Difficulty || c.MaxDifficulty > MaxAllowedDifficulty {
 		return c, nil, fmt.Errorf("challenge: max difficulty %d out of range %d..%d", c.MaxDifficulty, c.Difficulty, MaxAllowedDifficulty)

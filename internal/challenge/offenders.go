@@ -62,15 +62,16 @@ func (t *tally) add(key string, now time.Time) int {
 	return c.n
 }
 
-// get returns key's count within the window at now.
-func (t *tally) get(key string, now time.Time) int {
+// get returns key's count within the window at now, and the first moment
+// the count is forgotten (zero time when it is 0).
+func (t *tally) get(key string, now time.Time) (int, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c, ok := t.m[key]
 	if !ok || now.Sub(c.start) > offenderWindow {
-		return 0
+		return 0, time.Time{}
 	}
-	return c.n
+	return c.n, c.start.Add(offenderWindow + time.Nanosecond)
 }
 
 // reset forgets key.

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 //go:embed page.html
@@ -37,6 +38,10 @@ type pageData struct {
 	RetryAfter int            // seconds
 	Challenge  *pageChallenge // nil when none was issued
 	Expected   string         // hashes tried on average, spelled out
+	// When no challenge was issued: how long to wait, in words, and the
+	// time to come back (UTC).
+	Wait   string
+	BackAt string
 }
 
 // writePage writes the HTML 429: a page that solves c in Web Workers, posts
@@ -46,7 +51,10 @@ type pageData struct {
 func (s *Service) writePage(w http.ResponseWriter, r *http.Request, c *Challenge, retryAfter int) {
 	nonceRaw := make([]byte, 16)
 	rand.Read(nonceRaw)
-	d := pageData{Nonce: b64.EncodeToString(nonceRaw), RetryAfter: retryAfter}
+	d := pageData{Nonce: b64.EncodeToString(nonceRaw), RetryAfter: retryAfter,
+		Wait:   spellWait(retryAfter),
+		BackAt: s.cfg.Now().Add(time.Duration(retryAfter) * time.Second).UTC().Format("15:04:05 UTC"),
+	}
 	if c != nil {
 		d.Challenge = &pageChallenge{
 			ID: c.ID, Seed: c.Seed, Difficulty: c.Difficulty, VerifyURL: c.VerifyURL,
@@ -69,6 +77,18 @@ func (s *Service) writePage(w http.ResponseWriter, r *http.Request, c *Challenge
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusTooManyRequests)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// spellWait spells a wait of secs seconds: in seconds up to a minute and a
+// half, else in whole minutes, rounded up.
+func spellWait(secs int) string {
+	switch {
+	case secs == 1:
+		return "1 second"
+	case secs < 90:
+		return strconv.Itoa(secs) + " seconds"
+	}
+	return "about " + strconv.Itoa((secs+59)/60) + " minutes"
 }
 
 // groupDigits spells n with thousands separators.

@@ -23,9 +23,11 @@ type limited struct {
 //	{"error":"rate_limited","retry_after":S,"challenge":{"id","algorithm","seed","difficulty","expires_at","verify_url"}}
 //
 // When no challenge can be stored (the bucket is unreachable, counted in
-// herald_kv_store_errors_total{store="challenge"}) or the client already
-// holds too many unsolved ones, the answer carries none: the client waits
-// Retry-After.
+// herald_kv_store_errors_total{store="challenge"}), the client already
+// holds too many unsolved ones, or its difficulty would pass MaxDifficulty,
+// the answer carries none: the client waits Retry-After, and the page says
+// when to come back. Past MaxDifficulty, Retry-After is at least the time
+// until the client's difficulty is back within it.
 func (s *Service) Respond(w http.ResponseWriter, r *http.Request, ip, group, bucketKey string, retryAfter time.Duration) {
 	html := wantsHTML(r)
 	format := "json"
@@ -33,9 +35,12 @@ func (s *Service) Respond(w http.ResponseWriter, r *http.Request, ip, group, buc
 		format = "html"
 	}
 	c, err := s.issue(r.Context(), ip, group, bucketKey)
+	var pastCap *pastCapError
 	switch {
 	case err == nil:
 		s.m.ChallengesIssued.WithLabelValues(format).Inc()
+	case errors.As(err, &pastCap):
+		retryAfter = max(retryAfter, pastCap.until.Sub(s.cfg.Now()))
 	case errors.Is(err, errNotIssued):
 	default:
 		s.m.StoreErrors.WithLabelValues("challenge").Inc()

@@ -16,9 +16,10 @@ type Cluster struct {
 	Nodes []*Server
 }
 
-// NewCluster starts n nodes named n1..nN and waits until they have elected a
-// JetStream meta leader. The nodes shut down when the test ends.
-func NewCluster(t testing.TB, n int) *Cluster {
+// NewCluster starts n nodes named n1..nN, each with opts (WithToken, ...),
+// and waits until they have elected a JetStream meta leader. The nodes shut
+// down when the test ends.
+func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
 	type ports struct{ client, cluster int }
 	ps := make([]ports, n)
@@ -33,13 +34,13 @@ func NewCluster(t testing.TB, n int) *Cluster {
 	for i := range ps {
 		i := i
 		wg.Go(func() {
-			s := NewServer(t, WithPort(ps[i].client), WithOptions(func(o *server.Options) {
+			s := NewServer(t, append(append([]Option{WithPort(ps[i].client)}, opts...), WithOptions(func(o *server.Options) {
 				o.ServerName = "n" + string(rune('1'+i))
 				o.Cluster.Name = "herald"
 				o.Cluster.Host = "127.0.0.1"
 				o.Cluster.Port = ps[i].cluster
 				o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-			}))
+			}))...)
 			mu.Lock()
 			c.Nodes[i] = s
 			mu.Unlock()
