@@ -83,6 +83,8 @@ type DLQConfig struct {
 
 type AdminConfig struct {
 	Secret string `mapstructure:"secret"`
+	// ConsoleSessionTTL is how long a sign-in to the console lasts.
+	ConsoleSessionTTL time.Duration `mapstructure:"console_session_ttl"`
 }
 
 type PacingConfig struct {
@@ -321,6 +323,7 @@ var defaults = map[string]any{
 	"retry.max_age":                        "24h",
 	"dlq.max_age":                          "720h",
 	"admin.secret":                         "",
+	"admin.console_session_ttl":            "8h",
 	"pacing.max_hold":                      "2s",
 	"pacing.max_in_flight":                 2,
 	"pacing.max_destinations":              100000,
@@ -599,6 +602,9 @@ func (c Config) validate() error {
 	}
 	if s := c.Admin.Secret; s != "" && len(s) < 16 {
 		bad("admin.secret", "must be at least 16 characters (or empty to disable the admin API)")
+	}
+	if c.Admin.ConsoleSessionTTL < time.Second {
+		bad("admin.console_session_ttl", "must be at least 1s")
 	}
 	if c.Channels.Discord.GlobalRate <= 0 {
 		bad("channels.discord.global_rate", "must be above 0")

@@ -31,7 +31,7 @@ func (a *App) mountConsole(mux *http.ServeMux, statuses *status.Store, breakers 
 		deps.Breakers = breakers
 		deps.Discord = pacer.DiscordState
 	}
-	c, err := console.New(console.Config{Secrets: compact([]string{a.cfg.Admin.Secret}), TrustedProxies: proxies}, deps)
+	c, err := console.New(console.Config{Secrets: compact([]string{a.cfg.Admin.Secret}), SessionTTL: a.cfg.Admin.ConsoleSessionTTL, TrustedProxies: proxies}, deps)
 	if err != nil {
 		return fmt.Errorf("config: admin.secret: %w", err)
 	}

@@ -57,3 +57,37 @@ func TestServeConsole(t *testing.T) {
 		t.Fatal("the page shows a secret")
 	}
 }
+
+// Sign-in attempts are rate-limited with the api group (per client): past
+// its bucket, even the right secret is answered 429 and gets no session.
+func TestConsoleSignInRateLimited(t *testing.T) {
+	app := newTestApp(t, map[string]string{
+		"HERALD_ADMIN_SECRET":                     testAdminSecret,
+		"HERALD_RATELIMIT_GROUPS_API_MAX_TOKENS":  "3",
+		"HERALD_RATELIMIT_GROUPS_API_REFILL_RATE": "1",
+		"HERALD_RATELIMIT_GROUPS_API_REFILL_TIME": "1h",
+	})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signIn := func(secret string) *http.Response {
+		t.Helper()
+		resp, err := client.PostForm(app.URL+"/console/login", url.Values{"secret": {secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 3 {
+		if r := signIn("guess-number-" + strings.Repeat("x", 16+i)); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i+1, r.StatusCode)
+		}
+	}
+	r := signIn(testAdminSecret)
+	if r.StatusCode != http.StatusTooManyRequests || len(r.Cookies()) != 0 {
+		t.Fatalf("the right secret past the bucket: %d %v, want 429 and no cookie", r.StatusCode, r.Cookies())
+	}
+	if !strings.Contains(get(t, app.URL+"/metrics"), `herald_requests_limited_total{group="api"} 1`) {
+		t.Error("the refused sign-in is not counted in the api group")
+	}
+}

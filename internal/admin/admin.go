@@ -79,10 +79,10 @@ func New(cfg Config, store *dlq.Store, logger *slog.Logger) (*Server, error) {
 // Handler returns the API's router. Its routes carry their full paths
 // (/admin/...), so mount it at Prefix on a mux without stripping:
 //
-//	GET  /admin/dlq?channel=&since=&reason=&limit=&id=   list letters
+//	GET  /admin/dlq?channel=&since=&until=&cause=&reason=&limit=&id=   list letters
 //	GET  /admin/dlq/{id}                                 one letter (job id or seq:<n>)
-//	POST /admin/dlq/replay   {"all","ids","channel","since","reason","limit","rate","dry_run"}
-//	POST /admin/dlq/purge    {"all","ids","channel","since","reason","limit"}
+//	POST /admin/dlq/replay   {"all","ids","channel","since","until","cause","reason","limit","rate","dry_run"}
+//	POST /admin/dlq/purge    {"all","ids","channel","since","until","cause","reason","limit"}
 //
 // Requests need "Authorization: Bearer <secret>" or "X-Admin-Secret:
 // <secret>"; without it every path (known or not) answers 401. When the API

@@ -76,6 +76,12 @@ func (e *env) secrets() []string {
 // kill dead-letters a fresh job with id on channel c.
 func (e *env) kill(t *testing.T, c herald.Channel, id, reason string) {
 	t.Helper()
+	e.killAs(t, c, id, reason, consumer.CausePermanent)
+}
+
+// killAs is kill with a cause.
+func (e *env) killAs(t *testing.T, c herald.Channel, id, reason, cause string) {
+	t.Helper()
 	ctx := testkit.Context(t, 30*time.Second)
 	job := &herald.Job{Version: herald.JobVersion, ID: id, Channel: c, Message: herald.Message{Text: "hello " + id}}
 	sealed := testkit.Seal(t, e.keys, plainWebhook)
@@ -91,7 +97,7 @@ func (e *env) kill(t *testing.T, c herald.Channel, id, reason string) {
 	}
 	m := e.next(t)
 	meta, _ := m.Metadata()
-	if err := e.writer.DeadLetter(ctx, m, consumer.DeadLetterInfo{JobID: id, Channel: c, Reason: reason, Cause: consumer.CausePermanent,
+	if err := e.writer.DeadLetter(ctx, m, consumer.DeadLetterInfo{JobID: id, Channel: c, Reason: reason, Cause: cause,
 		StatusCode: 404, Attempts: 1, Subject: m.Subject(), Sequence: meta.Sequence.Stream, LastAttempt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

@@ -42,11 +42,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	f := dlq.Filter{
 		IDs:     q["id"],
 		Channel: herald.Channel(q.Get("channel")),
+		Cause:   q.Get("cause"),
 		Reason:  q.Get("reason"),
 		Limit:   DefaultListLimit,
 	}
 	var err error
-	if f.Since, err = dlq.ParseSince(q.Get("since"), time.Now()); err != nil {
+	if f.Since, f.Until, err = timeBounds(q.Get("since"), q.Get("until"), time.Now()); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -91,6 +92,8 @@ type filterRequest struct {
 	IDs     []string `json:"ids"`
 	Channel string   `json:"channel"`
 	Since   string   `json:"since"`
+	Until   string   `json:"until"`
+	Cause   string   `json:"cause"`
 	Reason  string   `json:"reason"`
 	Limit   int      `json:"limit"`
 	// Rate is letters per second (replay only): absent means
@@ -100,11 +103,27 @@ type filterRequest struct {
 }
 
 func (req filterRequest) filter() (dlq.Filter, error) {
-	since, err := dlq.ParseSince(req.Since, time.Now())
+	since, until, err := timeBounds(req.Since, req.Until, time.Now())
 	if err != nil {
 		return dlq.Filter{}, err
 	}
-	return dlq.Filter{All: req.All, IDs: req.IDs, Channel: herald.Channel(req.Channel), Since: since, Reason: req.Reason, Limit: req.Limit}, nil
+	return dlq.Filter{All: req.All, IDs: req.IDs, Channel: herald.Channel(req.Channel), Since: since, Until: until,
+		Cause: req.Cause, Reason: req.Reason, Limit: req.Limit}, nil
+}
+
+// timeBounds parses since and until as `herald dlq --since/--until` does: a
+// duration before now, or a time.
+func timeBounds(since, until string, now time.Time) (time.Time, time.Time, error) {
+	s, err := dlq.ParseSince(since, now)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	u, err := dlq.ParseSince(until, now)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), dlq.ErrInvalidFilter.Error()+": ")
+		return time.Time{}, time.Time{}, fmt.Errorf("%w: %s", dlq.ErrInvalidFilter, strings.Replace(msg, "since", "until", 1))
+	}
+	return s, u, nil
 }
 
 // replayResponse is the body of POST /admin/dlq/replay: the result, plus an
@@ -213,7 +232,7 @@ func (s *Server) readFilter(w http.ResponseWriter, r *http.Request) (filterReque
 func classify(err error) (status int, code, message string) {
 	switch {
 	case errors.Is(err, dlq.ErrEmptyFilter):
-		return http.StatusBadRequest, "empty_filter", "no filter: give ids, channel, since or reason, or all:true"
+		return http.StatusBadRequest, "empty_filter", "no filter: give ids, channel, since, until, cause or reason, or all:true"
 	case errors.Is(err, dlq.ErrInvalidFilter):
 		return http.StatusBadRequest, "invalid_filter", strings.TrimPrefix(err.Error(), "dlq: ")
 	case errors.Is(err, dlq.ErrNotFound):

@@ -81,6 +81,12 @@ func filterAttrs(f dlq.Filter, r *http.Request, extra ...any) []slog.Attr {
 	if !f.Since.IsZero() {
 		attrs = append(attrs, slog.Time("since", f.Since))
 	}
+	if !f.Until.IsZero() {
+		attrs = append(attrs, slog.Time("until", f.Until))
+	}
+	if f.Cause != "" {
+		attrs = append(attrs, slog.String("cause", f.Cause))
+	}
 	if f.Reason != "" {
 		attrs = append(attrs, slog.String("reason", f.Reason))
 	}

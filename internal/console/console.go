@@ -48,7 +48,7 @@ const SessionCookie = "herald_console"
 
 // Defaults of Config.
 const (
-	// DefaultSessionTTL is how long a sign-in lasts (console.session_ttl):
+	// DefaultSessionTTL is how long a sign-in lasts (admin.console_session_ttl):
 	// a working day, after which the secret is asked again.
 	DefaultSessionTTL = 8 * time.Hour
 	// DefaultMaxSessions bounds the sessions kept in memory; a new one
