@@ -87,7 +87,7 @@ func TestConsoleSignInRateLimited(t *testing.T) {
 	if r.StatusCode != http.StatusTooManyRequests || len(r.Cookies()) != 0 {
 		t.Fatalf("the right secret past the bucket: %d %v, want 429 and no cookie", r.StatusCode, r.Cookies())
 	}
-	if !strings.Contains(get(t, app.URL+"/metrics"), `herald_requests_limited_total{group="api"} 1`) {
+	if !strings.Contains(get(t, app.MetricsURL+"/metrics"), `herald_requests_limited_total{group="api"} 1`) {
 		t.Error("the refused sign-in is not counted in the api group")
 	}
 }
