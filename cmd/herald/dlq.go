@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/heraldrelay/herald/crypto"
 	"github.com/heraldrelay/herald/internal/destmask"
 	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/status"
 )
 
@@ -171,7 +171,7 @@ func (c *dlqCLI) open(ctx context.Context) (store *dlq.Store, closeFn func(), er
 		opts = append(opts, dlq.WithStatus(status.New(kv, nc)))
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		nc.Close()
-		return nil, nil, fmt.Errorf("cannot reach JetStream at %s: %w", redactURLs(addr), err)
+		return nil, nil, fmt.Errorf("cannot reach JetStream at %s: %w", queue.RedactURLs(addr), err)
 	}
 	return dlq.NewStore(js, opts...), nc.Close, nil
 }
@@ -585,27 +585,6 @@ func writeIndentedJSON(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// redactURLs shows NATS URLs without their user info.
-func redactURLs(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, raw := range parts {
-		raw = strings.TrimSpace(raw)
-		u, err := url.Parse(raw)
-		switch {
-		case err != nil && strings.Contains(raw, "@"):
-			parts[i] = "(unparsable URL)"
-		case err != nil:
-			parts[i] = raw
-		case u.User != nil:
-			u.User = url.User("xxxxx")
-			parts[i] = u.String()
-		default:
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 func nLetters(n int) string {

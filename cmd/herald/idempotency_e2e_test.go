@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -17,18 +16,8 @@ import (
 // keyedCall posts body to /v1/notifications with Idempotency-Key key.
 func keyedCall(t *testing.T, app *testApp, key, body string) (int, map[string]any) {
 	t.Helper()
-	req := newRequest(http.MethodPost, app.URL+"/v1/notifications", "X-API-Secret", testSecret, body)
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("reply: %v", err)
-	}
-	return resp.StatusCode, out
+	code, _, out := keyedAs(t, app, testSecret, key, body)
+	return code, out
 }
 
 // jobsLastSeq is the jobs stream's last sequence: it moves with every job

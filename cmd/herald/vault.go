@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/queue"
 	"github.com/heraldrelay/herald/internal/register"
 	"github.com/heraldrelay/herald/internal/vault"
 	"github.com/heraldrelay/herald/publisher"
@@ -224,7 +225,7 @@ func runVaultRotate(cmd *cobra.Command, configPath string, getenv func(string) s
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cannot reach JetStream at %s: %w", redactURLs(addr), err)
+		return fmt.Errorf("cannot reach JetStream at %s: %w", queue.RedactURLs(addr), err)
 	}
 	cfg.Vault.Keys = keys
 	v, err := vault.New(cfg.Vault.vaultConfig(), vault.Deps{Credentials: kv})

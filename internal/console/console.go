@@ -37,6 +37,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/breaker"
 	"github.com/heraldrelay/herald/internal/dlq"
+	"github.com/heraldrelay/herald/internal/htmlpage"
 	"github.com/heraldrelay/herald/internal/pacing"
 )
 
@@ -393,15 +394,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, code int, name 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(b.String()))
+	htmlpage.Write(w, code, []byte(b.String()))
 }
 
 // internalError logs err and shows a page that does not echo it.

@@ -216,15 +216,8 @@ func (c *Console) handleReplay(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	filter, err := c.selection(ctx, form)
-	if err != nil {
-		if errors.Is(err, dlq.ErrInvalidFilter) {
-			p.Error = err.Error()
-			p.Data = &dlqPage{Form: form}
-			c.render(w, r, http.StatusBadRequest, "dlq", p)
-			return
-		}
-		c.internalError(w, r, sess, "select the dead letters", err)
+	filter, ok := c.selectOrAnswer(ctx, w, r, sess, form, p)
+	if !ok {
 		return
 	}
 	st := &replayState{Started: c.now()}
@@ -239,6 +232,24 @@ func (c *Console) handleReplay(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console replay started", slog.Bool("group", form.Group()))
 	http.Redirect(w, r, "/console/dlq?"+string(form.Query()), http.StatusSeeOther)
+}
+
+// selectOrAnswer is the filter of form (see selection); when there is none,
+// it answers the request (400 for a filter that is not valid, else an
+// internal error) and ok is false.
+func (c *Console) selectOrAnswer(ctx context.Context, w http.ResponseWriter, r *http.Request, sess *session, form filterForm, p page) (filter dlq.Filter, ok bool) {
+	filter, err := c.selection(ctx, form)
+	if err == nil {
+		return filter, true
+	}
+	if errors.Is(err, dlq.ErrInvalidFilter) {
+		p.Error = err.Error()
+		p.Data = &dlqPage{Form: form}
+		c.render(w, r, http.StatusBadRequest, "dlq", p)
+		return filter, false
+	}
+	c.internalError(w, r, sess, "select the dead letters", err)
+	return filter, false
 }
 
 // runReplay replays in the background, paced, recording its progress; it
@@ -271,19 +282,13 @@ func (c *Console) handlePurge(w http.ResponseWriter, r *http.Request, sess *sess
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
 	p := page{Title: "Dead letters", Nav: "dlq", CSRF: sess.csrf}
-	filter, err := c.selection(ctx, form)
-	if err != nil {
-		if errors.Is(err, dlq.ErrInvalidFilter) {
-			p.Error = err.Error()
-			p.Data = &dlqPage{Form: form}
-			c.render(w, r, http.StatusBadRequest, "dlq", p)
-			return
-		}
-		c.internalError(w, r, sess, "select the dead letters", err)
+	filter, ok := c.selectOrAnswer(ctx, w, r, sess, form, p)
+	if !ok {
 		return
 	}
 	n := 0
 	if !filter.Empty() {
+		var err error
 		n, err = c.deps.Store.Purge(ctx, filter)
 		if err != nil {
 			c.internalError(w, r, sess, "purge the dead letters", err)

@@ -43,6 +43,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/heraldrelay/herald"
+	"github.com/heraldrelay/herald/internal/htmlpage"
 	"github.com/heraldrelay/herald/internal/vault"
 )
 
@@ -518,13 +519,5 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, code int, v view) 
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
+	htmlpage.Write(w, code, buf.Bytes())
 }
