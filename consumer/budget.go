@@ -51,7 +51,7 @@ func budgetStart(h nats.Header, createdAt, stored time.Time) (time.Time, bool) {
 // job early, never keep it retrying forever.
 func (p *Pool) failures(d *Delivery, fromHeader bool) int {
 	if d.Attempt <= 1 {
-		return 0
+		return d.priorFailures
 	}
 	fallback := d.Attempt - 1
 	if p.status == nil {
@@ -62,7 +62,7 @@ func (p *Pool) failures(d *Delivery, fromHeader bool) int {
 	rec, err := p.status.Get(ctx, d.Job.ID)
 	switch {
 	case errors.Is(err, status.ErrNotFound):
-		return 0
+		return d.priorFailures
 	case err != nil:
 		p.log.LogAttrs(ctx, slog.LevelWarn, "status read",
 			slog.String("job_id", d.Job.ID), slog.Int("delivery", d.Attempt),

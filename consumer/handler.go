@@ -106,6 +106,9 @@ type Delivery struct {
 	// park's token): its records are written held, so that it is let
 	// through should it come back.
 	holder string
+	// priorFailures is the failed attempts the job had before it was
+	// stored (SentFirstHeader): counted when no status record says more.
+	priorFailures int
 }
 
 // Handler handles one delivery attempt. Its error is the attempt's outcome,

@@ -109,7 +109,11 @@ func decide(err error, failures int, age time.Duration, cfg Config, backoff back
 			}
 		}
 		reason := reasonRetryAfter
+		var prior *priorError
 		switch {
+		case errors.As(ra.Err, &prior):
+			// The wait a job tried before it was stored carries over.
+			reason = prior.reason
 		case errors.Is(ra.Err, herald.ErrPaced):
 			reason = reasonPaced
 		case errors.Is(ra.Err, herald.ErrCircuitOpen):

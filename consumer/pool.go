@@ -147,6 +147,12 @@ type Pool struct {
 	// delivered hands delivered jobs to the settlers, which write their
 	// status record and ack them (see settle). Run makes it.
 	delivered chan settlement
+	// stopping says Run is stopping or has stopped: SendFirst tries no
+	// more jobs. Before Run, it may: it needs nothing Run makes.
+	stopping atomic.Bool
+	// sending counts the jobs being sent, from the stream (process) and
+	// before storing (SendFirst), which takes a place only below Workers.
+	sending atomic.Int64
 }
 
 // New validates cfg and deps and builds a Pool. It does not touch NATS: Run
@@ -385,6 +391,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		runErr = stopped(p.ParkedConsumerConfig().Durable)
 	}
 
+	p.stopping.Store(true)
 	// Unsubscribe first, then put back whatever is still buffered: a job
 	// released after the unsubscribe cannot come back to this process.
 	drain, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)

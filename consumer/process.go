@@ -19,6 +19,8 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	start := time.Now()
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
+	p.sending.Add(1)
+	defer p.sending.Add(-1)
 
 	// Keep the job ours until it is acked (or put back), so a slow send or
 	// status write is not redelivered to another worker meanwhile; settle
@@ -56,6 +58,11 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	d.Job.ID = jobID(job.ID, idHeader, d.Sequence)
 	budget, fromHeader := budgetStart(headers, job.CreatedAt, meta.Timestamp)
 	d.BudgetStart = budget.UTC()
+	// A job tried before it was stored (SendFirst) carries what that
+	// attempt learned.
+	first, sentFirst := parseSentFirst(headers)
+	d.priorFailures = first.Failures
+	d.Failures = first.Failures
 	switch p.admit(d, fromHeader, token) {
 	case admitDrop:
 		stop()
@@ -80,6 +87,10 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 		err = withCause(CauseUndecodable, fmt.Errorf("%w: channel %s published on %s, a subject of channel %s",
 			herald.ErrInvalidJob, job.Channel, d.Subject, subjectChannel))
 	default:
+		if prior, held := first.priorOutcome(d, time.Now()); sentFirst && held {
+			err = p.hold(ctx, d, prior)
+			break
+		}
 		err = p.handler(ctx, d)
 	}
 	if p.dest != nil && d.Notification.Channel.Valid() && (d.Parked || (err != nil && !errors.Is(err, herald.ErrPermanent))) {

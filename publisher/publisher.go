@@ -78,6 +78,7 @@ type Option func(*options)
 type options struct {
 	msgID    string
 	msgIDSet bool
+	header   nats.Header
 }
 
 // WithMsgID sets the Nats-Msg-Id used for deduplication instead of the job id,
@@ -85,6 +86,12 @@ type options struct {
 // control characters; Publish rejects it otherwise.
 func WithMsgID(id string) Option {
 	return func(o *options) { o.msgID, o.msgIDSet = id, true }
+}
+
+// WithHeader adds h's headers to the stored message (a Nats-Msg-Id in h is
+// ignored: WithMsgID sets it).
+func WithHeader(h nats.Header) Option {
+	return func(o *options) { o.header = h }
 }
 
 // Result describes a stored job.
@@ -155,6 +162,11 @@ func (p *Publisher) Publish(ctx context.Context, job *herald.Job, opts ...Option
 		Subject: herald.JobIDSubject(job.Channel, job.ID),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{msgID}},
 		Data:    data,
+	}
+	for k, vs := range o.header {
+		if k != jetstream.MsgIDHeader {
+			msg.Header[k] = vs
+		}
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {

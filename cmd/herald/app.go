@@ -348,6 +348,7 @@ func (a *App) Open(ctx context.Context) (err error) {
 			Logger:      a.logger,
 			Vault:       vlt,
 			Idempotency: idempotency.New(keys),
+			First:       a.firstSender(),
 		})
 		if err != nil {
 			return fmt.Errorf("config: ingest: %w", err)
@@ -687,3 +688,34 @@ func ackDelay(d time.Duration) time.Duration {
 // configuration lacks: only a herald serve on its own embedded NATS, which no
 // other Herald process shares keys with.
 func (a *App) generatesSecrets() bool { return a.cfg.NATS.URL == "" && a.role.embedded }
+
+// firstSender is what the ingest tries a waiting Streaky request's job with
+// before storing it (ingest.streaky.send_first): this process's workers,
+// when it runs them and the wait covers a whole send; nil otherwise (an
+// ingest-only process stores every job). The pool is made after the
+// ingest, before either serves.
+func (a *App) firstSender() ingest.FirstSender {
+	if !a.role.worker || !a.cfg.Ingest.Streaky.SendFirst {
+		return nil
+	}
+	if a.cfg.Ingest.Streaky.Wait < a.cfg.Consumer.SendTimeout {
+		// A first send runs until consumer.send_timeout: it would hold a
+		// request past a shorter wait.
+		a.logger.Info("ingest.streaky.send_first is off: ingest.streaky.wait is shorter than consumer.send_timeout",
+			"wait", a.cfg.Ingest.Streaky.Wait.String(), "send_timeout", a.cfg.Consumer.SendTimeout.String())
+		return nil
+	}
+	return firstSenderFunc(func(ctx context.Context, job *herald.Job) (bool, nats.Header) {
+		if a.pool == nil {
+			return false, nil
+		}
+		return a.pool.SendFirst(ctx, job)
+	})
+}
+
+// firstSenderFunc adapts a function to ingest.FirstSender.
+type firstSenderFunc func(context.Context, *herald.Job) (bool, nats.Header)
+
+func (f firstSenderFunc) SendFirst(ctx context.Context, job *herald.Job) (bool, nats.Header) {
+	return f(ctx, job)
+}

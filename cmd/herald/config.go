@@ -200,6 +200,9 @@ type StreakyIngestConfig struct {
 	// FailureStatus is "error" (a failure is a 4xx or 5xx) or "ok" (a
 	// failure is a 200 with success:false, as Streaky's proxy answers).
 	FailureStatus string `mapstructure:"failure_status"`
+	// SendFirst lets a process that also delivers (herald serve) try a
+	// waiting request's job before storing it (consumer.Pool.SendFirst).
+	SendFirst bool `mapstructure:"send_first"`
 }
 
 type ConsumerConfig struct {
@@ -310,6 +313,9 @@ var defaults = map[string]any{
 	"ingest.idempotency_max_keys_per_secret": 0,
 	// error: no failure of /send-notification is a 2xx (see README).
 	"ingest.streaky.failure_status": "error",
+	// true: a waiting request's job is tried before it is stored, in a
+	// process that also delivers (see README).
+	"ingest.streaky.send_first": true,
 
 	"channels.discord.global_rate":         50.0,
 	"channels.discord.invalid_budget":      5000,

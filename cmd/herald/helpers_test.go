@@ -100,8 +100,11 @@ func testAppConfig(t testing.TB, env map[string]string) Config {
 		"HERALD_CONSUMER_MIN_BACKOFF":           "50ms",
 		"HERALD_CONSUMER_MAX_BACKOFF":           "200ms",
 		"HERALD_INGEST_STREAKY_WAIT":            "5s",
-		"ENCRYPTION_KEY":                        testkit.Key,
-		"VPS_SECRET":                            testSecret,
+		// As long as the wait, so that a waiting request's job is sent first
+		// (ingest.streaky.send_first), as with the defaults.
+		"HERALD_CONSUMER_SEND_TIMEOUT": "5s",
+		"ENCRYPTION_KEY":               testkit.Key,
+		"VPS_SECRET":                   testSecret,
 	}
 	for k, v := range env {
 		base[k] = v

@@ -219,3 +219,83 @@ func TestStreakyWaitingSlotsPerSecret(t *testing.T) {
 	wg.Wait()
 	discord.Close() // releases the hung sends, so the app stops at once
 }
+
+// jobsStored is the jobs stream's last sequence: how many jobs were ever
+// stored in it.
+func jobsStored(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), herald.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.LastSeq
+}
+
+// A waiting request's job is tried before it is stored: delivered at once,
+// it is never stored; failed once, it is stored, retried after its backoff
+// and still answered with its outcome. Turned off, or with a wait shorter
+// than a send may last, every job is stored first.
+func TestServeStreakySendsFirst(t *testing.T) {
+	discord := fake.NewDiscord(t)
+	discord.Script(func(r fake.DiscordRequest, n int) fake.Response {
+		if r.WebhookID == "500500500500500500" && n == 1 {
+			return fake.Response{Status: http.StatusInternalServerError, Body: `{"message": "500: Internal Server Error", "code": 0}`}
+		}
+		return fake.Response{}
+	})
+	app := newTestApp(t, nil)
+	code, reply := postStreakyDiscord(t, app, discord.WebhookURL("123456789012345678", "first-token"))
+	if code != 200 || reply["success"] != true || reply["queued"] != nil {
+		t.Fatalf("reply %d %v, want delivered", code, reply)
+	}
+	if n := jobsStored(t, app.js); n != 0 {
+		t.Errorf("%d jobs stored, want none: it was delivered before", n)
+	}
+	metrics := get(t, app.MetricsURL+"/metrics")
+	if !strings.Contains(metrics, `herald_sent_first_total{channel="discord",result="delivered"} 1`) {
+		t.Errorf("metrics lack the first send:\n%s", grepLines(metrics, "herald_sent_first"))
+	}
+
+	code, reply = postStreakyDiscord(t, app, discord.WebhookURL("500500500500500500", "flaky-token"))
+	if code != 200 || reply["success"] != true {
+		t.Fatalf("reply %d %v, want delivered after one retry", code, reply)
+	}
+	flaky := 0
+	for _, r := range discord.Requests() {
+		if r.WebhookID == "500500500500500500" {
+			flaky++
+		}
+	}
+	if n := flaky; n != 2 {
+		t.Errorf("the flaky webhook got %d requests, want 2", n)
+	}
+	if n := jobsStored(t, app.js); n != 1 {
+		t.Errorf("%d jobs stored, want the one that failed first", n)
+	}
+
+	for name, env := range map[string]map[string]string{
+		"off":        {"HERALD_INGEST_STREAKY_SEND_FIRST": "false"},
+		"short wait": {"HERALD_INGEST_STREAKY_WAIT": "2s"},
+	} {
+		app := newTestApp(t, env)
+		code, reply := postStreakyDiscord(t, app, discord.WebhookURL("123456789012345678", "first-token"))
+		if code != 200 || reply["success"] != true {
+			t.Fatalf("%s: reply %d %v, want delivered", name, code, reply)
+		}
+		if n := jobsStored(t, app.js); n != 1 {
+			t.Errorf("%s: %d jobs stored, want 1: stored first", name, n)
+		}
+	}
+	testkit.AssertNoSecrets(t, "log", app.Logs.String(), "first-token", "flaky-token", testkit.Key, testSecret)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/status"
 	"github.com/heraldrelay/herald/publisher"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -59,6 +60,14 @@ type StatusStore interface {
 // implements it. One serves the whole process (see status.Outcomes).
 type Outcomes interface {
 	Wait(id string) (*status.Wait, error)
+}
+
+// FirstSender tries to deliver a job before it is stored; *consumer.Pool
+// implements it (see consumer.Pool.SendFirst). delivered true: the job was
+// delivered, and nothing is stored. Otherwise the job is stored with
+// carry's headers.
+type FirstSender interface {
+	SendFirst(ctx context.Context, job *herald.Job) (delivered bool, carry nats.Header)
 }
 
 // TargetChecker says whether Herald may send to a destination, without
@@ -105,6 +114,10 @@ type Deps struct {
 	Vault Vault
 	// Idempotency keeps the requests' Idempotency-Keys (required).
 	Idempotency Idempotency
+	// First, when set, is tried with the job of every Streaky request that
+	// waits for its outcome before that job is stored (see
+	// handleStreaky): the workers of the same process.
+	First FirstSender
 }
 
 // Server serves the ingest routes. It is safe for concurrent use.
@@ -113,6 +126,7 @@ type Server struct {
 	pub      Publisher
 	status   StatusStore
 	outcomes Outcomes
+	first    FirstSender
 	keys     *crypto.Keyring
 	checkers map[herald.Channel]TargetChecker
 	ready    func(ctx context.Context) error
@@ -180,6 +194,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		pub:      deps.Publisher,
 		status:   deps.Status,
 		outcomes: deps.Outcomes,
+		first:    deps.First,
 		keys:     deps.Keys,
 		checkers: make(map[herald.Channel]TargetChecker, len(deps.Checkers)),
 		ready:    deps.Ready,

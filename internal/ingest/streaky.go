@@ -13,6 +13,7 @@ import (
 	"github.com/heraldrelay/herald"
 	"github.com/heraldrelay/herald/internal/metrics"
 	"github.com/heraldrelay/herald/internal/status"
+	"github.com/heraldrelay/herald/publisher"
 )
 
 // SourceStreaky is the Source of jobs built from /send-notification requests.
@@ -50,7 +51,9 @@ type streakyReply struct {
 
 // handleStreaky serves POST /send-notification as Streaky's proxy does
 // (CONTRACT.md §3), except that it stores the job and, for up to
-// StreakyWait, waits for the delivery result instead of sending inline. By
+// StreakyWait, waits for the delivery result instead of sending inline.
+// With Deps.First (a process that also delivers) a waiting request's job is
+// tried first and stored only when it was not delivered at once. By
 // default (FailureStatusError) no failure is a 2xx, so that a Worker reading
 // only response.ok sees it:
 //
@@ -135,7 +138,26 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if claim.publish {
-		res, err := s.publish(ctx, job)
+		var opts []publisher.Option
+		if watch != nil && key == nil && s.first != nil {
+			// The request waits for the outcome anyway: a worker of this
+			// process tries the job before it is stored, and a job the
+			// destination takes at once is never stored. One that is not
+			// is stored below with what the attempt learned, and waited
+			// for as any other. The attempt is not cut short when the
+			// client leaves or the wait ends (a send cut halfway may have
+			// been delivered): the consumer's send timeout bounds it.
+			delivered, carry := s.first.SendFirst(context.WithoutCancel(ctx), job)
+			if delivered {
+				s.accepted(ctx, job, false)
+				s.streakyFinal(w, herald.Status{ID: job.ID, State: herald.StateDelivered}, false)
+				return
+			}
+			if carry != nil {
+				opts = append(opts, publisher.WithHeader(carry))
+			}
+		}
+		res, err := s.publish(ctx, job, opts...)
 		if err != nil {
 			s.releaseKey(ctx, claim)
 			s.streakyFail(w, r, err)

@@ -34,12 +34,15 @@ type Metrics struct {
 	KeysRefused *prometheus.CounterVec
 
 	// Delivery.
-	Deliveries       *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
-	Retries          *prometheus.CounterVec   // channel, reason (retry_after, transient, paced, breaker_open)
-	RateLimited      *prometheus.CounterVec   // channel (429s received)
-	SendDuration     *prometheus.HistogramVec // channel: one HTTP call to the destination
-	DeliveryLatency  *prometheus.HistogramVec // channel: job accepted → delivered
-	InFlight         prometheus.Gauge         // jobs being handled by this process
+	Deliveries      *prometheus.CounterVec   // channel, outcome (delivered, retry, failed, dead)
+	Retries         *prometheus.CounterVec   // channel, reason (retry_after, transient, paced, breaker_open)
+	RateLimited     *prometheus.CounterVec   // channel (429s received)
+	SendDuration    *prometheus.HistogramVec // channel: one HTTP call to the destination
+	DeliveryLatency *prometheus.HistogramVec // channel: job accepted → delivered
+	InFlight        prometheus.Gauge         // jobs being handled by this process
+	// SentFirst counts the waited Streaky requests whose job was tried
+	// before it was stored, by channel and result (SentFirst*).
+	SentFirst        *prometheus.CounterVec
 	StatusWriteFails prometheus.Counter
 	// Parked is the jobs held back in the parked stream (sampled, the same
 	// in every process); ParkRefused counts jobs that could not be parked
@@ -135,6 +138,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_retries_total", Help: "Jobs put back to wait, by channel and reason.",
 		}, []string{"channel", "reason"}),
+		SentFirst: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_sent_first_total",
+			Help: "Waited requests whose job a worker of the same process tried before storing it, by channel and result: delivered (nothing stored), stored (it failed or had to wait, and was stored with what the attempt learned), skipped (no idle worker: stored untried).",
+		}, []string{"channel", "result"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_rate_limited_total", Help: "429 answers received from destinations, by channel.",
 		}, []string{"channel"}),
@@ -258,7 +265,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(
 		m.HTTPRequests, m.HTTPDuration, m.JobsAccepted, m.JobsRejected, m.PublishFails, m.StreakyWaiting, m.StreakyUnwaited, m.KeysRefused,
-		m.Deliveries, m.Retries, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
+		m.Deliveries, m.Retries, m.SentFirst, m.RateLimited, m.SendDuration, m.DeliveryLatency, m.InFlight,
 		m.StatusWriteFails, m.Parked, m.ParkRefused, m.StaleCopies,
 		m.DeadLettered, m.DeadLetterFail, m.Replayed,
 		m.PacingWaits, m.PacingWait, m.InvalidResponses, m.Suspended, m.BreakerState, m.BreakerChanges,
@@ -296,4 +303,17 @@ const (
 	// UnwaitedTimeout: the request waited, and the outcome was not known
 	// within the wait.
 	UnwaitedTimeout = "timeout"
+)
+
+// Results of SentFirst.
+const (
+	// SentFirstDelivered: delivered before it was stored; nothing was
+	// stored.
+	SentFirstDelivered = "delivered"
+	// SentFirstStored: the attempt failed, or had to wait (pacing, an open
+	// breaker, a 429), and the job was stored with what it learned.
+	SentFirstStored = "stored"
+	// SentFirstSkipped: no worker of the process was idle (or it was
+	// stopping): the job was stored untried, as without sending first.
+	SentFirstSkipped = "skipped"
 )
