@@ -59,6 +59,11 @@ type Config struct {
 	// Workers is the number of jobs handled concurrently in this process;
 	// DefaultWorkers when 0.
 	Workers int
+	// FirstSends caps the jobs SendFirst sends at once, apart from the
+	// Workers that deliver from the streams; Workers when 0. Each first
+	// send is a request waiting for its outcome, so the caller's own cap
+	// on waiting requests is the natural value.
+	FirstSends int
 	// Durable is the durable consumer's name; herald.WorkersConsumer when
 	// empty. Every process with the same Durable shares the work.
 	Durable string
@@ -120,6 +125,9 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.FirstSends == 0 {
+		c.FirstSends = c.Workers
+	}
 	if c.Durable == "" {
 		c.Durable = herald.WorkersConsumer
 	}
@@ -172,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		bad("workers %d must be at least 1", c.Workers)
+	}
+	if c.FirstSends < 1 {
+		bad("first sends %d must be at least 1", c.FirstSends)
 	}
 	if c.Durable != "" && strings.ContainsAny(c.Durable, ".*> \t\r\n") {
 		bad("durable %q must not contain '.', '*', '>' or whitespace", c.Durable)

@@ -11,7 +11,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	c := Config{}.withDefaults()
 	want := Config{
-		Workers: 32, Durable: herald.WorkersConsumer, AckWait: 30 * time.Second, MaxAckPending: 256,
+		Workers: 32, FirstSends: 32, Durable: herald.WorkersConsumer, AckWait: 30 * time.Second, MaxAckPending: 256,
 		SendTimeout: 10 * time.Second, MinBackoff: time.Second, MaxBackoff: 5 * time.Minute,
 		MaxRetryAfter: time.Hour, DrainTimeout: 15 * time.Second, MaxAttempts: 10, MaxAge: 24 * time.Hour, AckDelay: 5 * time.Millisecond,
 		MaxParkedPerDestination: 2000, MaxParked: 20000,
@@ -35,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"ok", Config{Workers: 4, AckWait: 5 * time.Second, SendTimeout: time.Second}, ""},
 		{"negative workers", Config{Workers: -1}, "workers"},
+		{"negative first sends", Config{FirstSends: -1}, "first sends"},
 		{"bad durable", Config{Durable: "a.b"}, "durable"},
 		{"short ack wait", Config{AckWait: 500 * time.Millisecond, SendTimeout: 100 * time.Millisecond}, "ack wait"},
 		{"send timeout not below ack wait", Config{AckWait: 5 * time.Second, SendTimeout: 5 * time.Second}, "send timeout"},

@@ -121,9 +121,9 @@ func (p *Pool) hold(ctx context.Context, d *Delivery, err error) error {
 // breakers, the hung-destination gate, pacing, the send bounded by
 // SendTimeout), so that a request waiting for its outcome costs no store,
 // delivery, ack and deletion when the destination takes it at once. It
-// uses one of the Pool's worker places: it is tried only while the Pool
-// runs and fewer than Config.Workers jobs are being sent, never waiting
-// for a place.
+// runs on the caller's goroutine, apart from the Workers: it is tried only
+// while the Pool has not stopped and fewer than Config.FirstSends jobs are
+// being sent first, never waiting for a place.
 //
 // It returns delivered true when the destination took the job: there is
 // nothing to store. Otherwise the caller must store the job as usual; when
@@ -146,12 +146,12 @@ func (p *Pool) SendFirst(ctx context.Context, job *herald.Job) (delivered bool, 
 		p.metrics.SentFirst.WithLabelValues(channel, metrics.SentFirstSkipped).Inc()
 		return false, nil
 	}
-	if p.sending.Add(1) > int64(p.cfg.Workers) {
-		p.sending.Add(-1)
+	if p.sendingFirst.Add(1) > int64(p.cfg.FirstSends) {
+		p.sendingFirst.Add(-1)
 		p.metrics.SentFirst.WithLabelValues(channel, metrics.SentFirstSkipped).Inc()
 		return false, nil
 	}
-	defer p.sending.Add(-1)
+	defer p.sendingFirst.Add(-1)
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
 

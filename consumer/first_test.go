@@ -200,17 +200,19 @@ func TestSendFirstPacedCarriesNothing(t *testing.T) {
 	}
 }
 
-// A first send takes an idle worker's place, never waits for one, and is
-// not tried by a Pool that has stopped.
-func TestSendFirstOnlyWithAnIdleWorker(t *testing.T) {
+// First sends have places of their own (Config.FirstSends): a busy worker
+// does not stop one, a first send beyond the places is not tried (the job
+// is stored instead), and a Pool that has stopped tries none.
+func TestSendFirstHasPlacesOfItsOwn(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
 	cfg.Workers = 1
+	cfg.FirstSends = 1
 	release := make(chan struct{})
-	started := make(chan struct{}, 1)
+	started := make(chan string, 2)
 	blocking := senderFunc(func(ctx context.Context, n herald.Notification) error {
-		if strings.Contains(n.Message.Text, "holds the worker") {
-			started <- struct{}{}
+		if strings.HasPrefix(n.Message.Text, "holds") {
+			started <- n.Message.Text
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -229,14 +231,29 @@ func TestSendFirstOnlyWithAnIdleWorker(t *testing.T) {
 	stop := sync.OnceFunc(func() { close(release); cancel(); <-done })
 	t.Cleanup(stop)
 
+	// The one worker is busy: a first send still goes.
 	e.publish(discordJob(t, e.keys, "holds the worker"))
 	<-started
-	busy := discordJob(t, e.keys, "while the worker is busy")
+	held := discordJob(t, e.keys, "holds the first place")
+	held.ID = herald.NewID()
+	heldDone := make(chan bool, 1)
+	go func() {
+		delivered, _ := p.SendFirst(context.Background(), held)
+		heldDone <- delivered
+	}()
+	if got := <-started; got != "holds the first place" {
+		t.Fatalf("started %q, want the first send", got)
+	}
+	// Its one place is taken: the next is not tried.
+	busy := discordJob(t, e.keys, "while the place is taken")
 	busy.ID = herald.NewID()
 	if delivered, carry := p.SendFirst(context.Background(), busy); delivered || carry != nil {
-		t.Errorf("worker busy: SendFirst = %v, %v; want not tried", delivered, carry)
+		t.Errorf("place taken: SendFirst = %v, %v; want not tried", delivered, carry)
 	}
 	stop()
+	if !<-heldDone {
+		t.Error("the first send holding the place was not delivered")
+	}
 	job := discordJob(t, e.keys, "after Run")
 	job.ID = herald.NewID()
 	if delivered, carry := p.SendFirst(context.Background(), job); delivered || carry != nil {
@@ -244,6 +261,9 @@ func TestSendFirstOnlyWithAnIdleWorker(t *testing.T) {
 	}
 	if got := sentFirstCount(e.metrics, metrics.SentFirstSkipped); got != 2 {
 		t.Errorf("sent first skipped = %v, want 2", got)
+	}
+	if got := sentFirstCount(e.metrics, metrics.SentFirstDelivered); got != 1 {
+		t.Errorf("sent first delivered = %v, want 1", got)
 	}
 }
 

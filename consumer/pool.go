@@ -150,9 +150,9 @@ type Pool struct {
 	// stopping says Run is stopping or has stopped: SendFirst tries no
 	// more jobs. Before Run, it may: it needs nothing Run makes.
 	stopping atomic.Bool
-	// sending counts the jobs being sent, from the stream (process) and
-	// before storing (SendFirst), which takes a place only below Workers.
-	sending atomic.Int64
+	// sendingFirst counts the jobs SendFirst is sending: at most
+	// Config.FirstSends.
+	sendingFirst atomic.Int64
 }
 
 // New validates cfg and deps and builds a Pool. It does not touch NATS: Run

@@ -19,8 +19,6 @@ func (p *Pool) process(ctx context.Context, m jetstream.Msg) {
 	start := time.Now()
 	p.metrics.InFlight.Inc()
 	defer p.metrics.InFlight.Dec()
-	p.sending.Add(1)
-	defer p.sending.Add(-1)
 
 	// Keep the job ours until it is acked (or put back), so a slow send or
 	// status write is not redelivered to another worker meanwhile; settle

@@ -405,7 +405,11 @@ func (a *App) Open(ctx context.Context) (err error) {
 
 	if a.role.worker {
 		a.pool, err = consumer.New(consumer.Config{
-			Workers:       a.cfg.Consumer.Workers,
+			Workers: a.cfg.Consumer.Workers,
+			// A first send is a Streaky request waiting for its outcome:
+			// the waiting requests' cap (and each secret's share of it)
+			// bounds them, as it bounds the bare relay's sends.
+			FirstSends:    a.cfg.Ingest.Streaky.MaxWaiting,
 			AckWait:       a.cfg.Consumer.AckWait,
 			MaxAckPending: a.cfg.Consumer.MaxAckPending,
 			SendTimeout:   a.cfg.Consumer.SendTimeout,
