@@ -159,7 +159,7 @@ func (p *Pool) SendFirst(ctx context.Context, job *herald.Job) (delivered bool, 
 	if job.CreatedAt.IsZero() {
 		job.CreatedAt = start.UTC()
 	}
-	d := &Delivery{Job: *job, Subject: herald.JobIDSubject(job.Channel, job.ID), BudgetStart: job.CreatedAt}
+	d := &Delivery{Job: *job, Subject: herald.JobIDSubject(job.Channel, job.ID), BudgetStart: job.CreatedAt, First: true}
 	err := p.handler(ctx, d)
 	// Plaintext credentials live no longer than the attempt.
 	d.Notification = herald.Notification{}

@@ -89,6 +89,12 @@ type Delivery struct {
 	// Parked says this is a parked copy of the job: it waited in
 	// herald.ParkedStream for its next attempt.
 	Parked bool
+	// First says the job is sent before it is stored, by the request that
+	// waits for it (Pool.SendFirst): the send holds none of the workers,
+	// only that request, and Sequence is 0. A middleware that guards the
+	// workers may let it by; one that would hold it should refuse it at
+	// once instead, and the job is stored.
+	First bool
 	// Notification is the job with its credentials opened. It is set by the
 	// Pool's open step, which runs before any Deps.Middlewares, and it is
 	// cleared once the attempt ends: plaintext credentials live only for the

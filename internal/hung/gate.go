@@ -150,7 +150,12 @@ func (g *Gate) Limit() int { return g.limit }
 // other than Discord and Telegram are not gated: they fail without I/O or
 // are not the Gate's.
 //
-// A send to a trusted destination goes on at once. A send to a suspect one
+// A send to a trusted destination goes on at once. A first send
+// (consumer.Delivery.First: a request waiting for its job, which holds no
+// worker) to a destination new to the Gate goes on too, without a place,
+// and the Gate learns from it as from any other; one to a destination that
+// went unanswered lately is refused at once (its job is stored, and gated as
+// any other). A send to a suspect one
 // takes a place in the share first, and gives it back when next returns
 // (also when it panics); with no place free, it waits up to admitWait for
 // one, then returns *herald.RetryAfterError{After: refusedWait or later,
@@ -188,7 +193,18 @@ func (g *Gate) hash(key string) uint64 { return maphash.String(g.seed, key) }
 // send gates one send to the destination hashed h and calls next.
 func (g *Gate) send(ctx context.Context, ch herald.Channel, h uint64, d *consumer.Delivery, next consumer.Handler) (err error) {
 	start := g.now()
-	p, ok, freed := g.admit(h, start)
+	var p place
+	var ok bool
+	var freed <-chan struct{}
+	if d.First {
+		if !g.admitFirst(h, start) {
+			g.refused[ch].Inc()
+			return &herald.RetryAfterError{After: refusedWait, Err: ErrShareFull}
+		}
+		p, ok = noPlace, true
+	} else {
+		p, ok, freed = g.admit(h, start)
+	}
 	if !ok {
 		// Wait a moment for a place: the sends holding them usually end soon.
 		t := time.NewTimer(admitWait)
@@ -271,6 +287,15 @@ func (g *Gate) admit(h uint64, now time.Time) (p place, ok bool, freed <-chan st
 	g.held++
 	g.sends.Inc()
 	return p, true, nil
+}
+
+// admitFirst decides whether a first send to the destination hashed h may go
+// at now: unless it went unanswered lately. It takes no place.
+func (g *Gate) admitFirst(h uint64, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, found := g.known.Get(h)
+	return !found || v == trusted || v <= now.UnixNano()
 }
 
 // outcome is what a send teaches about its destination.

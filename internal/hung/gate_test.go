@@ -512,3 +512,64 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A first send (a request waiting for its job, holding no worker) to a new
+// destination takes no place, even with the share full, and teaches the
+// Gate as any send; one to a destination that went unanswered lately is
+// refused at once, without waiting for a place, so that its job is stored.
+func TestFirstSendsTakeNoPlace(t *testing.T) {
+	t.Parallel()
+	const sendTimeout = 4 * time.Second
+	g := newTestGate(t, Config{Workers: 2, Share: 0.5, SendTimeout: sendTimeout})
+	first := func(key string, next consumer.Handler) error {
+		d := delivery(herald.ChannelDiscord, key)
+		d.First = true
+		return g.mw(next)(context.Background(), d)
+	}
+	r1, err := g.hang(t, "discord:hung-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The one place is held: a worker's send to a new destination is refused...
+	if _, err := g.hang(t, "discord:new-1"); err == nil {
+		t.Fatal("a worker's send took a place beyond the share")
+	}
+	// ...a first send to one goes, and holds no place.
+	err = first("discord:new-2", func(context.Context, *consumer.Delivery) error {
+		if got := testutil.ToFloat64(g.m.SuspectSends); got != 1 {
+			t.Errorf("herald_suspect_sends = %v during a first send, want 1 (the worker's)", got)
+		}
+		g.clock.Advance(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("first send to a new destination with the share full: %v", err)
+	}
+	if s := g.state("discord:new-2"); s != "trusted" {
+		t.Errorf("new-2 after a first send answered: %s, want trusted", s)
+	}
+	// A first send that goes unanswered makes its destination suspect.
+	err = first("discord:hung-2", func(context.Context, *consumer.Delivery) error {
+		g.clock.Advance(sendTimeout)
+		return fmt.Errorf("discord: send: %w", context.DeadlineExceeded)
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the gate changed next's error: %v", err)
+	}
+	if s := g.state("discord:hung-2"); s != "suspect" {
+		t.Errorf("hung-2 after an unanswered first send: %s, want suspect", s)
+	}
+	// Now a first send to it is refused, though a place is free (a
+	// worker's send would take it): its job is stored and gated there.
+	_ = r1(nil)
+	refusedBefore := g.refusedCount(herald.ChannelDiscord)
+	called := false
+	err = first("discord:hung-2", func(context.Context, *consumer.Delivery) error { called = true; return nil })
+	wantRefused(t, err, sendTimeout)
+	if called {
+		t.Error("a first send to a suspect destination was sent")
+	}
+	if got := g.refusedCount(herald.ChannelDiscord); got != refusedBefore+1 {
+		t.Errorf("herald_suspect_refused_total = %v, want %v", got, refusedBefore+1)
+	}
+}
