@@ -262,7 +262,8 @@ func (p *Pool) ConsumerInfo(ctx context.Context) (*jetstream.ConsumerInfo, error
 // JetStream redelivers them after AckWait. Run then returns nil.
 //
 // A setup error (no stream, a consumer that cannot be created) is returned at
-// once. If consuming stops on its own (the consumer was deleted, the
+// once, unless ctx was cancelled meanwhile: stopped before it started, Run
+// returns nil. If consuming stops on its own (the consumer was deleted, the
 // connection closed), Run drains the same way and returns an error. Run may
 // be called only once per Pool.
 func (p *Pool) Run(ctx context.Context) error {
@@ -271,6 +272,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, herald.JobsStream, p.ConsumerConfig())
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped before it started: nothing was taken, nothing to drain.
+			p.stopping.Store(true)
+			return nil
+		}
 		return fmt.Errorf("consumer: create consumer %s on %s: %w", p.cfg.Durable, herald.JobsStream, err)
 	}
 
@@ -334,6 +340,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	parkedClosed, err := p.consumeParked(ctx, onMessage, onError)
 	if err != nil {
 		cc.Stop()
+		close(stopping) // a job fetched meanwhile is put back, not held
+		p.stopping.Store(true)
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 

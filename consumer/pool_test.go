@@ -578,6 +578,27 @@ func TestPoolRunSetupError(t *testing.T) {
 	}
 }
 
+// A Pool stopped before it started (its ctx cancelled while it set up) is a
+// stop, not a setup error: Run returns nil, and it tries no first sends.
+func TestPoolRunStoppedBeforeStart(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	p, err := New(testConfig(), e.deps(map[herald.Channel]Sender{herald.ChannelDiscord: newRecorder(nil)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Errorf("Run with its ctx cancelled = %v, want nil", err)
+	}
+	job := discordJob(t, e.keys, "after a stop")
+	job.ID = herald.NewID()
+	if delivered, carry := p.SendFirst(context.Background(), job); delivered || carry != nil {
+		t.Errorf("SendFirst after the stop = %v, %v; want not tried", delivered, carry)
+	}
+}
+
 func TestPoolRunStopsWhenConsumerDeleted(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
