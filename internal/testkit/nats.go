@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -65,11 +66,37 @@ func (s *Server) Start() {
 		return
 	}
 	o := s.opts
-	srv := natsserver.RunServer(&o)
+	srv := runServer(s.t, &o)
 	if s.opts.Port <= 0 {
 		s.opts.Port = srv.Addr().(*net.TCPAddr).Port
 	}
 	s.s = srv
+}
+
+// serverReadyWait is how long a started server may take to accept
+// connections. The nats-server test helper allows 10 s, which a cluster's
+// nodes starting together under -race on a loaded 2-core machine have
+// overrun.
+const serverReadyWait = 60 * time.Second
+
+// runServer starts a server with o as the nats-server test helper does (no
+// route pooling, no compression), waiting up to serverReadyWait for it.
+// It may be called from any goroutine: a failure is reported with Errorf,
+// and the server returned is then not ready.
+func runServer(t testing.TB, o *server.Options) *server.Server {
+	o.NoLog, o.Trace, o.Debug = true, false, false
+	o.Cluster.PoolSize = -1
+	o.Cluster.Compression.Mode = server.CompressionOff
+	o.LeafNode.Compression.Mode = server.CompressionOff
+	srv, err := server.NewServer(o)
+	if err != nil {
+		panic(fmt.Sprintf("testkit: NATS server: %v", err))
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(serverReadyWait) {
+		t.Errorf("testkit: NATS server not ready after %s", serverReadyWait)
+	}
+	return srv
 }
 
 // Shutdown stops the server and waits until it has stopped. It may be
