@@ -84,6 +84,7 @@ It exits non-zero when an accepted job was not delivered within
 docs/performance.md.`,
 		Example: `  herald bench                                  # the suite: wait, no wait, bare relay; 10,000 jobs each
   herald bench --scenario steady                # the suite at 1,000 jobs/s for 20 s
+  herald bench --scenario free-tier --repeat 3  # the suite three times; each ratio's median and range
   herald bench --via api                        # one run through POST /v1/notifications
   herald bench --rate-limit 5/2s --webhooks 4 --jobs 100
   herald bench --via streaky --latency 50ms --json > result.json
@@ -133,6 +134,9 @@ docs/performance.md.`,
 			if suite {
 				return runSuite(cmd, cfg, outFile, jsonOut)
 			}
+			if cfg.Repeat > 1 {
+				return fmt.Errorf("%w: --repeat runs the suite again: not with --via, --streaky-wait, --url or --ingest-only", errUsage)
+			}
 			report, runErr := bench.Run(cmd.Context(), cfg)
 			if report == nil {
 				return runErr
@@ -159,6 +163,7 @@ docs/performance.md.`,
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "how long to wait for deliveries after the last job was accepted; undelivered jobs then count as lost")
 	f.BoolVar(&cfg.IngestOnly, "ingest-only", false, "measure the ingest alone: 'herald ingest' against NATS run by the harness, no delivery, rounds of Herald and baseline phases")
 	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultRounds, "with --ingest-only, rounds the jobs are split into (each a Herald and a baseline phase)")
+	f.IntVar(&cfg.Repeat, "repeat", 1, "run the suite this many times, every other round in the reverse order, and report each ratio's median over the rounds and their range (a busy machine's figures move between runs: 3 or more steadies them); only the suite")
 	f.BoolVar(&baseline, "baseline", true, "also measure the bare decode-and-publish handler (--baseline=false skips it)")
 	f.StringArrayVar(&cfg.Env, "env", nil, "KEY=VALUE for the child Herald, e.g. --env HERALD_CONSUMER_WORKERS=64 (repeatable)")
 	f.StringVar(&executable, "herald", "", "herald binary to start as the child (default: this one)")

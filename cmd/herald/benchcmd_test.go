@@ -214,3 +214,48 @@ func runBinary(t *testing.T, bin string, args ...string) (stdout, stderr string,
 	err = cmd.Run()
 	return out.String(), errOut.String(), err
 }
+
+// TestBenchCommandSuiteRepeat runs the suite twice: the second round in the
+// reverse order, each ratio the median of the rounds' with their range.
+// --repeat is only the suite's.
+func TestBenchCommandSuiteRepeat(t *testing.T) {
+	bin := buildHerald(t)
+	stdout, stderr, err := runBinary(t, bin, "bench", "--repeat", "2", "--jobs", "100", "--concurrency", "4", "--webhooks", "10", "--json")
+	if err != nil {
+		t.Fatalf("herald bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr, stdout)
+	}
+	var s bench.Suite
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("stdout is not a JSON suite: %v\n%s", err, stdout)
+	}
+	want := []struct {
+		name  string
+		round int
+	}{{bench.SuiteWait, 1}, {bench.SuiteNoWait, 1}, {bench.SuiteBareRelay, 1},
+		{bench.SuiteBareRelay, 2}, {bench.SuiteNoWait, 2}, {bench.SuiteWait, 2}}
+	if len(s.Runs) != len(want) {
+		t.Fatalf("%d runs, want %d", len(s.Runs), len(want))
+	}
+	for i, run := range s.Runs {
+		if run.Name != want[i].name || run.Round != want[i].round || run.Report.Delivered != 100 || run.Report.Lost != 0 {
+			t.Errorf("run %d: %q round %d, %d delivered; want %q round %d, 100", i, run.Name, run.Round,
+				run.Report.Delivered, want[i].name, want[i].round)
+		}
+	}
+	if len(s.Ratios) != 6 {
+		t.Fatalf("ratios %+v, want 6", s.Ratios)
+	}
+	for _, r := range s.Ratios {
+		if len(r.Rounds) != 2 || r.Min > r.Value || r.Value > r.Max || r.Min <= 0 {
+			t.Errorf("ratio %+v: want two rounds' values, the median between their min and max", r)
+		}
+	}
+	if !strings.Contains(stderr, "round 2 of 2") {
+		t.Errorf("progress on stderr does not name the rounds:\n%s", stderr)
+	}
+
+	_, stderr, err = runBinary(t, bin, "bench", "--repeat", "2", "--via", "api", "--jobs", "10")
+	if err == nil || !strings.Contains(stderr, "--repeat") {
+		t.Errorf("--repeat with --via: err %v, stderr %q; want a usage error naming --repeat", err, stderr)
+	}
+}

@@ -98,6 +98,10 @@ type Config struct {
 	IngestOnly bool
 	// Rounds is the number of rounds of an IngestOnly run (DefaultRounds).
 	Rounds int
+	// Repeat is how many times RunSuite runs the suite (1 when 0): on a
+	// machine whose load changes, the median of each ratio over three or
+	// more rounds is steadier than one round's. Single runs ignore it.
+	Repeat int
 	// BareRelay starts `herald bench relay` (see BareRelay) as the child
 	// instead of Herald: the proxy's synchronous path, for comparison. It
 	// needs a child (no URL), Via streaky, no IngestOnly and no StreakyWait.
@@ -240,6 +244,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rate < 0 {
 		bad("rate must not be negative")
+	}
+	if c.Repeat < 0 {
+		bad("repeat must not be negative")
 	}
 	if c.Concurrency < 1 {
 		bad("concurrency must be at least 1")

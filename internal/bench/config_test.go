@@ -74,6 +74,7 @@ func TestConfigValidate(t *testing.T) {
 		{"remote nats without URL", Config{URL: "http://h", Via: ViaNATS, Key: "k"}, "NATS URL"},
 		{"remote not http", Config{URL: "127.0.0.1:8000", Key: "k", Secret: "s"}, "http(s) URL"},
 		{"negative rate", Config{Executable: "h", Rate: -1}, "rate"},
+		{"negative repeat", Config{Executable: "h", Repeat: -1}, "repeat"},
 		{"streaky wait too long", Config{Executable: "h", StreakyWait: 15 * time.Second}, "streaky wait"},
 		{"env without =", Config{Executable: "h", Env: []string{"ENCRYPTION_KEY"}}, "env entry 1"},
 		{"ingest only remote", Config{URL: "http://h", Key: "k", Secret: "s", IngestOnly: true}, "no url"},
