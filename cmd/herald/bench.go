@@ -274,7 +274,9 @@ type flagSetter interface {
 }
 
 // applyScenario sets the flags of the named preset that were not given on
-// the command line.
+// the command line. A run's length is one setting: with --jobs or
+// --duration given, the preset sets neither (free-tier's 300 jobs would
+// otherwise cut a --duration 20s run short).
 func applyScenario(flags flagSetter, name string) error {
 	if name == "" {
 		return nil
@@ -288,8 +290,9 @@ func applyScenario(flags flagSetter, name string) error {
 		slices.Sort(names)
 		return fmt.Errorf("%w: --scenario must be one of %s", errUsage, strings.Join(names, ", "))
 	}
+	lengthGiven := flags.Changed("jobs") || flags.Changed("duration")
 	for flag, value := range preset {
-		if flags.Changed(flag) {
+		if flags.Changed(flag) || (lengthGiven && (flag == "jobs" || flag == "duration")) {
 			continue
 		}
 		if err := flags.Set(flag, value); err != nil {

@@ -191,6 +191,23 @@ func TestBenchScenarioPresetsYieldToFlags(t *testing.T) {
 	if err := applyScenario(f, "everything"); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "max, ratelimited, steady") {
 		t.Errorf("unknown scenario: %v", err)
 	}
+
+	// A run's length is one setting: --duration replaces the preset's jobs
+	// (free-tier at Discord's pace: 50/s for 20 s, not 300 jobs).
+	cmd = newBenchCmd(new(string), envMap(nil))
+	f = cmd.Flags()
+	if err := f.Parse([]string{"--rate", "50", "--duration", "20s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyScenario(f, "free-tier"); err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ = f.GetInt("jobs")
+	duration, _ := f.GetDuration("duration")
+	concurrency, _ := f.GetInt("concurrency")
+	if jobs != 0 || duration != 20*time.Second || concurrency != 1 {
+		t.Errorf("jobs %d duration %s concurrency %d, want no job count, the flag's 20s and the preset's 1", jobs, duration, concurrency)
+	}
 }
 
 // tableRow returns the value column of the table row named name.
