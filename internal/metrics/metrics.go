@@ -140,7 +140,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"channel", "reason"}),
 		SentFirst: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_sent_first_total",
-			Help: "Waited requests whose job a worker of the same process tried before storing it, by channel and result: delivered (nothing stored), stored (it failed or had to wait, and was stored with what the attempt learned), skipped (the process was stopping, or max_waiting first sends were in flight: stored untried).",
+			Help: "Waited requests whose job the same process tried before storing it, by channel and result: delivered (nothing stored), stored (it failed or had to wait, and was stored with what the attempt learned), skipped (the process was stopping, or max_waiting first sends were in flight: stored untried).",
 		}, []string{"channel", "result"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_rate_limited_total", Help: "429 answers received from destinations, by channel.",
@@ -313,7 +313,8 @@ const (
 	// SentFirstStored: the attempt failed, or had to wait (pacing, an open
 	// breaker, a 429), and the job was stored with what it learned.
 	SentFirstStored = "stored"
-	// SentFirstSkipped: no worker of the process was idle (or it was
-	// stopping): the job was stored untried, as without sending first.
+	// SentFirstSkipped: the process was stopping, or as many first sends
+	// as it allows (ingest.streaky.max_waiting) were in flight: the job
+	// was stored untried, as without sending first.
 	SentFirstSkipped = "skipped"
 )
