@@ -145,9 +145,13 @@ func (s *Server) handleStreaky(w http.ResponseWriter, r *http.Request) {
 			// destination takes at once is never stored. One that is not
 			// is stored below with what the attempt learned, and waited
 			// for as any other. The attempt is not cut short when the
-			// client leaves or the wait ends (a send cut halfway may have
-			// been delivered): the consumer's send timeout bounds it.
-			delivered, carry := s.first.SendFirst(context.WithoutCancel(ctx), job)
+			// client leaves (a send cut halfway may have been delivered),
+			// but it ends within the wait: pacing holds it no later, and
+			// the send has what is left of the wait at most (the process
+			// sends first only when the wait covers a whole send).
+			fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(s.cfg.StreakyWait))
+			delivered, carry := s.first.SendFirst(fctx, job)
+			cancel()
 			if delivered {
 				s.accepted(ctx, job, false)
 				s.streakyFinal(w, herald.Status{ID: job.ID, State: herald.StateDelivered}, false)

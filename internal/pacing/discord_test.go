@@ -580,3 +580,28 @@ func TestDiscordInFlightCap(t *testing.T) {
 		t.Fatalf("after an answer: %+v, want ok", g)
 	}
 }
+
+// A wait that fits MaxHold but ends after ctx's deadline (a job tried
+// before it is stored, whose request waits no longer) is not slept: the job
+// is given back, and nothing is sent.
+func TestDiscordHoldEndsByTheDeadline(t *testing.T) {
+	tp := newTestPacer(t, Config{Discord: DiscordConfig{GlobalRate: 1}, MaxHold: 2 * time.Second})
+	if called, err := tp.sendVia(t, "discord:21", nil); !called || err != nil {
+		t.Fatalf("first send: called %v, err %v", called, err)
+	}
+	called := false
+	h := tp.Middleware(keyOfTarget)(func(context.Context, *consumer.Delivery) error { called = true; return nil })
+	ctx, cancel := context.WithDeadline(context.Background(), tp.clock.Now().Add(500*time.Millisecond))
+	defer cancel()
+	err := h(ctx, discordDelivery("discord:22"))
+	if called || pacedAfter(t, err) != time.Second {
+		t.Fatalf("called %v, err %v; want paced for 1s, not sent", called, err)
+	}
+	if s := tp.clock.slept(); len(s) != 0 {
+		t.Errorf("slept %v past the deadline", s)
+	}
+	// Without a deadline the same wait is held, as before.
+	if called, err := tp.sendVia(t, "discord:22", nil); !called || err != nil {
+		t.Fatalf("without a deadline: called %v, err %v; want held, then sent", called, err)
+	}
+}

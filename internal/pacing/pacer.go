@@ -189,7 +189,8 @@ func sleepCtx(ctx context.Context, d time.Duration, wake <-chan struct{}) error 
 // without I/O or are not the Pacer's.
 //
 // Before calling next, the middleware waits until every limit that applies
-// allows the send. A wait of at most MaxHold in total is slept through
+// allows the send. A wait of at most MaxHold in total, ending before ctx's
+// deadline when it has one, is slept through
 // (honouring ctx, whose end returns an error wrapping ctx.Err()); a longer one
 // returns *herald.RetryAfterError{After: wait, Err: an error matching
 // herald.ErrPaced} without calling next. After next returns, a 429 it
@@ -275,6 +276,18 @@ func (p *Pacer) hold(ctx context.Context, ch int, g grant, budget time.Duration,
 	return nil
 }
 
+// budget is how much longer a send that came in at start may be held at
+// now: what is left of MaxHold, and never past ctx's deadline (a job tried
+// before it is stored must end within its request's wait). A longer wait
+// gives the job back instead.
+func (p *Pacer) budget(ctx context.Context, start, now time.Time) time.Duration {
+	b := p.cfg.MaxHold - now.Sub(start)
+	if dl, ok := ctx.Deadline(); ok {
+		b = min(b, dl.Sub(now))
+	}
+	return b
+}
+
 func (p *Pacer) paced(after time.Duration, s scope) error {
 	return &herald.RetryAfterError{After: after, Global: s == scopeGlobal || s == scopeInvalidBudget, Err: pacedErrs[s]}
 }
@@ -300,14 +313,14 @@ func (p *Pacer) sendDiscord(ctx context.Context, key string, d *consumer.Deliver
 	)
 	waitedAnswer := false
 	for {
-		g = p.acquireDiscordWaiting(key, now, p.cfg.MaxHold-now.Sub(start), !waitedAnswer)
+		g = p.acquireDiscordWaiting(key, now, p.budget(ctx, start, now), !waitedAnswer)
 		if g.ok {
 			break
 		}
 		if g.unknown && g.dest != nil {
 			waitedAnswer = true
 		}
-		err := p.hold(ctx, chDiscord, g, p.cfg.MaxHold-now.Sub(start), &counted)
+		err := p.hold(ctx, chDiscord, g, p.budget(ctx, start, now), &counted)
 		if g.dest != nil {
 			// A worker waiting for the webhook's next window: no longer.
 			g.shard.mu.Lock()
@@ -600,11 +613,11 @@ func (p *Pacer) sendTelegram(ctx context.Context, key string, group bool, d *con
 		waited  bool
 	)
 	for {
-		g = p.acquireTelegram(key, bot, group, now, p.cfg.MaxHold-now.Sub(start))
+		g = p.acquireTelegram(key, bot, group, now, p.budget(ctx, start, now))
 		if g.ok {
 			break
 		}
-		if err := p.hold(ctx, chTelegram, g, p.cfg.MaxHold-now.Sub(start), &counted); err != nil {
+		if err := p.hold(ctx, chTelegram, g, p.budget(ctx, start, now), &counted); err != nil {
 			return err
 		}
 		waited = true
