@@ -238,7 +238,8 @@ func runIngestOnly(ctx context.Context, cfg Config, notice func(string, ...any))
 		peak := smp.Stop()
 		if herald1, err := readProc(pid); err == nil {
 			r.Herald = &ProcessReport{
-				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak, herald1.rss), HWM: herald1.hwm,
+				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak.rss, herald1.rss), HWM: herald1.hwm,
+				IdlePrivate: herald0.anon, PeakPrivate: max(peak.anon, herald1.anon),
 				CPUSeconds: cpu.Seconds(), LogLines: ch.logs.Lines(), ReadyS: ch.ready.Seconds(),
 			}
 			if ch.cgroup != nil {

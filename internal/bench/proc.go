@@ -8,7 +8,17 @@ import (
 // procSample is one reading of a process's figures.
 type procSample struct {
 	rss, hwm int64 // bytes: resident now, and the most ever resident
-	cpu      time.Duration
+	// anon is the private part of rss (RssAnon: heap, stacks, runtime);
+	// the rest is pages of files mapped in, the executable's above all,
+	// which the page cache holds and the kernel can take back at will.
+	anon int64
+	cpu  time.Duration
+}
+
+// peaks are the largest figures a sampler saw.
+type peaks struct {
+	rss  int64 // resident
+	anon int64 // private (RssAnon)
 }
 
 // sampleInterval is how often a sampler reads a process's memory.
@@ -23,7 +33,7 @@ type sampler struct {
 	done chan struct{}
 
 	mu   sync.Mutex
-	peak int64
+	peak peaks
 }
 
 func startSampler(pid int) *sampler {
@@ -47,13 +57,15 @@ func startSampler(pid int) *sampler {
 func (s *sampler) read() {
 	if p, err := readProc(s.pid); err == nil {
 		s.mu.Lock()
-		s.peak = max(s.peak, p.rss)
+		s.peak.rss = max(s.peak.rss, p.rss)
+		s.peak.anon = max(s.peak.anon, p.anon)
 		s.mu.Unlock()
 	}
 }
 
-// Stop takes a last reading and returns the peak resident memory seen.
-func (s *sampler) Stop() int64 {
+// Stop takes a last reading and returns the peak resident and private
+// memory seen (each its own peak: they need not be at the same moment).
+func (s *sampler) Stop() peaks {
 	close(s.stop)
 	<-s.done
 	s.read()

@@ -17,8 +17,8 @@ import (
 // 100 on every Linux the kernel ABI allows (it is fixed for user space).
 const clockTicks = 100
 
-// readProc reads pid's resident memory (VmRSS), its high-water mark (VmHWM)
-// and the CPU time it has used (utime + stime).
+// readProc reads pid's resident memory (VmRSS), its private part (RssAnon),
+// its high-water mark (VmHWM) and the CPU time it has used (utime + stime).
 func readProc(pid int) (procSample, error) {
 	var s procSample
 	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -31,6 +31,8 @@ func readProc(pid int) (procSample, error) {
 			s.rss, err = kiloBytes(line[len("VmRSS:"):])
 		case bytes.HasPrefix(line, []byte("VmHWM:")):
 			s.hwm, err = kiloBytes(line[len("VmHWM:"):])
+		case bytes.HasPrefix(line, []byte("RssAnon:")):
+			s.anon, err = kiloBytes(line[len("RssAnon:"):])
 		}
 		if err != nil {
 			return s, fmt.Errorf("/proc/%d/status: %w", pid, err)

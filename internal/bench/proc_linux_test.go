@@ -24,12 +24,17 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	if s.rss <= 0 || s.hwm < s.rss || s.cpu <= 0 {
 		t.Errorf("readProc = %+v: want rss > 0, hwm >= rss, cpu > 0", s)
 	}
+	// A Go test binary's heap is private, and it runs from its executable's
+	// pages: both parts are there, and neither is all of it.
+	if s.anon <= 0 || s.anon >= s.rss {
+		t.Errorf("readProc = %+v: want 0 < anon (RssAnon) < rss", s)
+	}
 	if _, err := readProc(-1); err == nil {
 		t.Error("readProc(-1) succeeded")
 	}
 	smp := startSampler(os.Getpid())
-	if peak := smp.Stop(); peak <= 0 {
-		t.Errorf("sampler peak %d", peak)
+	if peak := smp.Stop(); peak.rss <= 0 || peak.anon <= 0 || peak.anon > peak.rss {
+		t.Errorf("sampler peaks %+v: want 0 < anon <= rss", peak)
 	}
 }
 

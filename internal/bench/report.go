@@ -108,6 +108,13 @@ type ProcessReport struct {
 	IdleRSS int64 `json:"idle_rss_bytes"`
 	PeakRSS int64 `json:"peak_rss_bytes"`
 	HWM     int64 `json:"hwm_bytes"`
+	// IdlePrivate and PeakPrivate are the same for the private part of
+	// the resident memory (RssAnon: heap, stacks, the runtime's own). The
+	// rest of RSS is pages of mapped files, the executable's above all:
+	// the page cache holds those and the kernel can take them back at any
+	// time, and a smaller binary has fewer.
+	IdlePrivate int64 `json:"idle_private_bytes"`
+	PeakPrivate int64 `json:"peak_private_bytes"`
 	// CPUSeconds is user + system CPU time used during the run.
 	CPUSeconds float64 `json:"cpu_s"`
 	// IdleCPUPercent is the CPU the process used, in percent of one core,
@@ -167,8 +174,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("429s received", "%s  (of %s requests to the fake)", count(int(r.Destination.RateLimited)), count(int(r.Destination.Requests)))
 	}
 	if h := r.Herald; h != nil {
-		row("Herald RSS idle", "%s", mib(h.IdleRSS))
-		row("Herald RSS peak", "%s  (VmHWM %s)", mib(h.PeakRSS), mib(h.HWM))
+		row("Herald RSS idle", "%s  (private %s)", mib(h.IdleRSS), mib(h.IdlePrivate))
+		row("Herald RSS peak", "%s  (VmHWM %s; private %s, the rest mapped files' pages)", mib(h.PeakRSS), mib(h.HWM), mib(h.PeakPrivate))
 		perJob := ""
 		if r.Accepted > 0 {
 			perJob = fmt.Sprintf("  (%.1f ms per 1,000 jobs)", h.CPUSeconds*1e6/float64(r.Accepted))

@@ -15,10 +15,11 @@ func sampleReport() *Report {
 		Sent: 20000, Accepted: 19990, Refused: map[string]int{"503": 7, labelError: 3},
 		Delivered: 19990, Duplicates: 2,
 		SendSeconds: 4, DeliverSeconds: 5, AcceptedPerSecond: 4997.5, DeliveredPerSecond: 3998,
-		DeliveryLatency:   Latency{Count: 19990, P50: 1376.2, P95: 1520, P99: 1563, Max: 1582, Mean: 1300},
-		HTTPLatency:       Latency{Count: 19997, P50: 9.23, P95: 20, P99: 28.4, Max: 55.4, Mean: 10},
-		Destination:       DestinationStats{Requests: 20010, Delivered: 19992, RateLimited: 18},
-		Herald:            &ProcessReport{PID: 42, IdleRSS: 25 << 20, PeakRSS: 80 << 20, HWM: 81 << 20, CPUSeconds: 5.8},
+		DeliveryLatency: Latency{Count: 19990, P50: 1376.2, P95: 1520, P99: 1563, Max: 1582, Mean: 1300},
+		HTTPLatency:     Latency{Count: 19997, P50: 9.23, P95: 20, P99: 28.4, Max: 55.4, Mean: 10},
+		Destination:     DestinationStats{Requests: 20010, Delivered: 19992, RateLimited: 18},
+		Herald: &ProcessReport{PID: 42, IdleRSS: 25 << 20, PeakRSS: 80 << 20, HWM: 81 << 20,
+			IdlePrivate: 6 << 20, PeakPrivate: 55 << 20, CPUSeconds: 5.8},
 		HarnessCPUSeconds: 2.5,
 		Baseline:          &BaselineReport{Sent: 20000, Accepted: 20000, Seconds: 2, AcceptedPerSecond: 10000, Ratio: 0.49975},
 	}
@@ -49,7 +50,8 @@ func TestReportJSONHasEveryFigure(t *testing.T) {
 		}
 	}
 	h := m["herald"].(map[string]any)
-	if h["idle_rss_bytes"] != float64(25<<20) || h["peak_rss_bytes"] != float64(80<<20) || h["cpu_s"] != 5.8 {
+	if h["idle_rss_bytes"] != float64(25<<20) || h["peak_rss_bytes"] != float64(80<<20) || h["cpu_s"] != 5.8 ||
+		h["idle_private_bytes"] != float64(6<<20) || h["peak_private_bytes"] != float64(55<<20) {
 		t.Errorf("herald %v", h)
 	}
 	if m["destination"].(map[string]any)["rate_limited"] != float64(18) {
@@ -80,8 +82,8 @@ func TestReportTable(t *testing.T) {
 		"delivery latency   p50 1.38 s  p95 1.52 s  p99 1.56 s  max 1.58 s",
 		"HTTP latency       p50 9.23 ms  p99 28.4 ms  max 55.4 ms",
 		"429s received      18  (of 20,010 requests to the fake)",
-		"Herald RSS idle    25.0 MiB",
-		"Herald RSS peak    80.0 MiB  (VmHWM 81.0 MiB)",
+		"Herald RSS idle    25.0 MiB  (private 6.0 MiB)",
+		"Herald RSS peak    80.0 MiB  (VmHWM 81.0 MiB; private 55.0 MiB, the rest mapped files' pages)",
 		"Herald CPU         5.80 s  (290.1 ms per 1,000 jobs)",
 		"Herald / baseline  0.50",
 	} {

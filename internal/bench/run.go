@@ -139,7 +139,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		peak := smp.Stop()
 		if herald1, err := readProc(pid); err == nil {
 			r.Herald = &ProcessReport{
-				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak, herald1.rss), HWM: herald1.hwm,
+				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak.rss, herald1.rss), HWM: herald1.hwm,
+				IdlePrivate: herald0.anon, PeakPrivate: max(peak.anon, herald1.anon),
 				CPUSeconds: (herald1.cpu - herald0.cpu).Seconds(), IdleCPUPercent: idleCPU,
 			}
 			if ch != nil {

@@ -242,16 +242,16 @@ func (s *Suite) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "summary\tdelivered/s\tHTTP p50\tHTTP p99\tCPU per 1,000 jobs\tRSS idle\tRSS peak\tlost\t\n")
+	fmt.Fprintf(tw, "summary\tdelivered/s\tHTTP p50\tHTTP p99\tCPU per 1,000 jobs\tRSS idle\tRSS peak\tprivate peak\tlost\t\n")
 	for _, r := range s.Runs {
 		rep := r.Report
-		cpu, idle, peak := "-", "-", "-"
+		cpu, idle, peak, private := "-", "-", "-", "-"
 		if rep.Herald != nil {
 			cpu = fmt.Sprintf("%.0f ms", cpuPerJob(rep)*1e6)
-			idle, peak = mib(rep.Herald.IdleRSS), mib(rep.Herald.PeakRSS)
+			idle, peak, private = mib(rep.Herald.IdleRSS), mib(rep.Herald.PeakRSS), mib(rep.Herald.PeakPrivate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", label(r), rate(rep.DeliveredPerSecond),
-			msString(rep.HTTPLatency.P50), msString(rep.HTTPLatency.P99), cpu, idle, peak, rep.Lost)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", label(r), rate(rep.DeliveredPerSecond),
+			msString(rep.HTTPLatency.P50), msString(rep.HTTPLatency.P99), cpu, idle, peak, private, rep.Lost)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

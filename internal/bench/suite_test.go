@@ -10,7 +10,7 @@ import (
 // of CPU.
 func suiteReport(perSecond, cpu float64) *Report {
 	return &Report{Delivered: 1000, DeliveredPerSecond: perSecond, HTTPLatency: Latency{P50: 1, P99: 2},
-		Herald: &ProcessReport{CPUSeconds: cpu, IdleRSS: 1 << 20, PeakRSS: 2 << 20}}
+		Herald: &ProcessReport{CPUSeconds: cpu, IdleRSS: 1 << 20, PeakRSS: 3 << 20, PeakPrivate: 2 << 20}}
 }
 
 // Each ratio is taken within a round, and the suite reports their median
@@ -39,7 +39,8 @@ func TestSuiteRatiosAreMediansOfRounds(t *testing.T) {
 	if err := s.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"median of 3 rounds", "1.50  (1.20-2.00)", "streaky, wait, round 3", "bare relay, round 2"} {
+	for _, want := range []string{"median of 3 rounds", "1.50  (1.20-2.00)", "streaky, wait, round 3", "bare relay, round 2",
+		"RSS peak  private peak", "3.0 MiB       2.0 MiB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
