@@ -32,6 +32,15 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	if _, err := readProc(-1); err == nil {
 		t.Error("readProc(-1) succeeded")
 	}
+	// The threads' CPU, to the nanosecond, is this process's, less what
+	// exited threads used.
+	threads, err := threadsCPU(os.Getpid())
+	if self := selfCPU(); err != nil || threads <= 0 || threads > self+10*time.Millisecond {
+		t.Errorf("threadsCPU = %v, %v; want > 0 and at most selfCPU %v", threads, err, self)
+	}
+	if _, err := threadsCPU(-1); err == nil {
+		t.Error("threadsCPU(-1) succeeded")
+	}
 	smp := startSampler(os.Getpid())
 	if peak := smp.Stop(); peak.rss <= 0 || peak.anon <= 0 || peak.anon > peak.rss {
 		t.Errorf("sampler peaks %+v: want 0 < anon <= rss", peak)

@@ -12,6 +12,8 @@ var errNoProc = errors.New("process figures need Linux's /proc")
 
 func readProc(int) (procSample, error) { return procSample{}, errNoProc }
 
+func threadsCPU(int) (time.Duration, error) { return 0, errNoProc }
+
 func selfCPU() time.Duration { return 0 }
 
 func childAttrs(*exec.Cmd) {}

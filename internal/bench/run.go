@@ -109,9 +109,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// Before any load: what the process costs doing nothing.
 		notice("measuring %s idle for %s", url, cfg.Idle)
 		start := time.Now()
+		threads0, preciseErr := threadsCPU(pid)
 		sleepCtx(ctx, cfg.Idle)
+		threads1, err := threadsCPU(pid)
+		preciseErr = errors.Join(preciseErr, err)
 		if idle1, err := readProc(pid); err == nil {
-			idleCPU = 100 * (idle1.cpu - herald0.cpu).Seconds() / time.Since(start).Seconds()
+			used := idle1.cpu - herald0.cpu // in ticks of 10 ms
+			if preciseErr == nil {
+				used = threads1 - threads0
+			}
+			idleCPU = 100 * used.Seconds() / time.Since(start).Seconds()
 			herald0 = idle1
 		}
 	}
