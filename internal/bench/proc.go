@@ -15,6 +15,12 @@ type procSample struct {
 	cpu  time.Duration
 }
 
+// threadFigures are a process's threads' scheduler counts (threadsStat).
+type threadFigures struct {
+	cpu  time.Duration // CPU time used
+	runs int64         // times put on a CPU
+}
+
 // peaks are the largest figures a sampler saw.
 type peaks struct {
 	rss  int64 // resident

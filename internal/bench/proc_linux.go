@@ -79,37 +79,41 @@ func statCPU(stat []byte) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-// threadsCPU is the CPU time pid's live threads have used, to the
-// nanosecond: the sum of the first field of each /proc/<pid>/task/*/schedstat.
-// utime and stime count in ticks of 10 ms, too coarse for an idle process
-// (0.1 % of a core is 30 ms in 30 s); threads that exited are not counted,
-// and the Go runtime keeps its threads.
-func threadsCPU(pid int) (time.Duration, error) {
+// threadsStat sums what the scheduler counted for each of pid's live
+// threads in /proc/<pid>/task/*/schedstat: the CPU time they used, to the
+// nanosecond (utime and stime count in ticks of 10 ms, too coarse for an
+// idle process: 0.1 % of a core is 30 ms in 30 s), and how many times they
+// were put on a CPU (each a wake-up or a preemption: at low rates, where
+// nothing is batched, what a job costs is mostly these). Threads that
+// exited are not counted; the Go runtime keeps its threads.
+func threadsStat(pid int) (threadFigures, error) {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, err
+		return threadFigures{}, err
 	}
-	var sum int64
+	var sum threadFigures
 	for _, t := range tasks {
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
 		if errors.Is(err, os.ErrNotExist) {
 			continue // the thread is gone
 		}
 		if err != nil {
-			return 0, err
+			return threadFigures{}, err
 		}
 		f := bytes.Fields(b)
-		if len(f) < 1 {
-			return 0, fmt.Errorf("%s/%s/schedstat: empty", dir, t.Name())
+		if len(f) < 3 {
+			return threadFigures{}, fmt.Errorf("%s/%s/schedstat: %d fields, want 3", dir, t.Name(), len(f))
 		}
-		ns, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s/%s/schedstat: %w", dir, t.Name(), err)
+		ns, err1 := strconv.ParseInt(string(f[0]), 10, 64)
+		slices, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return threadFigures{}, fmt.Errorf("%s/%s/schedstat: %w", dir, t.Name(), err)
 		}
-		sum += ns
+		sum.cpu += time.Duration(ns)
+		sum.runs += slices
 	}
-	return time.Duration(sum), nil
+	return sum, nil
 }
 
 // selfCPU is the CPU time this process has used.

@@ -34,12 +34,20 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	}
 	// The threads' CPU, to the nanosecond, is this process's, less what
 	// exited threads used.
-	threads, err := threadsCPU(os.Getpid())
-	if self := selfCPU(); err != nil || threads <= 0 || threads > self+10*time.Millisecond {
-		t.Errorf("threadsCPU = %v, %v; want > 0 and at most selfCPU %v", threads, err, self)
+	threads, err := threadsStat(os.Getpid())
+	if self := selfCPU(); err != nil || threads.cpu <= 0 || threads.cpu > self+10*time.Millisecond {
+		t.Errorf("threadsStat = %+v, %v; want CPU > 0 and at most selfCPU %v", threads, err, self)
 	}
-	if _, err := threadsCPU(-1); err == nil {
-		t.Error("threadsCPU(-1) succeeded")
+	// Every wake-up is a run: a thread that sleeps 20 times runs 20 times
+	// more.
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if later, err := threadsStat(os.Getpid()); err != nil || later.runs < threads.runs+20 {
+		t.Errorf("runs %d, then %d (%v) after 20 sleeps: want at least 20 more", threads.runs, later.runs, err)
+	}
+	if _, err := threadsStat(-1); err == nil {
+		t.Error("threadsStat(-1) succeeded")
 	}
 	smp := startSampler(os.Getpid())
 	if peak := smp.Stop(); peak.rss <= 0 || peak.anon <= 0 || peak.anon > peak.rss {

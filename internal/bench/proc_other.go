@@ -12,7 +12,7 @@ var errNoProc = errors.New("process figures need Linux's /proc")
 
 func readProc(int) (procSample, error) { return procSample{}, errNoProc }
 
-func threadsCPU(int) (time.Duration, error) { return 0, errNoProc }
+func threadsStat(int) (threadFigures, error) { return threadFigures{}, errNoProc }
 
 func selfCPU() time.Duration { return 0 }
 

@@ -117,6 +117,10 @@ type ProcessReport struct {
 	PeakPrivate int64 `json:"peak_private_bytes"`
 	// CPUSeconds is user + system CPU time used during the run.
 	CPUSeconds float64 `json:"cpu_s"`
+	// ThreadRuns is how many times the process's threads were put on a
+	// CPU during the run (woken, or preempted and resumed); 0 when it
+	// could not be read.
+	ThreadRuns int64 `json:"thread_runs,omitempty"`
 	// IdleCPUPercent is the CPU the process used, in percent of one core,
 	// over Config.Idle before the load; 0 when not measured.
 	IdleCPUPercent float64 `json:"idle_cpu_percent,omitempty"`
@@ -178,7 +182,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("Herald RSS peak", "%s  (VmHWM %s; private %s, the rest mapped files' pages)", mib(h.PeakRSS), mib(h.HWM), mib(h.PeakPrivate))
 		perJob := ""
 		if r.Accepted > 0 {
-			perJob = fmt.Sprintf("  (%.1f ms per 1,000 jobs)", h.CPUSeconds*1e6/float64(r.Accepted))
+			perJob = fmt.Sprintf("  (%.1f ms per 1,000 jobs", h.CPUSeconds*1e6/float64(r.Accepted))
+			if h.ThreadRuns > 0 {
+				perJob += fmt.Sprintf("; threads run %.1f times per job", float64(h.ThreadRuns)/float64(r.Accepted))
+			}
+			perJob += ")"
 		}
 		row("Herald CPU", "%.2f s%s", h.CPUSeconds, perJob)
 		if h.IdleCPUPercent > 0 {

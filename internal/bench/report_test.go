@@ -19,7 +19,7 @@ func sampleReport() *Report {
 		HTTPLatency:     Latency{Count: 19997, P50: 9.23, P95: 20, P99: 28.4, Max: 55.4, Mean: 10},
 		Destination:     DestinationStats{Requests: 20010, Delivered: 19992, RateLimited: 18},
 		Herald: &ProcessReport{PID: 42, IdleRSS: 25 << 20, PeakRSS: 80 << 20, HWM: 81 << 20,
-			IdlePrivate: 6 << 20, PeakPrivate: 55 << 20, CPUSeconds: 5.8},
+			IdlePrivate: 6 << 20, PeakPrivate: 55 << 20, CPUSeconds: 5.8, ThreadRuns: 139930},
 		HarnessCPUSeconds: 2.5,
 		Baseline:          &BaselineReport{Sent: 20000, Accepted: 20000, Seconds: 2, AcceptedPerSecond: 10000, Ratio: 0.49975},
 	}
@@ -51,7 +51,7 @@ func TestReportJSONHasEveryFigure(t *testing.T) {
 	}
 	h := m["herald"].(map[string]any)
 	if h["idle_rss_bytes"] != float64(25<<20) || h["peak_rss_bytes"] != float64(80<<20) || h["cpu_s"] != 5.8 ||
-		h["idle_private_bytes"] != float64(6<<20) || h["peak_private_bytes"] != float64(55<<20) {
+		h["idle_private_bytes"] != float64(6<<20) || h["peak_private_bytes"] != float64(55<<20) || h["thread_runs"] != float64(139930) {
 		t.Errorf("herald %v", h)
 	}
 	if m["destination"].(map[string]any)["rate_limited"] != float64(18) {
@@ -84,7 +84,7 @@ func TestReportTable(t *testing.T) {
 		"429s received      18  (of 20,010 requests to the fake)",
 		"Herald RSS idle    25.0 MiB  (private 6.0 MiB)",
 		"Herald RSS peak    80.0 MiB  (VmHWM 81.0 MiB; private 55.0 MiB, the rest mapped files' pages)",
-		"Herald CPU         5.80 s  (290.1 ms per 1,000 jobs)",
+		"Herald CPU         5.80 s  (290.1 ms per 1,000 jobs; threads run 7.0 times per job)",
 		"Herald / baseline  0.50",
 	} {
 		if !strings.Contains(out, want) {

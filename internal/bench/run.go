@@ -109,14 +109,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		// Before any load: what the process costs doing nothing.
 		notice("measuring %s idle for %s", url, cfg.Idle)
 		start := time.Now()
-		threads0, preciseErr := threadsCPU(pid)
+		threads0, preciseErr := threadsStat(pid)
 		sleepCtx(ctx, cfg.Idle)
-		threads1, err := threadsCPU(pid)
+		threads1, err := threadsStat(pid)
 		preciseErr = errors.Join(preciseErr, err)
 		if idle1, err := readProc(pid); err == nil {
 			used := idle1.cpu - herald0.cpu // in ticks of 10 ms
 			if preciseErr == nil {
-				used = threads1 - threads0
+				used = threads1.cpu - threads0.cpu
 			}
 			idleCPU = 100 * used.Seconds() / time.Since(start).Seconds()
 			herald0 = idle1
@@ -124,8 +124,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	var smp *sampler
+	var runs0 threadFigures
+	runsErr := errNotMeasured
 	if measured {
 		smp = startSampler(pid)
+		runs0, runsErr = threadsStat(pid)
 	}
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
 	if out.Progress != nil {
@@ -144,11 +147,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	if measured {
 		peak := smp.Stop()
+		runs1, err := threadsStat(pid)
+		runsErr = errors.Join(runsErr, err)
 		if herald1, err := readProc(pid); err == nil {
 			r.Herald = &ProcessReport{
 				PID: pid, IdleRSS: herald0.rss, PeakRSS: max(peak.rss, herald1.rss), HWM: herald1.hwm,
 				IdlePrivate: herald0.anon, PeakPrivate: max(peak.anon, herald1.anon),
 				CPUSeconds: (herald1.cpu - herald0.cpu).Seconds(), IdleCPUPercent: idleCPU,
+			}
+			if runsErr == nil {
+				r.Herald.ThreadRuns = runs1.runs - runs0.runs
 			}
 			if ch != nil {
 				r.Herald.LogLines = ch.logs.Lines()
@@ -194,6 +202,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	return r, nil
 }
+
+// errNotMeasured stands for a figure that was not read.
+var errNotMeasured = errors.New("not measured")
 
 // newDestination starts cfg's fake Discord, which reports each delivery's
 // job to deliver, and the run's jobs: one webhook of the fake per

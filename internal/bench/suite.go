@@ -242,16 +242,19 @@ func (s *Suite) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "summary\tdelivered/s\tHTTP p50\tHTTP p99\tCPU per 1,000 jobs\tRSS idle\tRSS peak\tprivate peak\tlost\t\n")
+	fmt.Fprintf(tw, "summary\tdelivered/s\tHTTP p50\tHTTP p99\tCPU per 1,000 jobs\truns per job\tRSS idle\tRSS peak\tprivate peak\tlost\t\n")
 	for _, r := range s.Runs {
 		rep := r.Report
-		cpu, idle, peak, private := "-", "-", "-", "-"
+		cpu, runs, idle, peak, private := "-", "-", "-", "-", "-"
 		if rep.Herald != nil {
 			cpu = fmt.Sprintf("%.0f ms", cpuPerJob(rep)*1e6)
+			if rep.Herald.ThreadRuns > 0 && rep.Delivered > 0 {
+				runs = fmt.Sprintf("%.1f", float64(rep.Herald.ThreadRuns)/float64(rep.Delivered))
+			}
 			idle, peak, private = mib(rep.Herald.IdleRSS), mib(rep.Herald.PeakRSS), mib(rep.Herald.PeakPrivate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", label(r), rate(rep.DeliveredPerSecond),
-			msString(rep.HTTPLatency.P50), msString(rep.HTTPLatency.P99), cpu, idle, peak, private, rep.Lost)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", label(r), rate(rep.DeliveredPerSecond),
+			msString(rep.HTTPLatency.P50), msString(rep.HTTPLatency.P99), cpu, runs, idle, peak, private, rep.Lost)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

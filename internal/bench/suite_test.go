@@ -9,8 +9,8 @@ import (
 // suiteReport is a report of delivered jobs at perSecond, with cpu seconds
 // of CPU.
 func suiteReport(perSecond, cpu float64) *Report {
-	return &Report{Delivered: 1000, DeliveredPerSecond: perSecond, HTTPLatency: Latency{P50: 1, P99: 2},
-		Herald: &ProcessReport{CPUSeconds: cpu, IdleRSS: 1 << 20, PeakRSS: 3 << 20, PeakPrivate: 2 << 20}}
+	return &Report{Accepted: 1000, Delivered: 1000, DeliveredPerSecond: perSecond, HTTPLatency: Latency{P50: 1, P99: 2},
+		Herald: &ProcessReport{CPUSeconds: cpu, IdleRSS: 1 << 20, PeakRSS: 3 << 20, PeakPrivate: 2 << 20, ThreadRuns: 7500}}
 }
 
 // Each ratio is taken within a round, and the suite reports their median
@@ -40,7 +40,7 @@ func TestSuiteRatiosAreMediansOfRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"median of 3 rounds", "1.50  (1.20-2.00)", "streaky, wait, round 3", "bare relay, round 2",
-		"RSS peak  private peak", "3.0 MiB       2.0 MiB"} {
+		"runs per job  RSS idle  RSS peak  private peak", "7.5   1.0 MiB   3.0 MiB       2.0 MiB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
