@@ -351,7 +351,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	// The settlers: long-lived, so their stacks are grown once, not per job.
 	// They hand the acks of delivered jobs to the acker.
 	if p.cfg.AckDelay > 0 {
-		p.acks = newAcker(p.cfg.AckDelay, p.log)
+		p.acks = newAcker(p.cfg.AckDelay, ackHold(p.cfg), p.log)
 	}
 	p.delivered = make(chan settlement)
 	var settlers sync.WaitGroup
