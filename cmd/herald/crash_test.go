@@ -152,8 +152,9 @@ func TestKill9LosesNothing(t *testing.T) {
 	dups := discord.Count() - jobs
 	t.Logf("delivered before kill: %d; duplicates after restart: %d (workers in flight: %d)", before, dups, workers)
 	// In flight at the kill: up to `workers` sends, plus acks held for their
-	// burst (consumer.ack_delay, 5 ms: about one job at this pace) or sent but
-	// not yet stored by the server.
+	// burst (consumer.ack_delay, 5 ms: about one job at this pace), the
+	// newest ack the acker holds until the next burst, or acks sent but not
+	// yet stored by the server.
 	if dups > 2*workers {
 		t.Fatalf("%d duplicates, more than could have been in flight (%d)", dups, 2*workers)
 	}
