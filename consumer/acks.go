@@ -75,8 +75,10 @@ func (a *acker) run() {
 		case m, open = <-a.in:
 		case <-holding.C:
 			// Nothing followed: the stream may be emptied now.
-			a.ack(append(burst[:0], held))
-			held = nil
+			if held != nil {
+				a.ack(append(burst[:0], held))
+				held = nil
+			}
 			continue
 		}
 		if !open {
