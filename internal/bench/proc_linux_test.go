@@ -4,6 +4,7 @@ package bench
 
 import (
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -39,9 +40,12 @@ func TestReadProcOfThisProcess(t *testing.T) {
 		t.Errorf("threadsStat = %+v, %v; want CPU > 0 and at most selfCPU %v", threads, err, self)
 	}
 	// Every wake-up is a run: a thread that sleeps 20 times runs 20 times
-	// more.
+	// more. The sleeps are the thread's own (a system call), not the
+	// goroutine's: a busy Go scheduler could run a time.Sleep's timer
+	// without its thread ever sleeping.
 	for range 20 {
-		time.Sleep(time.Millisecond)
+		ts := syscall.NsecToTimespec(int64(time.Millisecond))
+		_ = syscall.Nanosleep(&ts, nil)
 	}
 	if later, err := threadsStat(os.Getpid()); err != nil || later.runs < threads.runs+20 {
 		t.Errorf("runs %d, then %d (%v) after 20 sleeps: want at least 20 more", threads.runs, later.runs, err)

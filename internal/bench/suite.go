@@ -138,7 +138,8 @@ func (s *Suite) ratios() {
 	s.Ratios = nil
 	var names []string
 	values := map[string][]float64{}
-	for round := 1; round <= s.rounds(); round++ {
+	rounds := s.rounds()
+	for round := 1; round <= rounds; round++ {
 		s.roundRatios(round, func(name string, a, b float64) {
 			if a > 0 && b > 0 {
 				if _, ok := values[name]; !ok {
@@ -151,7 +152,7 @@ func (s *Suite) ratios() {
 	for _, name := range names {
 		v := values[name]
 		r := SuiteRatio{Name: name, Value: median(v)}
-		if s.rounds() > 1 {
+		if rounds > 1 {
 			r.Min, r.Max, r.Rounds = slices.Min(v), slices.Max(v), v
 		}
 		s.Ratios = append(s.Ratios, r)

@@ -81,8 +81,9 @@ const serverReadyWait = 60 * time.Second
 
 // runServer starts a server with o as the nats-server test helper does (no
 // route pooling, no compression), waiting up to serverReadyWait for it.
-// It may be called from any goroutine: a failure is reported with Errorf,
-// and the server returned is then not ready.
+// It may be called from any goroutine: options the server refuses panic,
+// as in the helper; a server not ready in time is reported with Errorf,
+// and returned all the same.
 func runServer(t testing.TB, o *server.Options) *server.Server {
 	o.NoLog, o.Trace, o.Debug = true, false, false
 	o.Cluster.PoolSize = -1
