@@ -591,8 +591,9 @@ func TestDiscordHoldEndsByTheDeadline(t *testing.T) {
 	}
 	called := false
 	h := tp.Middleware(keyOfTarget)(func(context.Context, *consumer.Delivery) error { called = true; return nil })
-	ctx, cancel := context.WithDeadline(context.Background(), tp.clock.Now().Add(500*time.Millisecond))
-	defer cancel()
+	// The deadline is on the test's clock; a context.WithDeadline would
+	// take it as real time, long past, and be over already.
+	ctx := deadlineOnly{Context: context.Background(), at: tp.clock.Now().Add(500 * time.Millisecond)}
 	err := h(ctx, discordDelivery("discord:22"))
 	if called || pacedAfter(t, err) != time.Second {
 		t.Fatalf("called %v, err %v; want paced for 1s, not sent", called, err)
@@ -605,3 +606,12 @@ func TestDiscordHoldEndsByTheDeadline(t *testing.T) {
 		t.Fatalf("without a deadline: called %v, err %v; want held, then sent", called, err)
 	}
 }
+
+// deadlineOnly is a context that has a deadline but never ends: the pacer
+// reads the deadline, on its own clock, and the context stays live.
+type deadlineOnly struct {
+	context.Context
+	at time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.at, true }
